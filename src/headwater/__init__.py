@@ -1,0 +1,59 @@
+"""Headwater: an ML platform built around a feature store.
+
+Define entities, sources and feature views in Python, register them with
+``FeatureStore.apply`` and build point-in-time correct training frames with
+``FeatureStore.get_historical_features``.
+"""
+
+from __future__ import annotations
+
+from headwater.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    SQLSource,
+)
+from headwater.errors import (
+    AuthError,
+    ConfigError,
+    DataError,
+    DefinitionError,
+    HeadwaterError,
+    NotFoundError,
+    RegistryError,
+    StoreUnavailableError,
+)
+from headwater.store import FeatureStore
+from headwater.types import Array, Bool, DType, Float32, Float64, Int32, Int64, String, Timestamp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array",
+    "AuthError",
+    "Bool",
+    "ConfigError",
+    "DType",
+    "DataError",
+    "DefinitionError",
+    "Entity",
+    "FeatureService",
+    "FeatureStore",
+    "FeatureView",
+    "Field",
+    "FileSource",
+    "Float32",
+    "Float64",
+    "HeadwaterError",
+    "Int32",
+    "Int64",
+    "NotFoundError",
+    "RegistryError",
+    "SQLSource",
+    "StoreUnavailableError",
+    "String",
+    "Timestamp",
+    "__version__",
+]

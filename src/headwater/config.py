@@ -1,0 +1,167 @@
+"""headwater.yaml -> typed settings.
+
+A repo folder holds ``headwater.yaml``. Only ``project`` is required; everything else has an
+embedded default::
+
+    project: my_project
+    registry: .headwater/registry.db          # a SQLite path, or postgresql://host/db
+    offline:
+      engine: duckdb
+      memory_limit: 8GB                       # DuckDB spills to temp_directory beyond this
+      threads: 2
+      temp_directory: .headwater/tmp
+      connections:                            # named databases for SQLSource(connection=...)
+        default: postgresql://127.0.0.1:5432/warehouse
+
+Values may use ``${VAR}`` to read an environment variable. Backends are chosen by name and
+imported only when used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headwater.errors import ConfigError
+
+CONFIG_FILE = "headwater.yaml"
+STATE_DIR = ".headwater"
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PROJECT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Where the catalog lives: a SQLite file (default) or a PostgreSQL URL."""
+
+    url: str
+    schema: str | None = None
+
+    @property
+    def backend(self) -> str:
+        return "postgres" if self.url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+
+@dataclass(frozen=True)
+class OfflineSettings:
+    """The offline engine and the databases SQL sources read from."""
+
+    engine: str = "duckdb"
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: str | None = None
+    connections: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything read from one repo's headwater.yaml, with paths made absolute."""
+
+    project: str
+    repo_path: Path
+    registry: RegistrySettings
+    offline: OfflineSettings
+
+    @property
+    def state_dir(self) -> Path:
+        """Where embedded stores keep their files (``.headwater/`` in the repo)."""
+        return self.repo_path / STATE_DIR
+
+
+def load_settings(repo_path: str | os.PathLike[str]) -> Settings:
+    """Read ``headwater.yaml`` from ``repo_path``; raises ConfigError naming the fix."""
+    repo = Path(repo_path).resolve()
+    path = repo / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {repo}. Fix: run 'headwater init {repo_path}' or create "
+            f"{CONFIG_FILE} with a line 'project: my_project'"
+        )
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping such as 'project: my_project'")
+    return parse_settings(_expand(raw, path), repo)
+
+
+def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
+    """Build settings from an already loaded mapping (used by tests and embedders)."""
+    _known(raw, {"project", "registry", "offline"}, CONFIG_FILE)
+    project = raw.get("project")
+    if not isinstance(project, str) or not _PROJECT.match(project):
+        raise ConfigError(
+            f"{CONFIG_FILE}: 'project' must be a name of letters, digits and underscores, "
+            f"got {project!r}. Fix: add a line 'project: my_project'"
+        )
+    return Settings(project, repo, _registry(raw.get("registry"), repo), _offline(raw.get("offline")))
+
+
+def _registry(value: Any, repo: Path) -> RegistrySettings:
+    if value is None:
+        return RegistrySettings(str(repo / STATE_DIR / "registry.db"))
+    if isinstance(value, str):
+        value = {"url": value}
+    if not isinstance(value, dict) or not isinstance(value.get("url"), str):
+        raise ConfigError(f"{CONFIG_FILE}: 'registry' must be a path, a postgresql:// URL, "
+                          "or a mapping with 'url' (and optional 'schema')")
+    _known(value, {"url", "schema"}, "registry")
+    settings = RegistrySettings(value["url"], value.get("schema"))
+    if settings.backend == "sqlite" and not Path(settings.url).is_absolute():
+        settings = RegistrySettings(str(repo / settings.url), settings.schema)
+    return settings
+
+
+def _offline(value: Any) -> OfflineSettings:
+    if value is None:
+        return OfflineSettings()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{CONFIG_FILE}: 'offline' must be a mapping, e.g. 'engine: duckdb'")
+    _known(value, {"engine", "memory_limit", "threads", "temp_directory", "connections"},
+           "offline")
+    engine = value.get("engine", "duckdb")
+    if engine != "duckdb":
+        raise ConfigError(f"{CONFIG_FILE}: offline engine '{engine}' is not available. "
+                          "Fix: use 'engine: duckdb'")
+    threads = value.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"{CONFIG_FILE}: offline.threads must be a positive integer")
+    connections = value.get("connections") or {}
+    if not isinstance(connections, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in connections.items()
+    ):
+        raise ConfigError(f"{CONFIG_FILE}: offline.connections must map names to URLs, "
+                          "e.g. 'default: postgresql://127.0.0.1/warehouse'")
+    memory = value.get("memory_limit")
+    temp = value.get("temp_directory")
+    return OfflineSettings(engine, None if memory is None else str(memory), threads,
+                           None if temp is None else str(temp), dict(connections))
+
+
+def _known(mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(allowed)}")
+
+
+def _expand(value: Any, path: Path) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{path}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, path) for v in value]
+    return value

@@ -1,0 +1,34 @@
+"""Definitions: frozen, validated descriptions of entities, sources, views and services.
+
+Nothing here does I/O; checks that need data (do the columns exist?) run at ``apply``.
+"""
+
+from __future__ import annotations
+
+from headwater.definitions.base import Definition, from_spec, to_spec
+from headwater.definitions.entity import Entity
+from headwater.definitions.feature_service import FeatureService
+from headwater.definitions.feature_view import FeatureView, FeatureViewProjection, Field
+from headwater.definitions.references import FeatureRef, parse_feature_ref
+from headwater.definitions.sources import FileSource, Source, SQLSource
+
+TOP_LEVEL_KINDS: dict[str, type[Definition]] = {
+    cls.kind: cls for cls in (Entity, FeatureView, FeatureService)
+}
+
+__all__ = [
+    "TOP_LEVEL_KINDS",
+    "Definition",
+    "Entity",
+    "FeatureRef",
+    "FeatureService",
+    "FeatureView",
+    "FeatureViewProjection",
+    "Field",
+    "FileSource",
+    "SQLSource",
+    "Source",
+    "from_spec",
+    "parse_feature_ref",
+    "to_spec",
+]

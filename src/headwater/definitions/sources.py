@@ -1,0 +1,149 @@
+"""Batch data sources: where feature rows come from.
+
+Each source names its ``timestamp_field`` (the event time of a row) and may name a
+``created_timestamp_field`` that breaks ties between rows with the same event time.
+Sources hold no connection and do no I/O; the offline engine reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from headwater.definitions.base import check_identifier, spec_type
+from headwater.errors import DefinitionError
+
+_FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True)
+class Source(ABC):
+    """Base of every source; ``timestamp_field`` names the event-time column."""
+
+    timestamp_field: str
+    created_timestamp_field: str | None
+
+    def _check_time_fields(self, me: str) -> None:
+        check_identifier(me, "timestamp_field", self.timestamp_field)
+        if self.created_timestamp_field is not None:
+            check_identifier(me, "created_timestamp_field", self.created_timestamp_field)
+            if self.created_timestamp_field == self.timestamp_field:
+                raise DefinitionError(
+                    me, "created_timestamp_field", "is the same column as timestamp_field",
+                    "name a separate column recording when each row was written, or omit it",
+                )
+
+    def time_columns(self) -> tuple[str, ...]:
+        """The event-time column, then the created-time column if there is one."""
+        if self.created_timestamp_field is None:
+            return (self.timestamp_field,)
+        return (self.timestamp_field, self.created_timestamp_field)
+
+    @abstractmethod
+    def label(self) -> str:
+        """How messages name this source."""
+
+
+@spec_type
+@dataclass(frozen=True)
+class FileSource(Source):
+    """Rows in Parquet or CSV files: one file, a folder of Parquet files, or a glob.
+
+    Relative paths are read relative to the repo folder. ``format`` is inferred from the
+    extension (``.parquet``/``.pq``, ``.csv``/``.csv.gz``); a folder is read as Parquet.
+
+    >>> FileSource("data/trips.parquet", timestamp_field="ts").format
+    'parquet'
+    """
+
+    path: str
+    format: str | None = None
+    name: str | None = None
+    description: str = ""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        timestamp_field: str,
+        created_timestamp_field: str | None = None,
+        *,
+        format: str | None = None,  # noqa: A002 - the natural name for users
+        name: str | None = None,
+        description: str = "",
+    ) -> None:
+        me = f"FileSource '{name or path}'"
+        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+            raise DefinitionError(me, "path", "no path given",
+                                  "pass the path of a Parquet or CSV file, a folder or a glob")
+        object.__setattr__(self, "path", os.fspath(path))
+        object.__setattr__(self, "timestamp_field", timestamp_field)
+        object.__setattr__(self, "created_timestamp_field", created_timestamp_field)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "description", description)
+        object.__setattr__(self, "format", format or _infer_format(me, self.path))
+        if self.format not in _FORMATS:
+            raise DefinitionError(me, "format", f"unknown format '{self.format}'",
+                                  f"use one of {', '.join(_FORMATS)}")
+        if name is not None:
+            check_identifier(me, "name", name)
+        self._check_time_fields(me)
+
+    def label(self) -> str:
+        return f"FileSource '{self.name or self.path}'"
+
+
+def _infer_format(me: str, path: str) -> str:
+    lowered = PurePath(path.rstrip("/")).name.lower()
+    if lowered.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lowered.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if path.endswith(("/", os.sep)) or "." not in lowered:
+        return "parquet"  # a folder of Parquet files
+    raise DefinitionError(me, "format", f"cannot tell the format of '{path}' from its name",
+                          "pass format='parquet' or format='csv'")
+
+
+@spec_type
+@dataclass(frozen=True)
+class SQLSource(Source):
+    """Rows returned by a SQL query against a database connection named in headwater.yaml.
+
+    ``connection`` names an entry of ``offline.connections`` (``default`` unless given); the
+    query runs there, read through a real connection at retrieval time.
+    """
+
+    query: str
+    connection: str = "default"
+    name: str | None = None
+    description: str = ""
+
+    def __init__(
+        self,
+        query: str,
+        timestamp_field: str,
+        created_timestamp_field: str | None = None,
+        *,
+        connection: str = "default",
+        name: str | None = None,
+        description: str = "",
+    ) -> None:
+        me = f"SQLSource '{name or 'query'}'"
+        if not isinstance(query, str) or not query.strip():
+            raise DefinitionError(me, "query", "no query given",
+                                  "pass a SELECT statement, e.g. 'SELECT * FROM driver_stats'")
+        object.__setattr__(self, "query", query.strip().rstrip(";"))
+        object.__setattr__(self, "timestamp_field", timestamp_field)
+        object.__setattr__(self, "created_timestamp_field", created_timestamp_field)
+        object.__setattr__(self, "connection", connection)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "description", description)
+        check_identifier(me, "connection", connection)
+        if name is not None:
+            check_identifier(me, "name", name)
+        self._check_time_fields(me)
+
+    def label(self) -> str:
+        return f"SQLSource '{self.name or self.query[:40]}'"

@@ -1,0 +1,63 @@
+"""The offline engine protocol.
+
+An offline engine reads sources and builds point-in-time correct training frames. The
+DuckDB engine (``duckdb.py``) is the default; every engine implements this protocol and
+passes the same conformance and property suites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from headwater.definitions import FeatureView, Field, Source
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from headwater.offline.retrieval import RetrievalJob
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """Features asked of one view in a retrieval.
+
+    ``view`` has its schema resolved (given or inferred at apply); ``features`` are the
+    selected fields and ``output_names`` the column names they get in the result
+    (``feature`` or ``view__feature``).
+    """
+
+    view: FeatureView
+    features: tuple[Field, ...]
+    output_names: tuple[str, ...]
+
+
+class OfflineEngine(Protocol):
+    """What the feature store needs from an offline engine."""
+
+    def source_schema(self, source: Source) -> pa.Schema:
+        """The Arrow schema of a source's rows, read without scanning all the data.
+
+        Raises DataError when the source cannot be read (missing file, bad query) and
+        StoreUnavailableError when its database cannot be reached."""
+        ...
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        requests: Sequence[ViewRequest],
+        *,
+        timestamp_field: str | None = None,
+        tables: Mapping[str, Source] | None = None,
+    ) -> RetrievalJob:
+        """Join each request's features to the entity rows, point-in-time correct.
+
+        ``entity_df`` is a pandas or polars DataFrame, an Arrow table, or a SQL query string;
+        a query may name each entry of ``tables`` (a registered view name -> its source) as
+        a table. ``timestamp_field`` names the entity frame's time column (default:
+        ``event_timestamp``, or its only timestamp column). The job is lazy: nothing runs
+        until the result is asked for."""
+        ...
+
+    def close(self) -> None: ...

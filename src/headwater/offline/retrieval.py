@@ -1,0 +1,56 @@
+"""RetrievalJob: a lazy training-frame result that streams as Arrow record batches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class RetrievalJob:
+    """The result of ``get_historical_features``.
+
+    Nothing runs until a result is asked for. ``to_batches``/``to_reader`` stream with bounded
+    memory; ``to_arrow``, ``to_pandas`` and ``to_polars`` collect; ``to_parquet`` streams to a
+    file. Each call runs the query again.
+    """
+
+    def __init__(self, open_reader: Callable[[], pa.RecordBatchReader]) -> None:
+        self._open_reader = open_reader
+
+    def to_reader(self) -> pa.RecordBatchReader:
+        """A streaming reader over the result's record batches."""
+        return self._open_reader()
+
+    def to_batches(self) -> Iterator[pa.RecordBatch]:
+        """Iterate over the result in Arrow record batches."""
+        yield from self._open_reader()
+
+    def to_arrow(self) -> pa.Table:
+        """The whole result as one Arrow table."""
+        return self._open_reader().read_all()
+
+    def to_pandas(self) -> Any:
+        """The whole result as a pandas DataFrame (timestamps stay timezone-aware UTC)."""
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        """The whole result as a polars DataFrame."""
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> int:
+        """Stream the result into a Parquet file; returns the number of rows written."""
+        import pyarrow.parquet as pq
+
+        reader = self._open_reader()
+        rows = 0
+        with pq.ParquetWriter(os.fspath(path), reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        return rows
