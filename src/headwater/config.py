@@ -101,7 +101,8 @@ def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
             f"{CONFIG_FILE}: 'project' must be a name of letters, digits and underscores, "
             f"got {project!r}. Fix: add a line 'project: my_project'"
         )
-    return Settings(project, repo, _registry(raw.get("registry"), repo), _offline(raw.get("offline")))
+    registry = _registry(raw.get("registry"), repo)
+    return Settings(project, repo, registry, _offline(raw.get("offline")))
 
 
 def _registry(value: Any, repo: Path) -> RegistrySettings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from headwater.config import Settings, load_settings
 from headwater.definitions import (
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from headwater.registry.plan import Plan
 
 FeatureSelection = Sequence[str] | FeatureService
-_T = TypeVar("_T")
 
 
 class FeatureStore:
@@ -106,8 +105,9 @@ class FeatureStore:
             if isinstance(obj, FeatureView):
                 for entity in obj.entities:
                     self._check_entity_matches(obj, entity, given)
-                obj = check_view(obj, self.offline.source_schema(obj.source))
-            prepared.append(obj)
+                prepared.append(check_view(obj, self.offline.source_schema(obj.source)))
+            else:
+                prepared.append(obj)
         return prepared
 
     def _check_entity_matches(self, view: FeatureView, entity: Entity,
@@ -126,25 +126,28 @@ class FeatureStore:
             )
 
     def list_entities(self) -> list[Entity]:
-        return [e for e in self.registry.list(Entity.kind) if isinstance(e, Entity)]
+        """Every registered entity."""
+        return self.registry.all_of(Entity)
 
     def get_entity(self, name: str) -> Entity:
-        return _typed(self.registry.get(Entity.kind, name), Entity)
+        """A registered entity; raises NotFoundError with the known names."""
+        return self.registry.typed(Entity, name)
 
     def list_feature_views(self) -> list[FeatureView]:
         """Every registered feature view, with its schema resolved."""
-        return [v for v in self.registry.list(FeatureView.kind) if isinstance(v, FeatureView)]
+        return self.registry.all_of(FeatureView)
 
     def get_feature_view(self, name: str) -> FeatureView:
         """A registered feature view; raises NotFoundError with the known names."""
-        return _typed(self.registry.get(FeatureView.kind, name), FeatureView)
+        return self.registry.typed(FeatureView, name)
 
     def list_feature_services(self) -> list[FeatureService]:
-        return [s for s in self.registry.list(FeatureService.kind)
-                if isinstance(s, FeatureService)]
+        """Every registered feature service."""
+        return self.registry.all_of(FeatureService)
 
     def get_feature_service(self, name: str) -> FeatureService:
-        return _typed(self.registry.get(FeatureService.kind, name), FeatureService)
+        """A registered feature service; raises NotFoundError with the known names."""
+        return self.registry.typed(FeatureService, name)
 
     # -- training data -------------------------------------------------------------------
 
@@ -189,10 +192,10 @@ class FeatureStore:
             current.extend(n for n in names if n not in current)
         requests = []
         owners: dict[str, str] = {}
-        for view_name, names in selected.items():
+        for view_name, chosen in selected.items():
             view = views[view_name]
             by_name = {f.name: f for f in view.features}
-            fields = tuple(by_name[n] for n in names)
+            fields = tuple(by_name[n] for n in chosen)
             outputs = tuple(f"{view_name}__{f.name}" if full_feature_names else f.name
                             for f in fields)
             for out in outputs:
@@ -248,8 +251,3 @@ def _projections(features: FeatureSelection) -> list[FeatureViewProjection]:
                                          else (ref.feature,)))
     return out
 
-
-def _typed(obj: Definition, cls: type[_T]) -> _T:
-    if not isinstance(obj, cls):
-        raise NotFoundError(f"{obj.kind} '{obj.name}' is not a {cls.__name__}")
-    return obj

@@ -79,7 +79,7 @@ _REPR = {
 _NUMERIC = frozenset({"float64", "float32", "int64", "int32"})
 
 
-def Array(inner: DType) -> DType:  # noqa: N802 - reads like a type constructor
+def Array(inner: DType) -> DType:
     """A list-valued dtype, e.g. ``Array(Float64)`` for an embedding."""
     if not isinstance(inner, DType):
         raise TypeError(f"Array() takes a dtype such as hw.Float64, got {inner!r}")

@@ -69,7 +69,7 @@ class FileSource(Source):
         timestamp_field: str,
         created_timestamp_field: str | None = None,
         *,
-        format: str | None = None,  # noqa: A002 - the natural name for users
+        format: str | None = None,
         name: str | None = None,
         description: str = "",
     ) -> None:

@@ -1,0 +1,55 @@
+"""Every registry backend runs the same conformance suite: SQLite and real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import headwater as hw
+from headwater.registry.base import RegistryBackend
+from headwater.registry.catalog import Registry
+from headwater.registry.postgres import PostgresRegistry
+from headwater.registry.sqlite import SQLiteRegistry
+
+
+def make_backend(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> RegistryBackend:
+    if kind == "sqlite":
+        return SQLiteRegistry(tmp_path / "registry.db")
+    url = request.getfixturevalue("postgres_url")
+    schema = request.getfixturevalue("postgres_schema")
+    return PostgresRegistry(url, schema=schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def backend(backend_kind: str, tmp_path: Path,
+            request: pytest.FixtureRequest) -> Iterator[RegistryBackend]:
+    store = make_backend(backend_kind, tmp_path, request)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def registry(backend: RegistryBackend) -> Registry:
+    return Registry(backend, "proj")
+
+
+DRIVER = hw.Entity("driver", join_keys=["driver_id"])
+
+
+def view(name: str = "driver_stats", ttl_days: int = 1,
+         features: tuple[str, ...] = ("conv_rate", "trips")) -> hw.FeatureView:
+    return hw.FeatureView(
+        name=name,
+        entities=[DRIVER],
+        source=hw.FileSource("data/driver_stats.parquet", timestamp_field="event_timestamp"),
+        schema=[hw.Field(f, hw.Float64) for f in features],
+        ttl=timedelta(days=ttl_days),
+    )
