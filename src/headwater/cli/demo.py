@@ -1,0 +1,85 @@
+"""``headwater demo``: run the demo with a progress bar and print what each step did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from headwater.cli.render import console
+from headwater.demo import STEPS, DemoResult, DemoSize, StepReport, run_demo
+
+_DEFAULT = DemoSize()
+
+
+class _ProgressListener:
+    """Moves the progress bar and prints a line as each demo step finishes."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress = progress
+        self.task = task
+
+    def step_started(self, index: int, name: str) -> None:
+        self.progress.update(self.task, description=f"{name}...")
+
+    def step_finished(self, index: int, report: StepReport) -> None:
+        self.progress.advance(self.task)
+        self.progress.console.print(
+            f"[green]done[/] {index + 1}/{len(STEPS)} {escape(report.name)} "
+            f"({report.seconds:.2f} s): {escape(report.detail)}"
+        )
+
+
+@click.command()
+@click.option("--dir", "directory", default="demo_repo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the demo repo; a folder from an earlier demo run is replaced.")
+@click.option("--drivers", default=_DEFAULT.n_drivers, show_default=True,
+              type=click.IntRange(min=1), help="Number of drivers.")
+@click.option("--hours", default=_DEFAULT.n_hours, show_default=True,
+              type=click.IntRange(min=2), help="Hourly feature rows per driver.")
+@click.option("--rows", default=_DEFAULT.n_rows, show_default=True,
+              type=click.IntRange(min=20), help="Labelled entity rows to train and test on.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the generators.")
+def demo(directory: Path, drivers: int, hours: int, rows: int, seed: int) -> None:
+    """Run the first loop end to end on generated data.
+
+    Creates a repo from generated driver data, applies it, builds a point-in-time correct
+    training frame from labelled entity rows, trains a scikit-learn model with a time-based
+    split and prints its ROC AUC, with the rows and seconds of every step.
+    """
+    out = console()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=out,
+                  transient=True) as progress:
+        task = progress.add_task("starting...", total=len(STEPS))
+        result = run_demo(directory, DemoSize(drivers, hours, rows), seed=seed,
+                          listener=_ProgressListener(progress, task))
+    summary(result)
+
+
+def summary(result: DemoResult) -> None:
+    out = console()
+    table = Table(title="Demo steps", title_justify="left")
+    table.add_column("step")
+    table.add_column("rows", justify="right")
+    table.add_column("seconds", justify="right")
+    for step in result.steps:
+        table.add_row(step.name, "" if step.rows is None else f"{step.rows:,}",
+                      f"{step.seconds:.2f}")
+    out.print(table)
+    out.print(f"Repo: {escape(str(result.repo))}")
+    out.print(f"Model trained on {result.train_rows:,} rows, tested on the later "
+              f"{result.test_rows:,} rows; total {result.seconds:.1f} s.")
+    out.print(f"[bold]ROC AUC: {result.metric:.3f}[/]")

@@ -1,0 +1,247 @@
+"""The demo: the whole first loop of Headwater on generated data, step by step.
+
+:func:`run_demo` creates a repo from generated driver data (``headwater init``), registers
+its definitions (``headwater apply``), draws labelled entity rows, builds a point-in-time
+correct training frame with ``get_historical_features``, splits it by time, trains a
+scikit-learn classifier and reports its ROC AUC on the later part. Each step is timed and
+reported to an optional listener, which is how the CLI draws its progress bar; this module
+knows nothing about terminals.
+
+The labels are drawn from each driver's hidden rate, the same one the driver's
+``conv_rate`` feature scatters around, so the model has something real to learn, but only
+through features that were known at each row's time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+from headwater.errors import DataError, HeadwaterError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+MARKER = ".headwater-demo"
+"""A file that marks a folder as made by the demo, so a rerun may replace it."""
+
+STEPS = (
+    "generate data",
+    "apply definitions",
+    "draw labelled entity rows",
+    "build training frame",
+    "split by time",
+    "train model",
+    "evaluate",
+)
+FEATURE_SERVICE = "driver_model"
+LABEL = "label"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How much data the demo makes: drivers x hourly rows, and labelled entity rows."""
+
+    n_drivers: int = 500
+    n_hours: int = 24 * 30
+    n_rows: int = 200_000
+
+    def __post_init__(self) -> None:
+        if self.n_drivers < 1 or self.n_hours < 2 or self.n_rows < 20:
+            raise HeadwaterError("the demo needs at least 1 driver, 2 hours and 20 entity "
+                                 f"rows, got {self}")
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One finished step: its name, wall time, the rows it produced and a one-line detail."""
+
+    name: str
+    seconds: float
+    rows: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Everything the demo measured."""
+
+    repo: Path
+    steps: tuple[StepReport, ...]
+    metric_name: str
+    metric: float
+    train_rows: int
+    test_rows: int
+    features: tuple[str, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(step.seconds for step in self.steps)
+
+
+class DemoListener(Protocol):
+    """Told when each step starts and ends (the CLI draws a progress bar from this)."""
+
+    def step_started(self, index: int, name: str) -> None: ...
+
+    def step_finished(self, index: int, report: StepReport) -> None: ...
+
+
+@dataclass
+class _Recorder:
+    listener: DemoListener | None
+    reports: list[StepReport] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Callable[[int | None, str], None]]:
+        """Time one step; the body calls ``done(rows, detail)`` to describe its output."""
+        index = len(self.reports)
+        if self.listener is not None:
+            self.listener.step_started(index, name)
+        outcome: list[tuple[int | None, str]] = []
+        started = time.perf_counter()
+        yield lambda rows, detail: outcome.append((rows, detail))
+        rows, detail = outcome[-1] if outcome else (None, "")
+        report = StepReport(name, time.perf_counter() - started, rows, detail)
+        self.reports.append(report)
+        if self.listener is not None:
+            self.listener.step_finished(index, report)
+
+
+def run_demo(
+    directory: str | os.PathLike[str] = "demo_repo",
+    size: DemoSize | None = None,
+    *,
+    seed: int = 0,
+    listener: DemoListener | None = None,
+) -> DemoResult:
+    """Run every demo step in ``directory`` and return the measurements.
+
+    ``directory`` is created; a folder made by an earlier demo run is replaced, any other
+    non-empty folder is refused with a HeadwaterError."""
+    import pyarrow.compute as pc
+
+    from headwater.repo import init_repo, load_definitions
+    from headwater.store import FeatureStore
+    from headwater.testing.data import DEFAULT_START, driver_entity_rows
+
+    size = size or DemoSize()
+    repo = _fresh_folder(Path(directory))
+    steps = _Recorder(listener)
+
+    with steps.step(STEPS[0]) as done:
+        created = init_repo(repo, "demo", n_drivers=size.n_drivers, n_hours=size.n_hours,
+                            seed=seed)
+        (repo / MARKER).write_text("made by `headwater demo`; rerunning the demo replaces "
+                                   "this folder\n")
+        done(created.data_rows, f"{size.n_drivers:,} drivers x {size.n_hours:,} hourly rows "
+                                "-> data/driver_stats.parquet")
+
+    with FeatureStore(repo) as store:
+        with steps.step(STEPS[1]) as done:
+            objects = load_definitions(repo)
+            plan = store.apply(objects, prune=True)
+            done(len(objects), f"{len(plan.changes)} object(s) created: "
+                               + ", ".join(f"{c.kind} {c.name}" for c in plan.changes))
+
+        with steps.step(STEPS[2]) as done:
+            end = DEFAULT_START + timedelta(hours=size.n_hours)
+            entity_rows = driver_entity_rows(size.n_rows, size.n_drivers, DEFAULT_START, end,
+                                             seed=seed, label=True)
+            positives = int(pc.sum(entity_rows.column(LABEL)).as_py() or 0)
+            done(entity_rows.num_rows, f"random drivers and times; {positives:,} positive "
+                                       f"labels ({positives / entity_rows.num_rows:.0%})")
+
+        with steps.step(STEPS[3]) as done:
+            service = store.get_feature_service(FEATURE_SERVICE)
+            frame = store.get_historical_features(entity_rows, features=service).to_arrow()
+            features = tuple(n for n in frame.column_names if n not in entity_rows.column_names)
+            nulls = sum(frame.column(n).null_count for n in features)
+            done(frame.num_rows, f"{len(features)} features {list(features)} from feature "
+                                 f"service '{FEATURE_SERVICE}'; {nulls:,} null values")
+
+    with steps.step(STEPS[4]) as done:
+        train, test, cutoff = _split_by_time(frame, features)
+        done(len(train[1]) + len(test[1]),
+             f"{len(train[1]):,} rows before {cutoff} to train, {len(test[1]):,} from it on "
+             "to test")
+
+    with steps.step(STEPS[5]) as done:
+        model = _train(*train)
+        done(len(train[1]), f"{type(model).__name__} on {list(features)}")
+
+    with steps.step(STEPS[6]) as done:
+        auc = _roc_auc(model, *test)
+        done(len(test[1]), f"ROC AUC {auc:.3f} on the later {len(test[1]):,} rows")
+
+    return DemoResult(repo.resolve(), tuple(steps.reports), "roc_auc", auc, len(train[1]),
+                      len(test[1]), features)
+
+
+def _fresh_folder(repo: Path) -> Path:
+    if repo.exists():
+        if not repo.is_dir():
+            raise HeadwaterError(f"{repo} exists and is not a folder. Fix: pass --dir NEW_DIR")
+        if (repo / MARKER).is_file():
+            shutil.rmtree(repo)
+        elif any(repo.iterdir()):
+            raise HeadwaterError(f"{repo} is not empty and was not made by the demo. "
+                                 "Fix: pass --dir NEW_DIR, or remove the folder")
+    repo.mkdir(parents=True, exist_ok=True)
+    return repo
+
+
+Split: TypeAlias = tuple["np.ndarray", "np.ndarray"]
+
+
+def _split_by_time(frame: pa.Table, features: tuple[str, ...]) -> tuple[Split, Split, str]:
+    """The earlier 80% of rows (by event time) to train, the rest to test."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    times = frame.column("event_timestamp").cast(pa.int64()).to_numpy()
+    cutoff = int(np.quantile(times, 0.8))
+    x = np.column_stack([
+        pc.cast(frame.column(n), pa.float64()).to_numpy(zero_copy_only=False)
+        for n in features
+    ])
+    y = frame.column(LABEL).to_numpy()
+    before = times < cutoff
+    moment = pa.scalar(cutoff, pa.timestamp("us", tz="UTC")).as_py()
+    return (x[before], y[before]), (x[~before], y[~before]), f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _sklearn() -> Any:
+    try:
+        import sklearn.ensemble
+        import sklearn.metrics
+    except ImportError as exc:
+        raise HeadwaterError("the demo trains a scikit-learn model. Fix: "
+                             "pip install 'headwater[ml]'") from exc
+    return sklearn
+
+
+def _train(x: np.ndarray, y: np.ndarray) -> Any:
+    sklearn = _sklearn()
+    model = sklearn.ensemble.HistGradientBoostingClassifier(max_iter=50, random_state=0)
+    model.fit(x, y)
+    return model
+
+
+def _roc_auc(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    import numpy as np
+
+    if len(np.unique(y)) < 2:
+        raise DataError("the test rows hold only one label value, so ROC AUC is undefined. "
+                        "Fix: run the demo with more entity rows")
+    scores = model.predict_proba(x)[:, 1]
+    return float(_sklearn().metrics.roc_auc_score(y, scores))
