@@ -1,0 +1,59 @@
+"""headwater.yaml parsing: defaults, backends by name, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from headwater.config import load_settings
+from headwater.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "headwater.yaml").write_text(text)
+    return tmp_path
+
+
+def test_project_alone_gives_the_embedded_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "project: demo\n"))
+    assert settings.project == "demo"
+    assert settings.registry.backend == "sqlite"
+    assert settings.registry.url == str(tmp_path.resolve() / ".headwater" / "registry.db")
+    assert settings.offline.engine == "duckdb"
+
+
+def test_postgres_registry_and_connections_with_env_expansion(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HW_PG", "postgresql://u@db/x")
+    settings = load_settings(write(tmp_path, (
+        "project: p\nregistry: {url: '${HW_PG}', schema: cat}\n"
+        "offline: {threads: 2, memory_limit: 4GB, connections: {default: '${HW_PG}'}}\n")))
+    assert settings.registry.backend == "postgres"
+    assert settings.registry.schema == "cat"
+    assert settings.offline.connections == {"default": "postgresql://u@db/x"}
+    assert settings.offline.threads == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "'project' must be"),
+        ("project: 'my project'\n", "'project' must be"),
+        ("project: p\nregistery: x\n", "unknown setting(s) ['registery']"),
+        ("project: p\noffline: {engine: bigquery}\n", "not available"),
+        ("project: p\noffline: {threads: 0}\n", "positive integer"),
+        ("project: p\noffline: {connections: [a]}\n", "map names to URLs"),
+        ("project: p\nregistry: {url: '${HW_NOT_SET_ANYWHERE}'}\n", "HW_NOT_SET_ANYWHERE"),
+        ("project: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_settings_are_clear_errors(tmp_path: Path, text: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    assert words in str(err.value)
+
+
+def test_a_folder_without_headwater_yaml_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="headwater init"):
+        load_settings(tmp_path)
