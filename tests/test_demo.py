@@ -1,0 +1,79 @@
+"""The demo: generated data -> repo -> training frame -> model -> ROC AUC, at a small size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from headwater.cli.main import cli
+from headwater.demo import MARKER, STEPS, DemoSize, StepReport, run_demo
+from headwater.errors import HeadwaterError
+
+SMALL = DemoSize(n_drivers=40, n_hours=72, n_rows=3_000)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, str]] = []
+
+    def step_started(self, index: int, name: str) -> None:
+        self.events.append(("start", index, name))
+
+    def step_finished(self, index: int, report: StepReport) -> None:
+        self.events.append(("end", index, report.name))
+
+
+def test_demo_learns_from_point_in_time_features(tmp_path: Path) -> None:
+    listener = Recorder()
+    result = run_demo(tmp_path / "demo", SMALL, listener=listener)
+
+    assert result.metric_name == "roc_auc"
+    assert isinstance(result.metric, float)
+    assert 0.5 < result.metric <= 1.0
+    assert result.features == ("conv_rate", "trips")
+    assert result.train_rows + result.test_rows == SMALL.n_rows
+    assert result.test_rows == pytest.approx(0.2 * SMALL.n_rows, rel=0.05)
+
+    steps = {s.name: s for s in result.steps}
+    assert tuple(steps) == STEPS
+    assert steps["generate data"].rows == SMALL.n_drivers * SMALL.n_hours
+    assert steps["build training frame"].rows == SMALL.n_rows
+    assert all(s.seconds >= 0 for s in result.steps)
+    expected = [(kind, i, name) for i, name in enumerate(STEPS) for kind in ("start", "end")]
+    assert listener.events == expected
+
+    assert (result.repo / "headwater.yaml").is_file()
+    assert (result.repo / MARKER).is_file()
+
+
+def test_demo_replaces_its_own_folder_and_refuses_others(tmp_path: Path) -> None:
+    tiny = DemoSize(n_drivers=5, n_hours=24, n_rows=400)
+    run_demo(tmp_path / "demo", tiny)
+    (tmp_path / "demo" / "left_over.txt").write_text("x")
+    run_demo(tmp_path / "demo", tiny)
+    assert not (tmp_path / "demo" / "left_over.txt").exists()
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(HeadwaterError, match="not made by the demo"):
+        run_demo(mine, tiny)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_size_is_validated() -> None:
+    with pytest.raises(HeadwaterError, match="at least"):
+        DemoSize(n_drivers=0)
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, [
+        "demo", "--dir", str(tmp_path / "d"), "--drivers", "20", "--hours", "48",
+        "--rows", "1500",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "ROC AUC: 0." in result.output
+    for step in STEPS:
+        assert step in result.output
