@@ -77,3 +77,14 @@ def test_demo_command(tmp_path: Path) -> None:
     assert "ROC AUC: 0." in result.output
     for step in STEPS:
         assert step in result.output
+
+
+def test_logic_modules_do_not_import_the_cli_framework() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, headwater.demo, headwater.repo\n"
+            "print(','.join(m for m in ('click', 'rich', 'sklearn') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ""

@@ -37,7 +37,7 @@ def init_done(result: InitResult, directory: Path) -> None:
 def loaded(definitions: Sequence[LoadedDefinition], repo: Path) -> None:
     files = {d.path for d in definitions}
     console().print(f"Found {len(definitions)} definition(s) in {len(files)} file(s) "
-                    f"of {escape(str(repo))}.")
+                    f"in {escape(str(repo.resolve()))}")
 
 
 def plan(result: Plan) -> None:
@@ -61,8 +61,9 @@ def catalog(project: str, entities: Sequence[Entity], views: Sequence[FeatureVie
     out.print(table)
 
     table = Table(title=f"Feature views ({len(views)})", title_justify="left")
-    for column in ("name", "entities", "features", "ttl", "source"):
+    for column in ("name", "entities", "features", "ttl"):
         table.add_column(column)
+    table.add_column("source", overflow="fold")
     for view in views:
         table.add_row(
             view.name,
