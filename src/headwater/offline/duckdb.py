@@ -1,0 +1,250 @@
+"""The DuckDB offline engine: point-in-time correct training frames over files and SQL.
+
+One in-memory DuckDB database per engine, configured from ``settings.offline``:
+``memory_limit``, ``threads`` and ``temp_directory`` (default ``.headwater/tmp`` in the repo)
+so that large joins spill to disk instead of failing. Sessions run with ``TimeZone=UTC`` and
+never install or load extensions at run time. Each retrieval runs on its own cursor, so jobs
+can be read concurrently, and streams its result as Arrow record batches.
+
+The join itself is in :mod:`~headwater.offline.pit_join`, source reading in
+:mod:`~headwater.offline.source_reader`, the entity frame in
+:mod:`~headwater.offline.entity_frame` and :mod:`~headwater.offline.entity_query`. Time rules
+are in :mod:`~headwater.offline.timestamps`: naive timestamps, in the entity frame or in a
+source, are read as UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from headwater.config import Settings
+from headwater.definitions import Source
+from headwater.errors import DataError, HeadwaterError
+from headwater.offline import entity_query
+from headwater.offline.entity_frame import (
+    ME,
+    EntityFrame,
+    check_frame,
+    find_time_column,
+    narrow_table,
+    to_arrow,
+)
+from headwater.offline.pit_join import ViewJoin, build_query
+from headwater.offline.result_stream import output_schema, stitch
+from headwater.offline.retrieval import RetrievalJob
+from headwater.offline.source_reader import SourceReader
+from headwater.offline.sql_names import TIME, quote, unique_name
+from headwater.offline.timestamps import TimeKind, as_instant, check_strings, time_kind
+from headwater.types import Timestamp
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from headwater.offline.base import ViewRequest
+
+DEFAULT_BATCH_ROWS = 131_072
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated retrieval, run each time its job is read."""
+
+    requests: tuple[ViewRequest, ...]
+    source_schemas: tuple[pa.Schema, ...]
+    table: pa.Table | None  # the entity rows, or None when they come from ``query``
+    query: str | None
+    tables: Mapping[str, Source]
+    time_column: str
+    time_kind: TimeKind
+
+
+class DuckDBEngine:
+    """The default offline engine (see the module docstring for its configuration).
+
+    ``batch_size`` is the number of rows per streamed record batch."""
+
+    def __init__(self, settings: Settings, *, batch_size: int = DEFAULT_BATCH_ROWS) -> None:
+        self._settings = settings
+        self._batch_size = batch_size
+        self._reader = SourceReader(settings)
+        offline = settings.offline
+        temp = Path(offline.temp_directory) if offline.temp_directory else (
+            settings.state_dir / "tmp")
+        temp = temp if temp.is_absolute() else settings.repo_path / temp
+        temp.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "temp_directory": str(temp),
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        if offline.memory_limit is not None:
+            config["memory_limit"] = offline.memory_limit
+        if offline.threads is not None:
+            config["threads"] = offline.threads
+        self._db = duckdb.connect(":memory:", config=config)
+        self._db.execute("SET GLOBAL TimeZone = 'UTC'")
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._db.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def source_schema(self, source: Source) -> pa.Schema:
+        """The Arrow schema of ``source``'s rows, from file metadata or a ``LIMIT 0`` query.
+
+        DataError for a missing path or unreadable data, ConfigError for an unknown
+        connection name, StoreUnavailableError when its database cannot be reached."""
+        cursor = self._cursor()
+        try:
+            return self._reader.schema(cursor, source)
+        finally:
+            cursor.close()
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        requests: Sequence[ViewRequest],
+        *,
+        timestamp_field: str | None = None,
+        tables: Mapping[str, Source] | None = None,
+    ) -> RetrievalJob:
+        """Point-in-time join of each request's features to the entity rows (see
+        :mod:`~headwater.offline.pit_join` for the rule).
+
+        The entity frame, its time column, its join keys (present, and of the sources' key
+        types) and the output names are checked now, reading only schemas; DataError names
+        the problem and the fix. The join runs each time the job is read and streams."""
+        tables = dict(tables or {})
+        cursor = self._cursor()
+        try:
+            schemas = tuple(self._reader.schema(cursor, r.view.source) for r in requests)
+            if isinstance(entity_df, str):
+                table = None
+                schema = entity_query.schema(cursor, self._reader, entity_df, tables)
+            else:
+                table = to_arrow(entity_df)
+                schema = table.schema
+        finally:
+            cursor.close()
+        time_column, kind = find_time_column(schema, timestamp_field)
+        check_frame(schema, requests, schemas)
+        plan = _Plan(tuple(requests), schemas, table,
+                     entity_df if isinstance(entity_df, str) else None, tables, time_column, kind)
+        return RetrievalJob(partial(self._open, plan))
+
+    def close(self) -> None:
+        """Close the DuckDB database; jobs cannot be read afterwards."""
+        self._db.close()
+
+    # -- running a retrieval -------------------------------------------------------------
+
+    def _open(self, plan: _Plan) -> pa.RecordBatchReader:
+        import pyarrow as pa
+
+        cursor = self._cursor()
+        try:
+            table = plan.table if plan.table is not None else self._run_query(cursor, plan)
+            frame = EntityFrame(table, plan.time_column, plan.time_kind)
+            entity = unique_name("entity")
+            keys = [k for r in plan.requests for k in r.view.join_keys]
+            cursor.register(entity, narrow_table(frame, keys))
+            if frame.time_kind is TimeKind.STRING:
+                check_strings(cursor, quote(entity), {}, quote(TIME), owner=ME,
+                              column=frame.time_column)
+            earliest, latest = self._time_range(cursor, entity, frame.time_kind)
+            joins = [self._view_join(cursor, i, r, s, latest)
+                     for i, (r, s) in enumerate(zip(plan.requests, plan.source_schemas,
+                                                    strict=True))]
+            sql, params = build_query(entity, frame.time_kind, joins, earliest, latest)
+            reader = _duckdb_errors(cursor.sql(sql, params=params).to_arrow_reader,
+                                    self._batch_size)
+            names = [n for r in plan.requests for n in r.output_names]
+            types = [f.dtype.to_arrow() for r in plan.requests for f in r.features]
+            schema = output_schema(table.schema, names, types)
+        except BaseException:
+            cursor.close()
+            raise
+        batches = stitch(table, _checked(reader), schema, cursor.close)
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+    def _run_query(self, cursor: duckdb.DuckDBPyConnection, plan: _Plan) -> pa.Table:
+        query = plan.query or ""
+        sql, params = entity_query.wrapped(cursor, self._reader, query, plan.tables, fetch=True)
+        return entity_query.run(cursor, sql, params, list(plan.tables))
+
+    @staticmethod
+    def _time_range(cursor: duckdb.DuckDBPyConnection, entity: str,
+                    kind: TimeKind) -> tuple[datetime | None, datetime | None]:
+        instant = as_instant(quote(TIME), kind)
+        rows = cursor.sql(f"SELECT min({instant}), max({instant}) FROM {quote(entity)}").fetchall()
+        return rows[0][0], rows[0][1]
+
+    def _view_join(self, cursor: duckdb.DuckDBPyConnection, index: int, request: ViewRequest,
+                   schema: pa.Schema, latest: datetime | None) -> ViewJoin:
+        view = request.view
+        source = view.source
+        columns = [*view.join_keys, *source.time_columns(), *(f.name for f in request.features)]
+        scan = self._reader.scan(cursor, source, schema, list(dict.fromkeys(columns)),
+                                 until=latest, tag=f"__hw_s{index}")
+        kinds: dict[str, TimeKind] = {}
+        for column in source.time_columns():
+            kind = time_kind(scan.schema.field(column).type)
+            if kind is None:
+                raise DataError(
+                    f"FeatureView '{view.name}': time column '{column}' of {source.label()} "
+                    f"has type {scan.schema.field(column).type}. Fix: use a timestamp, date "
+                    "or ISO-8601 string column"
+                )
+            if kind is TimeKind.STRING:
+                check_strings(cursor, scan.from_sql, scan.params, quote(column),
+                              owner=f"FeatureView '{view.name}' ({source.label()})",
+                              column=column)
+            kinds[column] = kind
+        features = []
+        for feature in request.features:
+            column = quote(feature.name)
+            kind = time_kind(scan.schema.field(feature.name).type)
+            if feature.dtype == Timestamp and kind is not None:
+                column = as_instant(column, kind)
+            features.append(column)
+        created = source.created_timestamp_field
+        return ViewJoin(index, view.join_keys, scan, kinds[source.timestamp_field],
+                        source.timestamp_field, None if created is None else kinds[created],
+                        created, tuple(features), view.ttl)
+
+
+def _duckdb_errors(call: Any, *args: Any) -> Any:
+    """Run a DuckDB call, turning its data and resource errors into Headwater's."""
+    try:
+        return call(*args)
+    except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+        raise DataError(f"the point-in-time join failed on the data ({_line(exc)}). Fix: "
+                        "check the sources' time and key columns") from exc
+    except duckdb.OutOfMemoryException as exc:
+        raise HeadwaterError(
+            f"DuckDB ran out of memory ({_line(exc)}). Fix: raise offline.memory_limit in "
+            "headwater.yaml, or point offline.temp_directory at a disk with free space"
+        ) from exc
+
+
+def _checked(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The reader's batches, with DuckDB errors raised while streaming mapped as above."""
+    iterator = iter(reader)
+    while True:
+        batch = _duckdb_errors(next, iterator, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

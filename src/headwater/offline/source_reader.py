@@ -1,0 +1,221 @@
+"""Reading sources into DuckDB: FileSource (Parquet, CSV) and SQLSource (PostgreSQL).
+
+A :class:`SourceScan` is what the point-in-time join reads: a table expression, its
+parameters, and an SQL expression giving each row's *ingestion order*, the last tie-break
+between rows with the same key, event time and created time:
+
+* Parquet is scanned in place; ingestion order is (file name order, row number in file),
+  from DuckDB's ``file_index`` and ``file_row_number`` virtual columns.
+* CSV has no row-number column in DuckDB, so the files are copied, in name order, into a
+  temporary table (DuckDB preserves insertion order) and ``rowid`` is the order. Time columns
+  are read as text so that a file mixing zoned and naive values is caught.
+* A SQLSource's rows are fetched through ADBC into a temporary table, in the query's result
+  order, with a ``ts <= max entity time`` filter pushed into PostgreSQL.
+
+FileSource paths are relative to the repo folder: a file, a folder (every ``*.parquet`` or
+``*.csv`` under it, recursively) or a glob (``data/*.parquet``, ``data/**/*.parquet``).
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headwater.config import Settings
+from headwater.definitions import FileSource, Source, SQLSource
+from headwater.errors import DataError
+from headwater.offline import sql_source
+from headwater.offline.sql_names import quote, unique_name
+from headwater.offline.timestamps import TimeKind, time_kind
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+_VIRTUAL = ("file_index", "file_row_number")
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """One source as the join reads it: ``SELECT ... FROM {from_sql}`` with ``params``.
+
+    ``order_sql`` is a BIGINT expression over the scan giving ingestion order; ``schema`` the
+    Arrow schema of the scanned columns. Temporary tables a scan creates live as long as
+    the connection (each retrieval runs on its own cursor and closes it)."""
+
+    from_sql: str
+    params: dict[str, Any]
+    order_sql: str
+    schema: pa.Schema
+
+
+class SourceReader:
+    """Reads sources into DuckDB connections, resolving paths and database URLs from
+    ``settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def schema(self, con: duckdb.DuckDBPyConnection, source: Source) -> pa.Schema:
+        """The Arrow schema of the source's rows, read from metadata or a ``LIMIT 0``."""
+        if isinstance(source, SQLSource):
+            return sql_source.read_schema(self._url(source), source)
+        fs = _file_source(source)
+        files = self.files(fs)
+        sql = f"SELECT * FROM {_reader(fs)}($files) LIMIT 0"
+        return _run_arrow(con, fs, sql, {"files": files}).schema
+
+    def files(self, source: FileSource) -> list[str]:
+        """The files a FileSource reads, in name order; DataError when there are none."""
+        repo = self._settings.repo_path
+        given = Path(source.path)
+        base = given if given.is_absolute() else repo / given
+        suffixes = (".parquet", ".pq") if source.format == "parquet" else (".csv", ".csv.gz")
+        if _GLOB_CHARS & set(source.path):
+            prefix = "" if given.is_absolute() else glob.escape(str(repo)) + "/"
+            found = [Path(p) for p in glob.glob(prefix + source.path, recursive=True)]
+            files = sorted(p for p in found if p.is_file())
+        elif base.is_dir():
+            files = sorted((p for p in base.rglob("*") if p.is_file()
+                            and p.name.lower().endswith(suffixes)),
+                           key=lambda p: p.relative_to(base).parts)
+        else:
+            files = [base] if base.is_file() else []
+        if not files:
+            what = "no file matches" if _GLOB_CHARS & set(source.path) else "nothing at"
+            raise DataError(
+                f"{source.label()}: {what} path '{source.path}' (relative to the repo "
+                f"{repo}). Fix: create the data there, or correct the source's path"
+            )
+        return [str(p) for p in files]
+
+    def scan(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: Source,
+        schema: pa.Schema,
+        columns: Sequence[str],
+        *,
+        until: datetime | None,
+        tag: str,
+    ) -> SourceScan:
+        """Prepare ``source`` for one query on ``con``; ``columns`` are those the join reads.
+
+        ``schema`` is :meth:`schema` of the source; ``until`` the latest entity time (rows
+        after it are never used); ``tag`` makes the parameter names unique in the query."""
+        if isinstance(source, SQLSource):
+            return self._fetch_sql(con, source, schema, columns, until)
+        fs = _file_source(source)
+        files = self.files(fs)
+        if fs.format == "parquet" and not set(_VIRTUAL) & set(schema.names):
+            name = f"{tag}_files"
+            return SourceScan(f"read_parquet(${name})", {name: files},
+                              "((CAST(file_index AS BIGINT) << 40) | file_row_number)", schema)
+        return self._copy_files(con, fs, files, columns)
+
+    def table_sql(self, con: duckdb.DuckDBPyConnection, source: Source, fetch: bool,
+                  tag: str) -> tuple[str, dict[str, Any]]:
+        """A ``SELECT`` over all of ``source`` (with its parameters) for a user's entity
+        query to name as a table. A SQLSource is fetched only when ``fetch``; otherwise an
+        empty table with its schema stands in, which is enough to bind the query."""
+        if isinstance(source, SQLSource):
+            schema = self.schema(con, source)
+            if fetch:
+                name = self._copy_sql(con, source, schema, None, None)
+            else:
+                name = unique_name("empty")
+                con.register(name, schema.empty_table())
+            return f"SELECT * FROM {quote(name)}", {}
+        fs = _file_source(source)
+        param = f"{tag}_files"
+        return f"SELECT * FROM {_reader(fs)}(${param})", {param: self.files(fs)}
+
+    def _url(self, source: SQLSource) -> str:
+        return sql_source.connection_url(self._settings, source)
+
+    def _copy_files(self, con: duckdb.DuckDBPyConnection, source: FileSource,
+                    files: list[str], columns: Sequence[str]) -> SourceScan:
+        name = unique_name("src")
+        select = ", ".join(quote(c) for c in columns)
+        if source.format == "csv":
+            text = {c: "VARCHAR" for c in source.time_columns()}
+            sql = (f"CREATE TEMP TABLE {quote(name)} AS SELECT {select} "
+                   "FROM read_csv($files, types=$types)")
+            _run(con, source, sql, {"files": files, "types": text})
+        else:
+            sql = f"CREATE TEMP TABLE {quote(name)} AS SELECT {select} FROM read_parquet($files)"
+            _run(con, source, sql, {"files": files})
+        schema = con.sql(f"SELECT * FROM {quote(name)} LIMIT 0").to_arrow_table().schema
+        return SourceScan(quote(name), {}, "rowid", schema)
+
+    def _fetch_sql(self, con: duckdb.DuckDBPyConnection, source: SQLSource,
+                   schema: pa.Schema, columns: Sequence[str],
+                   until: datetime | None) -> SourceScan:
+        name = self._copy_sql(con, source, schema, columns, until)
+        copied = con.sql(f"SELECT * FROM {quote(name)} LIMIT 0").to_arrow_table().schema
+        return SourceScan(quote(name), {}, "rowid", copied)
+
+    def _copy_sql(self, con: duckdb.DuckDBPyConnection, source: SQLSource,
+                  schema: pa.Schema, columns: Sequence[str] | None,
+                  until: datetime | None) -> str:
+        """Fetch the query's rows into a new temporary table, in result order; its name."""
+        ts = source.timestamp_field
+        pushable = ts in schema.names and time_kind(schema.field(ts).type) in (
+            TimeKind.INSTANT, TimeKind.NAIVE)
+        name = unique_name("src")
+        arrow_name = unique_name("arrow")
+        url = self._url(source)
+        with sql_source.fetch(url, source, columns, until if pushable else None, ts) as reader:
+            con.register(arrow_name, reader)
+            try:
+                con.execute(f"CREATE TEMP TABLE {quote(name)} AS SELECT * FROM "
+                            f"{quote(arrow_name)}")
+            finally:
+                con.unregister(arrow_name)
+        return name
+
+
+def _file_source(source: Source) -> FileSource:
+    if not isinstance(source, FileSource):
+        raise DataError(f"{source.label()}: the DuckDB engine reads FileSource and SQLSource "
+                        "only. Fix: use one of those source types")
+    return source
+
+
+def _reader(source: FileSource) -> str:
+    return "read_csv" if source.format == "csv" else "read_parquet"
+
+
+def _run(con: duckdb.DuckDBPyConnection, source: FileSource, sql: str,
+         params: dict[str, Any]) -> None:
+    import duckdb
+
+    try:
+        con.execute(sql, params)
+    except (duckdb.IOException, duckdb.InvalidInputException,
+            duckdb.ConversionException, duckdb.BinderException) as exc:
+        raise _unreadable(source, exc) from exc
+
+
+def _run_arrow(con: duckdb.DuckDBPyConnection, source: FileSource, sql: str,
+               params: dict[str, Any]) -> pa.Table:
+    import duckdb
+
+    try:
+        return con.sql(sql, params=params).to_arrow_table()
+    except (duckdb.IOException, duckdb.InvalidInputException,
+            duckdb.ConversionException, duckdb.BinderException) as exc:
+        raise _unreadable(source, exc) from exc
+
+
+def _unreadable(source: FileSource, exc: Exception) -> DataError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(
+        f"{source.label()}: cannot read '{source.path}' as {source.format} ({detail}). Fix: "
+        f"check that every file under that path is valid {source.format} with the same columns"
+    )
