@@ -50,9 +50,9 @@ LABEL = "label"
 class DemoSize:
     """How much data the demo makes: drivers x hourly rows, and labelled entity rows."""
 
-    n_drivers: int = 500
+    n_drivers: int = 1_000
     n_hours: int = 24 * 30
-    n_rows: int = 200_000
+    n_rows: int = 500_000
 
     def __post_init__(self) -> None:
         if self.n_drivers < 1 or self.n_hours < 2 or self.n_rows < 20:
