@@ -38,7 +38,7 @@ test: $(STAMP) ## Run the test suite (on 2 workers)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 check: $(STAMP) ## Lint (ruff) and type-check (mypy --strict)
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests examples $(wildcard benchmarks)
 	$(PY) -m mypy src/headwater
 
 bench: $(STAMP) ## Run the benchmarks in benchmarks/
