@@ -138,7 +138,7 @@ def engine(repo: Path) -> Iterator[DuckDBEngine]:
 @given(drivers=histories(("driver_id",), DRIVER_KEYS),
        routes=histories(("origin", "carrier"), ROUTE_KEYS),
        rows=ENTITY_ROWS, naive=st.booleans())
-def test_join_matches_the_oracle(repo: Path, engine: DuckDBEngine,
+def test_join_matches_the_oracle(repo: Path, engine: DuckDBEngine, *,
                                  drivers: History, routes: History,
                                  rows: Sequence[tuple[tuple[int], tuple[str, int], int | None]],
                                  naive: bool) -> None:
