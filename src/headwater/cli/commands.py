@@ -67,7 +67,7 @@ def apply(repo: Path) -> None:
         render.plan(store.apply([d.obj for d in loaded], prune=True))
 
 
-@click.command("list")
+@click.command("list", short_help="List the registered entities, views and services.")
 @repo_option
 def list_objects(repo: Path) -> None:
     """List the registered entities, feature views (with features, types and ttl) and
