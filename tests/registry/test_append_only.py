@@ -22,7 +22,7 @@ def test_sqlite_change_log_and_versions_are_append_only(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "r.db")
     for statement in ("UPDATE hw_changes SET action = 'x'", "DELETE FROM hw_changes",
                       "UPDATE hw_objects SET spec = '{}'", "DELETE FROM hw_objects"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only|immutable"):
+        with pytest.raises(sqlite3.IntegrityError, match=r"append-only|immutable"):
             conn.execute(statement)
     conn.close()
 
@@ -41,6 +41,7 @@ def test_postgres_change_log_and_versions_are_append_only(postgres_url: str,
 def test_postgres_unreachable_is_a_clear_error() -> None:
     from headwater.errors import StoreUnavailableError
 
-    with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:1/.*Fix: start PostgreSQL") as err:
+    expected = r"127\.0\.0\.1:1/.*Fix: start PostgreSQL"
+    with pytest.raises(StoreUnavailableError, match=expected) as err:
         PostgresRegistry("postgresql://nobody:secret@127.0.0.1:1/none")
     assert "secret" not in str(err.value)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from headwater.definitions import FeatureView
 from headwater.registry.base import RegistryBackend
 from headwater.registry.catalog import Registry
 from headwater.registry.postgres import PostgresRegistry
@@ -79,6 +80,7 @@ def test_concurrent_applies_never_corrupt_the_registry(kind: str, tmp_path: Path
         assert registry.record(*key).version == chain[-1][1]
     assert [c.id for c in log] == sorted(c.id for c in log)
     # the last shared version is one that some worker wrote in its final round
-    final = registry.get("feature_view", "shared")
-    assert getattr(final, "ttl").days in {1 + w * 1000 + ROUNDS - 1 for w in range(WORKERS)}
+    final = registry.typed(FeatureView, "shared")
+    assert final.ttl is not None
+    assert final.ttl.days in {1 + w * 1000 + ROUNDS - 1 for w in range(WORKERS)}
     backend.close()

@@ -99,8 +99,9 @@ class PostgresRegistry(SQLRegistryBackend):
                     f"(nothing was written): {_one_line(exc)}. Fix: retry once it is up"
                 ) from exc
             except psycopg.Error as exc:
-                raise RegistryError(f"the PostgreSQL registry refused a statement: {_one_line(exc)}") \
-                    from exc
+                raise RegistryError(
+                    f"the PostgreSQL registry refused a statement: {_one_line(exc)}"
+                ) from exc
 
     @contextmanager
     def _exclusive(self, project: str) -> Iterator[Any]:
