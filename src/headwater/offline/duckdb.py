@@ -90,11 +90,11 @@ class DuckDBEngine:
         if offline.threads is not None:
             config["threads"] = offline.threads
         self._db = duckdb.connect(":memory:", config=config)
-        self._db.execute("SET GLOBAL TimeZone = 'UTC'")
+        self._db.sql("SET GLOBAL TimeZone = 'UTC'")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self._db.cursor()
-        cursor.execute("SET TimeZone = 'UTC'")
+        cursor.sql("SET TimeZone = 'UTC'")
         return cursor
 
     def source_schema(self, source: Source) -> pa.Schema:

@@ -173,7 +173,7 @@ class SourceReader:
         with sql_source.fetch(url, source, columns, until if pushable else None, ts) as reader:
             con.register(arrow_name, reader)
             try:
-                con.execute(f"CREATE TEMP TABLE {quote(name)} AS SELECT * FROM "
+                con.sql(f"CREATE TEMP TABLE {quote(name)} AS SELECT * FROM "
                             f"{quote(arrow_name)}")
             finally:
                 con.unregister(arrow_name)
@@ -196,7 +196,7 @@ def _run(con: duckdb.DuckDBPyConnection, source: FileSource, sql: str,
     import duckdb
 
     try:
-        con.execute(sql, params)
+        con.sql(sql, params=params)
     except (duckdb.IOException, duckdb.InvalidInputException,
             duckdb.ConversionException, duckdb.BinderException) as exc:
         raise _unreadable(source, exc) from exc

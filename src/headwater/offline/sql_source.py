@@ -118,11 +118,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _is_numeric(field: pa.Field) -> bool:
-    import pyarrow as pa
-
-    return isinstance(field.type, pa.ExtensionType) and (
-        (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric"
-    )
+    """Whether the driver handed over a PostgreSQL ``numeric`` column (an opaque extension
+    type holding the decimal text)."""
+    kind = field.type
+    return getattr(kind, "extension_name", None) == "arrow.opaque" and (
+        getattr(kind, "type_name", None) == "numeric")
 
 
 def _normalize_schema(schema: pa.Schema) -> pa.Schema:

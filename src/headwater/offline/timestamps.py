@@ -94,8 +94,7 @@ def check_strings(
         FROM (SELECT CAST({column_sql} AS VARCHAR) AS v FROM {from_sql}) AS __hw_values
         WHERE v IS NOT NULL
     """
-    row = con.execute(query, {**params, "__hw_zone": _ZONE}).fetchone()
-    bad, zoned, naive = row if row is not None else (None, None, None)
+    bad, zoned, naive = con.sql(query, params={**params, "__hw_zone": _ZONE}).fetchall()[0]
     if bad is not None:
         raise DataError(
             f"{owner}: time column '{column}' holds a value that is not an ISO-8601 "
