@@ -12,6 +12,10 @@ embedded default::
       temp_directory: .headwater/tmp
       connections:                            # named databases for SQLSource(connection=...)
         default: postgresql://127.0.0.1:5432/warehouse
+    online:
+      type: sqlite                            # or: redis
+      path: .headwater/online.db              # sqlite only
+      url: redis://127.0.0.1:6379/0           # redis only
 
 Values may use ``${VAR}`` to read an environment variable. Backends are chosen by name and
 imported only when used.
@@ -58,6 +62,15 @@ class OfflineSettings:
 
 
 @dataclass(frozen=True)
+class OnlineSettings:
+    """The online store: an embedded SQLite file (default) or Redis."""
+
+    type: str = "sqlite"
+    path: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything read from one repo's headwater.yaml, with paths made absolute."""
 
@@ -65,6 +78,7 @@ class Settings:
     repo_path: Path
     registry: RegistrySettings
     offline: OfflineSettings
+    online: OnlineSettings = field(default_factory=OnlineSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -94,7 +108,7 @@ def load_settings(repo_path: str | os.PathLike[str]) -> Settings:
 
 def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
     """Build settings from an already loaded mapping (used by tests and embedders)."""
-    _known(raw, {"project", "registry", "offline"}, CONFIG_FILE)
+    _known(raw, {"project", "registry", "offline", "online"}, CONFIG_FILE)
     project = raw.get("project")
     if not isinstance(project, str) or not _PROJECT.match(project):
         raise ConfigError(
@@ -102,7 +116,8 @@ def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
             f"got {project!r}. Fix: add a line 'project: my_project'"
         )
     registry = _registry(raw.get("registry"), repo)
-    return Settings(project, repo, registry, _offline(raw.get("offline")))
+    return Settings(project, repo, registry, _offline(raw.get("offline")),
+                    _online(raw.get("online"), repo))
 
 
 def _registry(value: Any, repo: Path) -> RegistrySettings:
@@ -144,6 +159,28 @@ def _offline(value: Any) -> OfflineSettings:
     temp = value.get("temp_directory")
     return OfflineSettings(engine, None if memory is None else str(memory), threads,
                            None if temp is None else str(temp), dict(connections))
+
+
+def _online(value: Any, repo: Path) -> OnlineSettings:
+    default_path = str(repo / STATE_DIR / "online.db")
+    if value is None:
+        return OnlineSettings(path=default_path)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{CONFIG_FILE}: 'online' must be a mapping, e.g. 'type: redis'")
+    _known(value, {"type", "path", "url"}, "online")
+    kind = value.get("type", "sqlite")
+    if kind == "sqlite":
+        path = str(value.get("path") or default_path)
+        if not Path(path).is_absolute():
+            path = str(repo / path)
+        return OnlineSettings("sqlite", path=path)
+    if kind == "redis":
+        url = value.get("url", "redis://127.0.0.1:6379/0")
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"{CONFIG_FILE}: online.url must be a redis:// URL, got {url!r}")
+        return OnlineSettings("redis", url=url)
+    raise ConfigError(f"{CONFIG_FILE}: online store type '{kind}' is not available. "
+                      "Fix: use 'type: sqlite' or 'type: redis'")
 
 
 def _known(mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
