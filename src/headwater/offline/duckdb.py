@@ -26,7 +26,7 @@ import duckdb
 from headwater.config import Settings
 from headwater.definitions import Source
 from headwater.errors import DataError, HeadwaterError
-from headwater.offline import entity_query
+from headwater.offline import entity_query, order_key
 from headwater.offline.entity_frame import (
     ME,
     EntityFrame,
@@ -35,7 +35,7 @@ from headwater.offline.entity_frame import (
     narrow_table,
     to_arrow,
 )
-from headwater.offline.pit_join import ViewJoin, build_query
+from headwater.offline.pit_join import ViewJoin, build_query, rows_clause, time_bounds
 from headwater.offline.result_stream import output_schema, stitch
 from headwater.offline.retrieval import RetrievalJob
 from headwater.offline.source_reader import SourceReader
@@ -160,7 +160,7 @@ class DuckDBEngine:
                 check_strings(cursor, quote(entity), {}, quote(TIME), owner=ME,
                               column=frame.time_column)
             earliest, latest = self._time_range(cursor, entity, frame.time_kind)
-            joins = [self._view_join(cursor, i, r, s, latest)
+            joins = [self._view_join(cursor, i, r, s, (earliest, latest))
                      for i, (r, s) in enumerate(zip(plan.requests, plan.source_schemas,
                                                     strict=True))]
             sql, params = build_query(entity, frame.time_kind, joins, earliest, latest)
@@ -188,12 +188,13 @@ class DuckDBEngine:
         return rows[0][0], rows[0][1]
 
     def _view_join(self, cursor: duckdb.DuckDBPyConnection, index: int, request: ViewRequest,
-                   schema: pa.Schema, latest: datetime | None) -> ViewJoin:
+                   schema: pa.Schema,
+                   entity_range: tuple[datetime | None, datetime | None]) -> ViewJoin:
         view = request.view
         source = view.source
         columns = [*view.join_keys, *source.time_columns(), *(f.name for f in request.features)]
         scan = self._reader.scan(cursor, source, schema, list(dict.fromkeys(columns)),
-                                 until=latest, tag=f"__hw_s{index}")
+                                 until=entity_range[1], tag=f"__hw_s{index}")
         kinds: dict[str, TimeKind] = {}
         for column in source.time_columns():
             kind = time_kind(scan.schema.field(column).type)
@@ -215,10 +216,15 @@ class DuckDBEngine:
             if feature.dtype == Timestamp and kind is not None:
                 column = as_instant(column, kind)
             features.append(column)
-        created = source.created_timestamp_field
-        return ViewJoin(index, view.join_keys, scan, kinds[source.timestamp_field],
-                        source.timestamp_field, None if created is None else kinds[created],
-                        created, tuple(features), view.ttl)
+        ts = as_instant(quote(source.timestamp_field), kinds[source.timestamp_field])
+        created_field = source.created_timestamp_field
+        created = None if created_field is None else as_instant(quote(created_field),
+                                                                kinds[created_field])
+        rows = rows_clause(scan, ts, index, view.ttl)
+        bounds = {**scan.params, **time_bounds(index, view.ttl, *entity_range)}
+        order = order_key.choose(cursor, rows, bounds, ts=ts, created=created, order=scan.order,
+                                 entity_range=entity_range)
+        return ViewJoin(index, view.join_keys, scan, ts, order, tuple(features), view.ttl)
 
 
 def _duckdb_errors(call: Any, *args: Any) -> Any:

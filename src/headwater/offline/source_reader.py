@@ -1,7 +1,7 @@
 """Reading sources into DuckDB: FileSource (Parquet, CSV) and SQLSource (PostgreSQL).
 
 A :class:`SourceScan` is what the point-in-time join reads: a table expression, its
-parameters, and an SQL expression giving each row's *ingestion order*, the last tie-break
+parameters, and SQL expressions giving each row's *ingestion order*, the last tie-break
 between rows with the same key, event time and created time:
 
 * Parquet is scanned in place; ingestion order is (file name order, row number in file),
@@ -44,13 +44,14 @@ _GLOB_CHARS = frozenset("*?[")
 class SourceScan:
     """One source as the join reads it: ``SELECT ... FROM {from_sql}`` with ``params``.
 
-    ``order_sql`` is a BIGINT expression over the scan giving ingestion order; ``schema`` the
+    ``order`` holds non-negative BIGINT expressions over the scan whose values, compared in
+    turn, give the ingestion order (file index then row in file, or row id); ``schema`` the
     Arrow schema of the scanned columns. Temporary tables a scan creates live as long as
     the connection (each retrieval runs on its own cursor and closes it)."""
 
     from_sql: str
     params: dict[str, Any]
-    order_sql: str
+    order: tuple[str, ...]
     schema: pa.Schema
 
 
@@ -115,7 +116,7 @@ class SourceReader:
         if fs.format == "parquet" and not set(_VIRTUAL) & set(schema.names):
             name = f"{tag}_files"
             return SourceScan(f"read_parquet(${name})", {name: files},
-                              "((CAST(file_index AS BIGINT) << 40) | file_row_number)", schema)
+                              ("CAST(file_index AS BIGINT)", "file_row_number"), schema)
         return self._copy_files(con, fs, files, columns)
 
     def table_sql(self, con: duckdb.DuckDBPyConnection, source: Source, fetch: bool,
@@ -151,14 +152,14 @@ class SourceReader:
             sql = f"CREATE TEMP TABLE {quote(name)} AS SELECT {select} FROM read_parquet($files)"
             _run(con, source, sql, {"files": files})
         schema = con.sql(f"SELECT * FROM {quote(name)} LIMIT 0").to_arrow_table().schema
-        return SourceScan(quote(name), {}, "rowid", schema)
+        return SourceScan(quote(name), {}, ("rowid",), schema)
 
     def _fetch_sql(self, con: duckdb.DuckDBPyConnection, source: SQLSource,
                    schema: pa.Schema, columns: Sequence[str],
                    until: datetime | None) -> SourceScan:
         name = self._copy_sql(con, source, schema, columns, until)
         copied = con.sql(f"SELECT * FROM {quote(name)} LIMIT 0").to_arrow_table().schema
-        return SourceScan(quote(name), {}, "rowid", copied)
+        return SourceScan(quote(name), {}, ("rowid",), copied)
 
     def _copy_sql(self, con: duckdb.DuckDBPyConnection, source: SQLSource,
                   schema: pa.Schema, columns: Sequence[str] | None,

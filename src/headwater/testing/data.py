@@ -46,8 +46,8 @@ def driver_stats(
     """Hourly feature rows for ``n_drivers`` drivers over ``n_hours`` hours.
 
     Columns: ``driver_id`` (int64, from 1001), ``event_timestamp`` (timestamp[us, UTC], on
-    the hour from ``start``), ``created`` (timestamp[us, UTC], up to an hour after the event
-    time), ``conv_rate`` (float64 in [0, 1]), ``trips`` (int64), and for ``n_features > 2``
+    the hour from ``start``), ``created`` (timestamp[us, UTC], when the row was written: a
+    whole second up to an hour after the event time), ``conv_rate`` (float64 in [0, 1]), ``trips`` (int64), and for ``n_features > 2``
     float64 features ``f2 .. f{n_features-1}``. Rows are ordered by hour, then driver, like
     an append-only log. A naive ``start`` is read as UTC.
     """
@@ -60,7 +60,7 @@ def driver_stats(
     ids = np.tile(driver_ids(n_drivers), n_hours)
     hours = np.repeat(np.arange(n_hours, dtype=np.int64), n_drivers)
     event_us = _epoch_us(start) + hours * _US_PER_HOUR
-    created_us = event_us + rng.integers(0, _US_PER_HOUR, size=n, dtype=np.int64)
+    created_us = event_us + rng.integers(0, 3600, size=n, dtype=np.int64) * 1_000_000
     rate = np.tile(hidden_rates(n_drivers, seed), n_hours)
     conv_rate = np.clip(rate + rng.normal(0.0, 0.1, size=n), 0.0, 1.0)
     trips = rng.poisson(20.0 * rate + 1.0, size=n).astype(np.int64)

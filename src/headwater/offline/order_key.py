@@ -1,0 +1,160 @@
+"""The ASOF join's inequality key: tie-free, and a plain BIGINT whenever it can be.
+
+A DuckDB ASOF join picks an arbitrary row among right rows whose inequality values tie, so
+the key must order feature rows by ``(ts, created, ingestion order)`` with no ties, and the
+entity row's key must sit just above every row with ``ts <= t``. Two encodings do this:
+
+* **packed** (the fast path): one BIGINT, ``code(ts) | code(created - ts) | code(order)``
+  in disjoint bit fields. Each code is exact: the event time is counted in units of the
+  greatest common divisor of the rows' times (an hour for hourly data), the created delay
+  ``created - ts`` likewise (plus one, so that a null created sorts first), the ingestion
+  order as (file index, row in file) or row id. DuckDB sorts BIGINT
+  keys much faster than structs, which is what makes the join cost close to a plain ASOF on
+  the event time. Used when the fields fit in 63 bits, which a sample of the rows (for the
+  units) and one statistics pass over all the rows the join can use (for the ranges, and to
+  check the units) decide.
+* **struct** (always correct): ``{t, c, o}`` compared field by field, for data whose
+  ranges do not fit (microsecond-scattered times over decades, billions of rows).
+
+The entity side is ``code(t)`` with every lower field at its maximum (packed), or
+``{t, +infinity, max}`` (struct); a null entity time gives a null key, which matches nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from headwater.offline.timestamps import INSTANT
+
+if TYPE_CHECKING:
+    import duckdb
+
+_BITS = 63  # every key is a non-negative BIGINT; -1 is below them all
+_SAMPLE = 65_536  # rows read to guess the units of the time fields
+_MAX_ORDER = "9223372036854775807"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """SQL for both sides of the ASOF inequality ``entity_sql(t) >= feature_sql``."""
+
+    feature_sql: str
+    entity_template: str  # with {t}: the entity time as a TIMESTAMPTZ expression
+    packed: bool
+
+    def entity_sql(self, time_sql: str) -> str:
+        """The entity row's key for a time expression (null when the time is null)."""
+        key = self.entity_template.format(t=time_sql)
+        return f"CASE WHEN {time_sql} IS NULL THEN NULL ELSE {key} END"
+
+
+def struct_key(ts: str, created: str | None, order: Sequence[str]) -> OrderKey:
+    """The always-correct struct key over instant expressions ``ts``/``created`` and the
+    ingestion order parts (most significant first)."""
+    packed_order = order[0] if len(order) == 1 else f"(({order[0]}) << 40) | ({order[1]})"
+    right = [f"'t': {ts}"]
+    left = ["'t': {t}"]
+    if created is not None:
+        right.append(f"'c': coalesce({created}, '-infinity'::{INSTANT})")
+        left.append(f"'c': 'infinity'::{INSTANT}")
+    right.append(f"'o': {packed_order}")
+    left.append(f"'o': {_MAX_ORDER}")
+    return OrderKey("{" + ", ".join(right) + "}", "{{" + ", ".join(left) + "}}", packed=False)
+
+
+def choose(
+    con: duckdb.DuckDBPyConnection,
+    rows_sql: str,
+    params: dict[str, Any],
+    *,
+    ts: str,
+    created: str | None,
+    order: Sequence[str],
+    entity_range: tuple[datetime | None, datetime | None],
+) -> OrderKey:
+    """The packed key if the rows of ``SELECT ... {rows_sql}`` (a FROM/WHERE clause with
+    ``params``) fit it, else the struct key. ``entity_range`` is the earliest and latest
+    entity time; entity times outside the rows' range are clamped, never overflowed.
+
+    Units come from a sample of the first rows (greatest common divisor of the differences),
+    checked against every row in the same pass that finds the ranges; when the check fails
+    the unit falls back to the largest power of two dividing every difference."""
+    t = f"epoch_us({ts})"
+    d = f"(epoch_us({created}) - {t})" if created is not None else "NULL::BIGINT"
+    sample = con.sql(f"SELECT {t}, {d} {rows_sql} LIMIT {_SAMPLE}", params=params).fetchall()
+    if not sample:
+        return OrderKey(t, "epoch_us({t})", packed=True)  # no rows: nothing can tie
+    t_anchor, t_unit = _sample_unit([row[0] for row in sample])
+    d_anchor, d_unit = _sample_unit([row[1] for row in sample if row[1] is not None])
+    parts = ", ".join(f"max({o})" for o in order)
+    stats = con.sql(
+        f"SELECT min({t}), max({t}), bit_or({t} - {t_anchor}), "
+        f"count(*) FILTER (WHERE ({t} - {t_anchor}) % {t_unit} <> 0), "
+        f"min({d}), max({d}), bit_or({d} - {d_anchor}), "
+        f"count(*) FILTER (WHERE ({d} - {d_anchor}) % {d_unit} <> 0), {parts} {rows_sql}",
+        params=params).fetchall()[0]
+    t_min, t_max, t_bits, t_off, d_min, d_max, d_bits, d_off, *order_max = stats
+    unit = t_unit if t_off == 0 else 1 << _trailing_zeros(t_bits)
+    t_code = (t_max - t_min) // unit
+    fields: list[tuple[str, int]] = [(f"(({t} - {t_min}) // {unit})", t_code.bit_length())]
+    if created is not None:
+        if d_min is None:  # every created time is null: they all tie, as the first
+            fields.append(("0", 1))
+        else:
+            step = d_unit if d_off == 0 else 1 << _trailing_zeros(d_bits)
+            span = (d_max - d_min) // step + 1
+            fields.append((f"coalesce(({d} - {d_min}) // {step} + 1, 0)", span.bit_length()))
+    for part, top in zip(order, order_max, strict=True):
+        fields.append((f"({part})", max(int(top or 0), 0).bit_length()))
+    total = sum(width for _, width in fields)
+    if total > _BITS or not _entity_fits(entity_range, t_min):
+        return struct_key(ts, created, order)
+    return _packed(fields, t_min, unit, t_code)
+
+
+def _sample_unit(values: list[int]) -> tuple[int, int]:
+    """An anchor value and the greatest common divisor of the differences to it (at least
+    1), from a sample; the caller checks the unit against every row."""
+    if not values:
+        return 0, 1
+    anchor = int(values[0])
+    unit = 0
+    for value in values:
+        unit = math.gcd(unit, int(value) - anchor)
+    return anchor, unit or 1
+
+
+def _packed(fields: list[tuple[str, int]], t_min: int, unit: int, t_code: int) -> OrderKey:
+    """Shift each field into place, most significant first; the entity key is its time code
+    (clamped to the rows' range, -1 before it) with every lower bit set."""
+    remaining = sum(width for _, width in fields)
+    terms = []
+    for expr, width in fields:
+        remaining -= width
+        terms.append(f"({expr} << {remaining})")
+    low = sum(width for _, width in fields[1:])
+    mask = (1 << low) - 1
+    entity = (f"CASE WHEN epoch_us({{t}}) < {t_min} THEN -1 ELSE "
+              f"(least((epoch_us({{t}}) - {t_min}) // {unit}, {t_code}) << {low}) | {mask} END")
+    return OrderKey(" | ".join(terms), entity, packed=True)
+
+
+def _trailing_zeros(value: int) -> int:
+    return (value & -value).bit_length() - 1 if value else 0
+
+
+def _entity_fits(entity_range: tuple[datetime | None, datetime | None], t_min: int) -> bool:
+    """Whether ``epoch_us(t) - t_min`` stays far from BIGINT overflow for every entity time."""
+    for moment in entity_range:
+        if moment is None:
+            continue
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if abs((aware - _EPOCH) // _MICROSECOND - t_min) >= 1 << _BITS:
+            return False
+    return True

@@ -1,0 +1,80 @@
+"""The ASOF order key: packed into a BIGINT for regular data, a struct otherwise, and the
+same training frame either way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from headwater.offline import order_key
+from headwater.testing.data import driver_stats
+
+TS = 'CAST("event_timestamp" AS TIMESTAMPTZ)'
+CREATED = 'CAST("created" AS TIMESTAMPTZ)'
+ORDER = ("rowid",)
+
+
+@pytest.fixture
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect()
+    connection.sql("SET TimeZone = 'UTC'")
+    yield connection
+    connection.close()
+
+
+def choose(con: duckdb.DuckDBPyConnection, table: pa.Table) -> order_key.OrderKey:
+    con.register("source_rows", table)
+    con.sql("CREATE OR REPLACE TEMP TABLE rows AS SELECT * FROM source_rows")
+    span = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
+    return order_key.choose(con, "FROM rows WHERE true", {}, ts=TS, created=CREATED,
+                            order=ORDER, entity_range=span)
+
+
+def test_hourly_data_gets_the_packed_key(con: duckdb.DuckDBPyConnection) -> None:
+    assert choose(con, driver_stats(200, 48)).packed
+
+
+def test_times_scattered_over_centuries_get_the_struct_key(
+        con: duckdb.DuckDBPyConnection) -> None:
+    rng = np.random.default_rng(0)
+    micros = rng.integers(-(2**62), 2**62, size=1000)
+    table = driver_stats(10, 100).slice(0, 1000)
+    scattered = pa.array(micros, pa.int64()).cast(pa.timestamp("us", "UTC"))
+    table = table.set_column(1, "event_timestamp", scattered)
+    key = choose(con, table)
+    assert not key.packed
+    assert key.feature_sql.startswith("{")
+
+
+def test_no_rows_is_trivially_tie_free(con: duckdb.DuckDBPyConnection) -> None:
+    assert choose(con, driver_stats(2, 2).slice(0, 0)).packed
+
+
+def test_packed_keys_order_rows_and_place_entities(con: duckdb.DuckDBPyConnection) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    table = pa.table({
+        "event_timestamp": pa.array([t0, t0, t0, t0 + timedelta(hours=1)],
+                                    pa.timestamp("us", "UTC")),
+        "created": pa.array([t0 + timedelta(seconds=5), None, t0 + timedelta(seconds=5),
+                             t0], pa.timestamp("us", "UTC")),
+    })
+    key = choose(con, table)
+    assert key.packed
+    keys = [k for (k,) in con.sql(f"SELECT {key.feature_sql} FROM rows ORDER BY rowid")
+            .fetchall()]
+    # null created first, then by created, then by row: rows 1 < 0 < 2 < 3
+    assert keys[1] < keys[0] < keys[2] < keys[3]
+    probe = "CAST($t AS TIMESTAMPTZ)"
+    at = {t: con.sql(f"SELECT {key.entity_sql(probe)}", params={"t": t}).fetchall()[0][0]
+          for t in (t0 - timedelta(seconds=1), t0, t0 + timedelta(minutes=30),
+                    t0 + timedelta(days=400))}
+    values = list(at.values())
+    assert values[0] < min(keys)  # before every row
+    assert keys[2] <= values[1] < keys[3]  # at t0: all three rows of t0, not the next hour
+    assert keys[2] <= values[2] < keys[3]
+    assert values[3] >= keys[3]  # long after: clamped, still above every row
