@@ -47,9 +47,10 @@ def driver_stats(
 
     Columns: ``driver_id`` (int64, from 1001), ``event_timestamp`` (timestamp[us, UTC], on
     the hour from ``start``), ``created`` (timestamp[us, UTC], when the row was written: a
-    whole second up to an hour after the event time), ``conv_rate`` (float64 in [0, 1]), ``trips`` (int64), and for ``n_features > 2``
-    float64 features ``f2 .. f{n_features-1}``. Rows are ordered by hour, then driver, like
-    an append-only log. A naive ``start`` is read as UTC.
+    whole second up to an hour after the event time), ``conv_rate`` (float64 in [0, 1]),
+    ``trips`` (int64), and for ``n_features > 2`` float64 features ``f2 .. f{n_features-1}``.
+    Rows are ordered by hour, then driver, like an append-only log. A naive ``start`` is
+    read as UTC.
     """
     import pyarrow as pa
 
