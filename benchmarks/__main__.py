@@ -1,0 +1,109 @@
+"""``python -m benchmarks [--size tiny|small|full] [--repeat N]``: print the benchmark table.
+
+Each operation is compared with the fastest way to do the same work directly on the engine
+(see ARCHITECTURE.md, "Performance budgets"). Every measurement runs in a fresh Python
+process; the table shows the median wall time over ``--repeat`` runs and the largest peak
+resident memory. ``make bench`` runs the full size; CI runs ``--size tiny`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.historical import SIZES, VARIANTS, Size, prepare
+
+SIDES = ("headwater", "baseline")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One operation measured on both sides."""
+
+    operation: str
+    rows: int
+    baseline_rows: int
+    headwater_s: float
+    baseline_s: float
+    headwater_mb: float
+    baseline_mb: float
+
+    @property
+    def ratio(self) -> float:
+        return self.headwater_s / self.baseline_s if self.baseline_s > 0 else float("inf")
+
+
+def measure(side: str, repo: Path, view: str) -> dict[str, float]:
+    """Run one side on one view in a fresh process and return what it reported."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.historical", side, str(repo), view],
+        check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    report: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def run(size: Size, repeat: int = 1, workdir: Path | None = None) -> list[Result]:
+    """Prepare the data for ``size`` and measure every operation ``repeat`` times."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="headwater-bench-", dir=workdir) as tmp:
+        repo = Path(tmp)
+        prepare(repo, size)
+        for view, label in VARIANTS.items():
+            runs: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
+            for _ in range(repeat):
+                for side in SIDES:  # alternate, so drift in the machine hits both alike
+                    runs[side].append(measure(side, repo, view))
+            hw, base = runs["headwater"], runs["baseline"]
+            results.append(Result(
+                operation=f"get_historical_features, {label}",
+                rows=int(hw[0]["rows"]),
+                baseline_rows=int(base[0]["rows"]),
+                headwater_s=statistics.median(r["seconds"] for r in hw),
+                baseline_s=statistics.median(r["seconds"] for r in base),
+                headwater_mb=max(r["peak_mb"] for r in hw),
+                baseline_mb=max(r["peak_mb"] for r in base),
+            ))
+    return results
+
+
+def table(results: list[Result]) -> str:
+    """The results as a fixed-width text table."""
+    header = ("operation", "rows", "headwater s", "baseline s", "ratio",
+              "headwater peak MB", "baseline peak MB")
+    lines = [[r.operation, f"{r.rows:,}", f"{r.headwater_s:.2f}", f"{r.baseline_s:.2f}",
+              f"{r.ratio:.2f}x", f"{r.headwater_mb:,.0f}", f"{r.baseline_mb:,.0f}"]
+             for r in results]
+    widths = [max(len(row[i]) for row in [list(header), *lines]) for i in range(len(header))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
+    out.extend(f"note: baseline returned {r.baseline_rows:,} rows" for r in results
+               if r.baseline_rows != r.rows)
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs per side (default: 3, or 1 for tiny)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to write the generated data (default: the temp folder)")
+    args = parser.parse_args()
+    size = SIZES[args.size]
+    repeat = args.repeat or (1 if args.size == "tiny" else 3)
+    print(f"size {args.size}: {size.entities:,} entities x {size.hours} hours = "
+          f"{size.view_rows:,} view rows; {size.entity_rows:,} entity rows; "
+          f"median of {repeat} run(s), each in a fresh process")
+    print(table(run(size, repeat, args.workdir)))
+
+
+if __name__ == "__main__":
+    main()
