@@ -144,3 +144,16 @@ def test_unknown_names_list_what_is_registered(registry: Registry) -> None:
     registry.apply([DRIVER, view()])
     with pytest.raises(NotFoundError, match=r"registered: \['driver_stats'\]"):
         registry.get("feature_view", "driver_stat")
+
+
+def test_watermarks_are_one_row_per_view_replaced_in_place(backend: RegistryBackend) -> None:
+    from datetime import UTC, datetime
+
+    first = datetime(2024, 1, 1, tzinfo=UTC)
+    later = datetime(2024, 1, 2, 12, 30, tzinfo=UTC)
+    assert backend.watermarks("proj") == {}
+    backend.set_watermark("proj", "driver_stats", 1, first)
+    backend.set_watermark("proj", "driver_stats", 2, later)
+    backend.set_watermark("other", "driver_stats", 1, first)
+    assert backend.watermarks("proj") == {"driver_stats": (2, later)}
+    assert backend.watermarks("other") == {"driver_stats": (1, first)}

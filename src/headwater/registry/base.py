@@ -90,4 +90,13 @@ class RegistryBackend(Protocol):
         If ``diff`` raises, nothing is written. Returns the change-log lines written."""
         ...
 
+    def watermarks(self, project: str) -> dict[str, tuple[int, datetime]]:
+        """Per feature view: ``(view version, watermark)`` of its last materialization."""
+        ...
+
+    def set_watermark(self, project: str, view: str, version: int, watermark: datetime) -> None:
+        """Record that ``view`` at ``version`` is materialized up to ``watermark`` (one row
+        per view, replaced in place)."""
+        ...
+
     def close(self) -> None: ...

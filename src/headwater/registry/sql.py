@@ -5,6 +5,7 @@ Tables (per project, rows never rewritten except a head's version):
 - ``hw_objects``  one row per object version: kind, name, version, spec JSON, spec hash
 - ``hw_heads``    the current version of each live object
 - ``hw_changes``  the append-only change log
+- ``hw_watermarks`` per feature view, how far it is materialized (one row, updated in place)
 
 A backend subclass supplies the connection, the placeholder style, the DDL types and the lock
 that serializes writers of one project.
@@ -143,6 +144,24 @@ class SQLRegistryBackend(ABC):
 
     def _time_param(self, value: datetime) -> Any:
         return value
+
+    # -- materialization watermarks ---------------------------------------------------------
+
+    def watermarks(self, project: str) -> dict[str, tuple[int, datetime]]:
+        with self._read() as cur:
+            cur.execute(self._sql("SELECT view, version, watermark FROM {p}hw_watermarks "
+                                  "WHERE project = ?"), (project,))
+            return {row[0]: (int(row[1]), _time(row[2])) for row in cur.fetchall()}
+
+    def set_watermark(self, project: str, view: str, version: int, watermark: datetime) -> None:
+        with self._exclusive(project) as cur:
+            cur.execute(self._sql(
+                "INSERT INTO {p}hw_watermarks (project, view, version, watermark, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (project, view) DO UPDATE SET "
+                "version = excluded.version, watermark = excluded.watermark, "
+                "updated_at = excluded.updated_at"),
+                (project, view, version, self._time_param(watermark),
+                 self._time_param(datetime.now(UTC))))
 
 
 def _record(row: Sequence[Any]) -> RegistryRecord:

@@ -29,6 +29,9 @@ _DDL = (
     id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL, apply_id TEXT NOT NULL,
     kind TEXT NOT NULL, name TEXT NOT NULL, action TEXT NOT NULL,
     from_version INTEGER, to_version INTEGER, at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS hw_watermarks (
+    project TEXT NOT NULL, view TEXT NOT NULL, version INTEGER NOT NULL,
+    watermark TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (project, view))""",
     """CREATE INDEX IF NOT EXISTS hw_changes_project ON hw_changes (project, id)""",
     """CREATE TRIGGER IF NOT EXISTS hw_changes_append_only_u BEFORE UPDATE ON hw_changes
     BEGIN SELECT RAISE(ABORT, 'hw_changes is append-only'); END""",
