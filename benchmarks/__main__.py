@@ -2,14 +2,16 @@
 
 Each operation is compared with the fastest way to do the same work directly on the engine
 (see ARCHITECTURE.md, "Performance budgets"). Every measurement runs in a fresh Python
-process; the table shows the median wall time over ``--repeat`` runs and the largest peak
-resident memory. ``make bench`` runs the full size; CI runs ``--size tiny`` only.
+process, after one unrecorded warm-up run per side; the table shows the median wall time
+over ``--repeat`` runs and the largest peak resident memory. ``make bench`` runs the full
+size; CI runs ``--size tiny`` only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -55,8 +57,11 @@ def run(size: Size, repeat: int = 1, workdir: Path | None = None) -> list[Result
     with tempfile.TemporaryDirectory(prefix="headwater-bench-", dir=workdir) as tmp:
         repo = Path(tmp)
         prepare(repo, size)
+        os.sync()  # flush the freshly written files first: writeback would skew the timings
         for view, label in VARIANTS.items():
             runs: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
+            for side in SIDES:  # one unrecorded run each, so both read from a warm cache
+                measure(side, repo, view)
             for _ in range(repeat):
                 for side in SIDES:  # alternate, so drift in the machine hits both alike
                     runs[side].append(measure(side, repo, view))

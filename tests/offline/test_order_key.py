@@ -1,5 +1,5 @@
-"""The ASOF order key: packed into a BIGINT for regular data, a struct otherwise, and the
-same training frame either way."""
+"""The ASOF order key: a BIGINT for regular data, a HUGEINT or a struct when the data's
+ranges need more bits."""
 
 from __future__ import annotations
 
@@ -35,27 +35,33 @@ def choose(con: duckdb.DuckDBPyConnection, table: pa.Table) -> order_key.OrderKe
                             order=ORDER, entity_range=span)
 
 
-def test_hourly_data_gets_the_packed_key(con: duckdb.DuckDBPyConnection) -> None:
-    assert choose(con, driver_stats(200, 48)).packed
+def scatter(table: pa.Table, column: int, low: int, high: int) -> pa.Table:
+    """Replace a time column by times scattered to the microsecond in [low, high) us."""
+    micros = np.random.default_rng(column).integers(low, high, size=table.num_rows)
+    times = pa.array(micros, pa.int64()).cast(pa.timestamp("us", "UTC"))
+    return table.set_column(column, table.schema.field(column).name, times)
 
 
-def test_times_scattered_over_centuries_get_the_struct_key(
-        con: duckdb.DuckDBPyConnection) -> None:
-    rng = np.random.default_rng(0)
-    micros = rng.integers(-(2**62), 2**62, size=1000)
-    table = driver_stats(10, 100).slice(0, 1000)
-    scattered = pa.array(micros, pa.int64()).cast(pa.timestamp("us", "UTC"))
-    table = table.set_column(1, "event_timestamp", scattered)
-    key = choose(con, table)
-    assert not key.packed
+def test_hourly_data_gets_a_bigint_key(con: duckdb.DuckDBPyConnection) -> None:
+    assert choose(con, driver_stats(200, 48)).kind == "bigint"
+
+
+def test_scattered_times_get_wider_keys(con: duckdb.DuckDBPyConnection) -> None:
+    table = driver_stats(10, 100)
+    centuries = scatter(table, 1, -(2**60), 2**60)  # 61 bits of event time, 10 of order
+    centuries = centuries.set_column(2, "created", centuries.column(1))  # no delay
+    assert choose(con, centuries).kind == "hugeint"
+    both = scatter(centuries, 2, -(2**62), 2**62)  # and 64 bits of created delay
+    key = choose(con, both)
+    assert key.kind == "struct"
     assert key.feature_sql.startswith("{")
 
 
 def test_no_rows_is_trivially_tie_free(con: duckdb.DuckDBPyConnection) -> None:
-    assert choose(con, driver_stats(2, 2).slice(0, 0)).packed
+    assert choose(con, driver_stats(2, 2).slice(0, 0)).kind == "bigint"
 
 
-def test_packed_keys_order_rows_and_place_entities(con: duckdb.DuckDBPyConnection) -> None:
+def test_bigint_keys_order_rows_and_place_entities(con: duckdb.DuckDBPyConnection) -> None:
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     table = pa.table({
         "event_timestamp": pa.array([t0, t0, t0, t0 + timedelta(hours=1)],
@@ -64,7 +70,7 @@ def test_packed_keys_order_rows_and_place_entities(con: duckdb.DuckDBPyConnectio
                              t0], pa.timestamp("us", "UTC")),
     })
     key = choose(con, table)
-    assert key.packed
+    assert key.kind == "bigint"
     keys = [k for (k,) in con.sql(f"SELECT {key.feature_sql} FROM rows ORDER BY rowid")
             .fetchall()]
     # null created first, then by created, then by row: rows 1 < 0 < 2 < 3

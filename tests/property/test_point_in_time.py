@@ -4,9 +4,9 @@ Random histories for two views keyed by different entities (one by an integer, o
 string and an integer) with many ties: equal event times, equal event and created times,
 null created times, rows split across several Parquet files. Random entity rows with
 duplicates, unknown keys, times before any feature row and exactly at ``t - ttl``. The
-DuckDB engine must give, row for row and in order, what the oracle gives, with either
-encoding of the ASOF order key (packed BIGINT, which this data fits, and the struct
-fallback, forced by allowing the packed key no bits).
+DuckDB engine must give, row for row and in order, what the oracle gives, with each
+encoding of the ASOF order key: BIGINT (which this data fits), and HUGEINT and struct,
+forced by allowing the narrower encodings no bits.
 """
 
 from __future__ import annotations
@@ -129,10 +129,12 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pit_repo")
 
 
-@pytest.fixture(params=["packed", "struct"])
+@pytest.fixture(params=["bigint", "hugeint", "struct"])
 def key_encoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "struct":
+    if request.param != "bigint":
         monkeypatch.setattr(order_key, "_BITS", 0)
+    if request.param == "struct":
+        monkeypatch.setattr(order_key, "_WIDE_BITS", 0)
     return str(request.param)
 
 

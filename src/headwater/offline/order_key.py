@@ -2,22 +2,25 @@
 
 A DuckDB ASOF join picks an arbitrary row among right rows whose inequality values tie, so
 the key must order feature rows by ``(ts, created, ingestion order)`` with no ties, and the
-entity row's key must sit just above every row with ``ts <= t``. Two encodings do this:
+entity row's key must sit just above every row with ``ts <= t``. Three encodings do this,
+the first that fits is used:
 
-* **packed** (the fast path): one BIGINT, ``code(ts) | code(created - ts) | code(order)``
-  in disjoint bit fields. Each code is exact: the event time is counted in units of the
+* **bigint** (the fast path): ``code(ts) | code(created - ts) | code(order)`` in disjoint
+  bit fields of one BIGINT. Each code is exact: the event time counted in units of the
   greatest common divisor of the rows' times (an hour for hourly data), the created delay
   ``created - ts`` likewise (plus one, so that a null created sorts first), the ingestion
-  order as (file index, row in file) or row id. DuckDB sorts BIGINT
-  keys much faster than structs, which is what makes the join cost close to a plain ASOF on
-  the event time. Used when the fields fit in 63 bits, which a sample of the rows (for the
-  units) and one statistics pass over all the rows the join can use (for the ranges, and to
-  check the units) decide.
-* **struct** (always correct): ``{t, c, o}`` compared field by field, for data whose
-  ranges do not fit (microsecond-scattered times over decades, billions of rows).
+  order as (file index, row in file) or row id. DuckDB sorts BIGINT keys far faster than
+  wider ones, which keeps the join close to a plain ASOF on the event time. Whether the
+  fields fit in 63 bits is decided by a sample of the rows (for the units) and one
+  statistics pass over all the rows the join can use (for the ranges, and to check the
+  units on every row).
+* **hugeint**: the same fields in a HUGEINT when they need up to 127 bits (for instance
+  created times scattered to the microsecond over millions of rows).
+* **struct** (always correct): ``{t, c, o...}`` compared field by field.
 
-The entity side is ``code(t)`` with every lower field at its maximum (packed), or
-``{t, +infinity, max}`` (struct); a null entity time gives a null key, which matches nothing.
+The entity side is ``code(t)`` with every lower bit set (clamped to the rows' range, -1
+before it), or ``{t, +infinity, max...}``; a null entity time gives a null key, which
+matches nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     import duckdb
 
 _BITS = 63  # every key is a non-negative BIGINT; -1 is below them all
+_WIDE_BITS = 127  # the same in a HUGEINT: slower to sort than BIGINT, faster than a struct
 _SAMPLE = 65_536  # rows read to guess the units of the time fields
 _MAX_ORDER = "9223372036854775807"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,11 +46,12 @@ _MICROSECOND = timedelta(microseconds=1)
 
 @dataclass(frozen=True)
 class OrderKey:
-    """SQL for both sides of the ASOF inequality ``entity_sql(t) >= feature_sql``."""
+    """SQL for both sides of the ASOF inequality ``entity_sql(t) >= feature_sql``;
+    ``kind`` is ``bigint``, ``hugeint`` or ``struct``."""
 
     feature_sql: str
     entity_template: str  # with {t}: the entity time as a TIMESTAMPTZ expression
-    packed: bool
+    kind: str
 
     def entity_sql(self, time_sql: str) -> str:
         """The entity row's key for a time expression (null when the time is null)."""
@@ -57,15 +62,15 @@ class OrderKey:
 def struct_key(ts: str, created: str | None, order: Sequence[str]) -> OrderKey:
     """The always-correct struct key over instant expressions ``ts``/``created`` and the
     ingestion order parts (most significant first)."""
-    packed_order = order[0] if len(order) == 1 else f"(({order[0]}) << 40) | ({order[1]})"
     right = [f"'t': {ts}"]
     left = ["'t': {t}"]
     if created is not None:
         right.append(f"'c': coalesce({created}, '-infinity'::{INSTANT})")
         left.append(f"'c': 'infinity'::{INSTANT}")
-    right.append(f"'o': {packed_order}")
-    left.append(f"'o': {_MAX_ORDER}")
-    return OrderKey("{" + ", ".join(right) + "}", "{{" + ", ".join(left) + "}}", packed=False)
+    for i, part in enumerate(order):
+        right.append(f"'o{i}': {part}")
+        left.append(f"'o{i}': {_MAX_ORDER}")
+    return OrderKey("{" + ", ".join(right) + "}", "{{" + ", ".join(left) + "}}", "struct")
 
 
 def choose(
@@ -78,8 +83,8 @@ def choose(
     order: Sequence[str],
     entity_range: tuple[datetime | None, datetime | None],
 ) -> OrderKey:
-    """The packed key if the rows of ``SELECT ... {rows_sql}`` (a FROM/WHERE clause with
-    ``params``) fit it, else the struct key. ``entity_range`` is the earliest and latest
+    """The narrowest key the rows of ``SELECT ... {rows_sql}`` (a FROM/WHERE clause with
+    ``params``) fit. ``entity_range`` is the earliest and latest
     entity time; entity times outside the rows' range are clamped, never overflowed.
 
     Units come from a sample of the first rows (greatest common divisor of the differences),
@@ -89,7 +94,7 @@ def choose(
     d = f"(epoch_us({created}) - {t})" if created is not None else "NULL::BIGINT"
     sample = con.sql(f"SELECT {t}, {d} {rows_sql} LIMIT {_SAMPLE}", params=params).fetchall()
     if not sample:
-        return OrderKey(t, "epoch_us({t})", packed=True)  # no rows: nothing can tie
+        return OrderKey(t, "epoch_us({t})", "bigint")  # no rows: nothing can tie
     t_anchor, t_unit = _sample_unit([row[0] for row in sample])
     d_anchor, d_unit = _sample_unit([row[1] for row in sample if row[1] is not None])
     parts = ", ".join(f"max({o})" for o in order)
@@ -113,9 +118,9 @@ def choose(
     for part, top in zip(order, order_max, strict=True):
         fields.append((f"({part})", max(int(top or 0), 0).bit_length()))
     total = sum(width for _, width in fields)
-    if total > _BITS or not _entity_fits(entity_range, t_min):
+    if total > _WIDE_BITS or not _entity_fits(entity_range, t_min):
         return struct_key(ts, created, order)
-    return _packed(fields, t_min, unit, t_code)
+    return _packed(fields, t_min, unit, t_code, "BIGINT" if total <= _BITS else "HUGEINT")
 
 
 def _sample_unit(values: list[int]) -> tuple[int, int]:
@@ -130,19 +135,21 @@ def _sample_unit(values: list[int]) -> tuple[int, int]:
     return anchor, unit or 1
 
 
-def _packed(fields: list[tuple[str, int]], t_min: int, unit: int, t_code: int) -> OrderKey:
-    """Shift each field into place, most significant first; the entity key is its time code
-    (clamped to the rows' range, -1 before it) with every lower bit set."""
+def _packed(fields: list[tuple[str, int]], t_min: int, unit: int, t_code: int,
+            sql_type: str) -> OrderKey:
+    """Shift each field into place in an integer of ``sql_type``, most significant first;
+    the entity key is its time code (clamped to the rows' range, -1 before it) with every
+    lower bit set."""
     remaining = sum(width for _, width in fields)
     terms = []
     for expr, width in fields:
         remaining -= width
-        terms.append(f"({expr} << {remaining})")
+        terms.append(f"(CAST({expr} AS {sql_type}) << {remaining})")
     low = sum(width for _, width in fields[1:])
-    mask = (1 << low) - 1
-    entity = (f"CASE WHEN epoch_us({{t}}) < {t_min} THEN -1 ELSE "
-              f"(least((epoch_us({{t}}) - {t_min}) // {unit}, {t_code}) << {low}) | {mask} END")
-    return OrderKey(" | ".join(terms), entity, packed=True)
+    mask = f"CAST({(1 << low) - 1} AS {sql_type})"
+    code = f"CAST(least((epoch_us({{t}}) - {t_min}) // {unit}, {t_code}) AS {sql_type})"
+    entity = f"CASE WHEN epoch_us({{t}}) < {t_min} THEN -1 ELSE ({code} << {low}) | {mask} END"
+    return OrderKey(" | ".join(terms), entity, sql_type.lower())
 
 
 def _trailing_zeros(value: int) -> int:
