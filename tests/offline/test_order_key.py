@@ -32,7 +32,12 @@ def choose(con: duckdb.DuckDBPyConnection, table: pa.Table) -> order_key.OrderKe
     con.sql("CREATE OR REPLACE TEMP TABLE rows AS SELECT * FROM source_rows")
     span = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
     return order_key.choose(con, "FROM rows WHERE true", {}, ts=TS, created=CREATED,
-                            order=ORDER, entity_range=span)
+                            order=ORDER, entity_range=span, name="k")
+
+
+def used(sql: str, params: dict[str, object]) -> dict[str, object]:
+    """The parameters a statement names (DuckDB refuses unused ones)."""
+    return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
 def scatter(table: pa.Table, column: int, low: int, high: int) -> pa.Table:
@@ -71,12 +76,14 @@ def test_bigint_keys_order_rows_and_place_entities(con: duckdb.DuckDBPyConnectio
     })
     key = choose(con, table)
     assert key.kind == "bigint"
-    keys = [k for (k,) in con.sql(f"SELECT {key.feature_sql} FROM rows ORDER BY rowid")
-            .fetchall()]
+    keys = [k for (k,) in con.sql(f"SELECT {key.feature_sql} FROM rows ORDER BY rowid",
+                                  params=used(key.feature_sql, key.params)).fetchall()]
     # null created first, then by created, then by row: rows 1 < 0 < 2 < 3
     assert keys[1] < keys[0] < keys[2] < keys[3]
     probe = "CAST($t AS TIMESTAMPTZ)"
-    at = {t: con.sql(f"SELECT {key.entity_sql(probe)}", params={"t": t}).fetchall()[0][0]
+    entity = key.entity_sql(probe)
+    at = {t: con.sql(f"SELECT {entity}",
+                     params={**used(entity, key.params), "t": t}).fetchall()[0][0]
           for t in (t0 - timedelta(seconds=1), t0, t0 + timedelta(minutes=30),
                     t0 + timedelta(days=400))}
     values = list(at.values())

@@ -223,7 +223,7 @@ class DuckDBEngine:
         rows = rows_clause(scan, ts, index, view.ttl)
         bounds = {**scan.params, **time_bounds(index, view.ttl, *entity_range)}
         order = order_key.choose(cursor, rows, bounds, ts=ts, created=created, order=scan.order,
-                                 entity_range=entity_range)
+                                 entity_range=entity_range, name=f"__hw_k{index}")
         return ViewJoin(index, view.join_keys, scan, ts, order, tuple(features), view.ttl)
 
 

@@ -47,11 +47,13 @@ _MICROSECOND = timedelta(microseconds=1)
 @dataclass(frozen=True)
 class OrderKey:
     """SQL for both sides of the ASOF inequality ``entity_sql(t) >= feature_sql``;
-    ``kind`` is ``bigint``, ``hugeint`` or ``struct``."""
+    ``kind`` is ``bigint``, ``hugeint`` or ``struct``. Values derived from the data travel
+    as ``params``; only bit widths the engine computes are written into the SQL."""
 
     feature_sql: str
     entity_template: str  # with {t}: the entity time as a TIMESTAMPTZ expression
     kind: str
+    params: dict[str, Any]  # values the SQL names as $parameters
 
     def entity_sql(self, time_sql: str) -> str:
         """The entity row's key for a time expression (null when the time is null)."""
@@ -70,7 +72,7 @@ def struct_key(ts: str, created: str | None, order: Sequence[str]) -> OrderKey:
     for i, part in enumerate(order):
         right.append(f"'o{i}': {part}")
         left.append(f"'o{i}': {_MAX_ORDER}")
-    return OrderKey("{" + ", ".join(right) + "}", "{{" + ", ".join(left) + "}}", "struct")
+    return OrderKey("{" + ", ".join(right) + "}", "{{" + ", ".join(left) + "}}", "struct", {})
 
 
 def choose(
@@ -82,10 +84,12 @@ def choose(
     created: str | None,
     order: Sequence[str],
     entity_range: tuple[datetime | None, datetime | None],
+    name: str,
 ) -> OrderKey:
     """The narrowest key the rows of ``SELECT ... {rows_sql}`` (a FROM/WHERE clause with
-    ``params``) fit. ``entity_range`` is the earliest and latest
-    entity time; entity times outside the rows' range are clamped, never overflowed.
+    ``params``) fit. ``entity_range`` is the earliest and latest entity time; entity times
+    outside the rows' range are clamped, never overflowed. The key's own parameters are
+    named ``${name}_...``.
 
     Units come from a sample of the first rows (greatest common divisor of the differences),
     checked against every row in the same pass that finds the ranges; when the check fails
@@ -94,33 +98,36 @@ def choose(
     d = f"(epoch_us({created}) - {t})" if created is not None else "NULL::BIGINT"
     sample = con.sql(f"SELECT {t}, {d} {rows_sql} LIMIT {_SAMPLE}", params=params).fetchall()
     if not sample:
-        return OrderKey(t, "epoch_us({t})", "bigint")  # no rows: nothing can tie
+        return OrderKey(t, "epoch_us({t})", "bigint", {})  # no rows: nothing can tie
     t_anchor, t_unit = _sample_unit([row[0] for row in sample])
     d_anchor, d_unit = _sample_unit([row[1] for row in sample if row[1] is not None])
     parts = ", ".join(f"max({o})" for o in order)
     stats = con.sql(
-        f"SELECT min({t}), max({t}), bit_or({t} - {t_anchor}), "
-        f"count(*) FILTER (WHERE ({t} - {t_anchor}) % {t_unit} <> 0), "
-        f"min({d}), max({d}), bit_or({d} - {d_anchor}), "
-        f"count(*) FILTER (WHERE ({d} - {d_anchor}) % {d_unit} <> 0), {parts} {rows_sql}",
-        params=params).fetchall()[0]
+        f"SELECT min({t}), max({t}), bit_or({t} - $ta), count(*) FILTER "
+        f"(WHERE ({t} - $ta) % $tu <> 0), min({d}), max({d}), bit_or({d} - $da), "
+        f"count(*) FILTER (WHERE ({d} - $da) % $du <> 0), {parts} {rows_sql}",
+        params={**params, "ta": t_anchor, "tu": t_unit, "da": d_anchor, "du": d_unit},
+    ).fetchall()[0]
     t_min, t_max, t_bits, t_off, d_min, d_max, d_bits, d_off, *order_max = stats
     unit = t_unit if t_off == 0 else 1 << _trailing_zeros(t_bits)
-    t_code = (t_max - t_min) // unit
-    fields: list[tuple[str, int]] = [(f"(({t} - {t_min}) // {unit})", t_code.bit_length())]
+    values: dict[str, Any] = {f"{name}_tmin": t_min, f"{name}_unit": unit,
+                              f"{name}_tcode": (t_max - t_min) // unit}
+    fields = [(f"(({t} - ${name}_tmin) // ${name}_unit)", values[f"{name}_tcode"].bit_length())]
     if created is not None:
         if d_min is None:  # every created time is null: they all tie, as the first
             fields.append(("0", 1))
         else:
             step = d_unit if d_off == 0 else 1 << _trailing_zeros(d_bits)
+            values.update({f"{name}_dmin": d_min, f"{name}_step": step})
             span = (d_max - d_min) // step + 1
-            fields.append((f"coalesce(({d} - {d_min}) // {step} + 1, 0)", span.bit_length()))
+            fields.append((f"coalesce(({d} - ${name}_dmin) // ${name}_step + 1, 0)",
+                           span.bit_length()))
     for part, top in zip(order, order_max, strict=True):
         fields.append((f"({part})", max(int(top or 0), 0).bit_length()))
     total = sum(width for _, width in fields)
     if total > _WIDE_BITS or not _entity_fits(entity_range, t_min):
         return struct_key(ts, created, order)
-    return _packed(fields, t_min, unit, t_code, "BIGINT" if total <= _BITS else "HUGEINT")
+    return _packed(fields, name, values, "BIGINT" if total <= _BITS else "HUGEINT")
 
 
 def _sample_unit(values: list[int]) -> tuple[int, int]:
@@ -135,7 +142,7 @@ def _sample_unit(values: list[int]) -> tuple[int, int]:
     return anchor, unit or 1
 
 
-def _packed(fields: list[tuple[str, int]], t_min: int, unit: int, t_code: int,
+def _packed(fields: list[tuple[str, int]], name: str, values: dict[str, Any],
             sql_type: str) -> OrderKey:
     """Shift each field into place in an integer of ``sql_type``, most significant first;
     the entity key is its time code (clamped to the rows' range, -1 before it) with every
@@ -147,9 +154,10 @@ def _packed(fields: list[tuple[str, int]], t_min: int, unit: int, t_code: int,
         terms.append(f"(CAST({expr} AS {sql_type}) << {remaining})")
     low = sum(width for _, width in fields[1:])
     mask = f"CAST({(1 << low) - 1} AS {sql_type})"
-    code = f"CAST(least((epoch_us({{t}}) - {t_min}) // {unit}, {t_code}) AS {sql_type})"
-    entity = f"CASE WHEN epoch_us({{t}}) < {t_min} THEN -1 ELSE ({code} << {low}) | {mask} END"
-    return OrderKey(" | ".join(terms), entity, sql_type.lower())
+    t = "epoch_us({t})"
+    code = f"CAST(least(({t} - ${name}_tmin) // ${name}_unit, ${name}_tcode) AS {sql_type})"
+    entity = f"CASE WHEN {t} < ${name}_tmin THEN -1 ELSE ({code} << {low}) | {mask} END"
+    return OrderKey(" | ".join(terms), entity, sql_type.lower(), values)
 
 
 def _trailing_zeros(value: int) -> int:

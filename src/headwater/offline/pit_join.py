@@ -132,6 +132,7 @@ def build_query(entity_table: str, entity_kind: TimeKind, joins: Sequence[ViewJo
         ctes.append(f"__hw_f{j.index} AS ({feature_rows(j)})")
         params.update(j.scan.params)
         params.update(time_bounds(j.index, j.ttl, earliest, latest))
+        params.update(j.order.params)
         if j.ttl is not None:
             params[f"__hw_ttl_{j.index}"] = j.ttl
     select = [f"e.{quote(ROW)}"] + [c for j in joins for c in _selected(j)]
