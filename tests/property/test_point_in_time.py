@@ -179,3 +179,26 @@ def test_join_matches_the_oracle(repo: Path, engine: DuckDBEngine, key_encoding:
     assert result.column("driver_value").to_pylist() == expected_driver
     assert result.column("route_value").to_pylist() == [
         None if v is None else str(v) for v in expected_route]
+
+
+def latest_oracle(history: History, key: tuple[object, ...], start: int,
+                  end: int) -> int | None:
+    """latest_rows by brute force: the rule at ``end`` over rows with ``ts >= start``."""
+    kept = History(history.keys, [r if r[1] >= start else (("none",), r[1], r[2])
+                                  for r in history.rows],
+                   history.with_created, None, history.splits)
+    return oracle(kept, key, end)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(drivers=histories(("driver_id",), DRIVER_KEYS), start=st.integers(0, 6),
+       length=st.integers(0, 6))
+def test_latest_rows_are_the_join_at_the_end(repo: Path, engine: DuckDBEngine,
+                                             key_encoding: str, *, drivers: History,
+                                             start: int, length: int) -> None:
+    view = write_view(repo, "latest", DRIVER, drivers, pa.int64())
+    result = engine.latest_rows(view, minute(start), minute(start + length)).read_all()
+    got = {row["driver_id"]: row["value"] for row in result.to_pylist()}
+    expected = {k: latest_oracle(drivers, (k,), start, start + length) for k in (1, 2, 3)}
+    assert got == {k: v for k, v in expected.items() if v is not None}

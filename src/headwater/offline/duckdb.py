@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from headwater.config import Settings
-from headwater.definitions import Source
+from headwater.definitions import FeatureView, Source
 from headwater.errors import DataError, HeadwaterError
-from headwater.offline import entity_query, order_key
+from headwater.offline import entity_query, latest, order_key
 from headwater.offline.entity_frame import (
     ME,
     EntityFrame,
@@ -40,12 +41,10 @@ from headwater.offline.result_stream import output_schema, stitch
 from headwater.offline.retrieval import RetrievalJob
 from headwater.offline.source_reader import SourceReader
 from headwater.offline.sql_names import TIME, quote, unique_name
-from headwater.offline.timestamps import TimeKind, as_instant, check_strings, time_kind
-from headwater.types import Timestamp
+from headwater.offline.timestamps import TimeKind, as_instant, check_strings
+from headwater.offline.view_rows import read_view
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     import pyarrow as pa
 
     from headwater.offline.base import ViewRequest
@@ -140,6 +139,34 @@ class DuckDBEngine:
                      entity_df if isinstance(entity_df, str) else None, tables, time_column, kind)
         return RetrievalJob(partial(self._open, plan))
 
+    def latest_rows(self, view: FeatureView, start: datetime,
+                    end: datetime) -> pa.RecordBatchReader:
+        """Per entity, the row with ``start <= ts <= end`` that the point-in-time rule picks
+        at ``end``, streamed in batches (see :mod:`~headwater.offline.latest` for the
+        columns). Naive ``start``/``end`` are read as UTC; the view's ttl is not applied
+        (online reads apply it)."""
+        import pyarrow as pa
+
+        start, end = _utc(start), _utc(end)
+        cursor = self._cursor()
+        try:
+            schema = self._reader.schema(cursor, view.source)
+            rows = read_view(cursor, self._reader, view, view.features, schema, until=end,
+                             tag="__hw_s0")
+            order = order_key.choose(cursor, latest.rows_clause(rows),
+                                     latest.bounds(rows, start, end), ts=rows.ts,
+                                     created=rows.created, order=rows.scan.order,
+                                     entity_range=(start, end), name="__hw_k0")
+            sql, params = latest.latest_query(view, rows, order, start, end)
+            reader = _duckdb_errors(cursor.sql(sql, params=params).to_arrow_reader,
+                                    self._batch_size)
+            out = latest.output_schema(view, reader.schema)
+        except BaseException:
+            cursor.close()
+            raise
+        return pa.RecordBatchReader.from_batches(
+            out, latest.cast_batches(_checked_reader(reader), out, cursor.close))
+
     def close(self) -> None:
         """Close the DuckDB database; jobs cannot be read afterwards."""
         self._db.close()
@@ -191,40 +218,15 @@ class DuckDBEngine:
                    schema: pa.Schema,
                    entity_range: tuple[datetime | None, datetime | None]) -> ViewJoin:
         view = request.view
-        source = view.source
-        columns = [*view.join_keys, *source.time_columns(), *(f.name for f in request.features)]
-        scan = self._reader.scan(cursor, source, schema, list(dict.fromkeys(columns)),
-                                 until=entity_range[1], tag=f"__hw_s{index}")
-        kinds: dict[str, TimeKind] = {}
-        for column in source.time_columns():
-            kind = time_kind(scan.schema.field(column).type)
-            if kind is None:
-                raise DataError(
-                    f"FeatureView '{view.name}': time column '{column}' of {source.label()} "
-                    f"has type {scan.schema.field(column).type}. Fix: use a timestamp, date "
-                    "or ISO-8601 string column"
-                )
-            if kind is TimeKind.STRING:
-                check_strings(cursor, scan.from_sql, scan.params, quote(column),
-                              owner=f"FeatureView '{view.name}' ({source.label()})",
-                              column=column)
-            kinds[column] = kind
-        features = []
-        for feature in request.features:
-            column = quote(feature.name)
-            kind = time_kind(scan.schema.field(feature.name).type)
-            if feature.dtype == Timestamp and kind is not None:
-                column = as_instant(column, kind)
-            features.append(column)
-        ts = as_instant(quote(source.timestamp_field), kinds[source.timestamp_field])
-        created_field = source.created_timestamp_field
-        created = None if created_field is None else as_instant(quote(created_field),
-                                                                kinds[created_field])
-        rows = rows_clause(scan, ts, index, view.ttl)
-        bounds = {**scan.params, **time_bounds(index, view.ttl, *entity_range)}
-        order = order_key.choose(cursor, rows, bounds, ts=ts, created=created, order=scan.order,
-                                 entity_range=entity_range, name=f"__hw_k{index}")
-        return ViewJoin(index, view.join_keys, scan, ts, order, tuple(features), view.ttl)
+        rows = read_view(cursor, self._reader, view, request.features, schema,
+                         until=entity_range[1], tag=f"__hw_s{index}")
+        clause = rows_clause(rows.scan, rows.ts, index, view.ttl)
+        bounds = {**rows.scan.params, **time_bounds(index, view.ttl, *entity_range)}
+        order = order_key.choose(cursor, clause, bounds, ts=rows.ts, created=rows.created,
+                                 order=rows.scan.order, entity_range=entity_range,
+                                 name=f"__hw_k{index}")
+        return ViewJoin(index, view.join_keys, rows.scan, rows.ts, order, rows.features,
+                        view.ttl)
 
 
 def _duckdb_errors(call: Any, *args: Any) -> Any:
@@ -239,6 +241,18 @@ def _duckdb_errors(call: Any, *args: Any) -> Any:
             f"DuckDB ran out of memory ({_line(exc)}). Fix: raise offline.memory_limit in "
             "headwater.yaml, or point offline.temp_directory at a disk with free space"
         ) from exc
+
+
+def _utc(moment: datetime) -> datetime:
+    """A naive datetime read as UTC; an aware one converted."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _checked_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """``reader`` with DuckDB errors raised while streaming mapped to Headwater's."""
+    import pyarrow as pa
+
+    return pa.RecordBatchReader.from_batches(reader.schema, _checked(reader))
 
 
 def _checked(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:

@@ -1,0 +1,82 @@
+"""The latest row per entity in a time range, for materialization.
+
+For each entity (the view's join keys), the row with ``start <= ts <= end`` that the
+point-in-time rule would pick at ``end``: the greatest ``(ts, created, ingestion order)``.
+With the tie-free order key of :mod:`~headwater.offline.order_key` this is one hash
+aggregate, ``arg_max(row, order key)`` grouped by the keys; the row travels as one struct so
+that null feature values are kept (``arg_max`` skips null arguments).
+
+Columns: the join keys (as the source stores them), ``__hw_ts`` and ``__hw_created``
+(timestamp[us, UTC]; null created when the source has none), then the features in schema
+order, cast to their declared dtypes by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from headwater.definitions import FeatureView
+from headwater.offline.order_key import OrderKey
+from headwater.offline.sql_names import quote
+from headwater.offline.timestamps import INSTANT
+from headwater.offline.view_rows import ViewRows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+TS = "__hw_ts"
+CREATED = "__hw_created"
+
+
+def rows_clause(rows: ViewRows) -> str:
+    """``FROM ... WHERE start <= ts <= end`` (parameters from :func:`bounds`)."""
+    return f"FROM {rows.scan.from_sql} WHERE {rows.ts} >= $__hw_start AND {rows.ts} <= $__hw_end"
+
+
+def bounds(rows: ViewRows, start: datetime, end: datetime) -> dict[str, Any]:
+    """The parameters of :func:`rows_clause`."""
+    return {**rows.scan.params, "__hw_start": start, "__hw_end": end}
+
+
+def latest_query(view: FeatureView, rows: ViewRows, order: OrderKey, start: datetime,
+                 end: datetime) -> tuple[str, dict[str, Any]]:
+    """The statement and its parameters."""
+    keys = [quote(k) for k in view.join_keys]
+    created = rows.created if rows.created is not None else f"NULL::{INSTANT}"
+    payload = [f"'{TS}': {rows.ts}", f"'{CREATED}': {created}",
+               *(f"'v{j}': {expr}" for j, expr in enumerate(rows.features))]
+    picked = f"arg_max({{{', '.join(payload)}}}, {order.feature_sql})"
+    outputs = [f"__hw_m['{TS}'] AS {TS}", f"__hw_m['{CREATED}'] AS {CREATED}",
+               *(f"__hw_m['v{j}'] AS {quote(f.name)}" for j, f in enumerate(view.features))]
+    sql = (f"SELECT {', '.join(keys)}, {', '.join(outputs)} FROM ("
+           f"SELECT {', '.join(keys)}, {picked} AS __hw_m {rows_clause(rows)} "
+           f"GROUP BY {', '.join(keys)})")
+    return sql, {**bounds(rows, start, end), **_used(order)}
+
+
+def _used(order: OrderKey) -> dict[str, Any]:
+    """The order key's parameters its feature side names (DuckDB refuses unused ones)."""
+    return {k: v for k, v in order.params.items() if f"${k}" in order.feature_sql}
+
+
+def output_schema(view: FeatureView, raw: pa.Schema) -> pa.Schema:
+    """The declared output schema, from the query's own (``raw``) key types."""
+    import pyarrow as pa
+
+    utc = pa.timestamp("us", tz="UTC")
+    fields = [raw.field(k) for k in view.join_keys]
+    fields += [pa.field(TS, utc), pa.field(CREATED, utc)]
+    fields += [pa.field(f.name, f.dtype.to_arrow()) for f in view.features]
+    return pa.schema(fields)
+
+
+def cast_batches(reader: pa.RecordBatchReader, schema: pa.Schema,
+                 close: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+    """The query's batches cast to ``schema``; ``close`` runs when the stream ends."""
+    try:
+        for batch in reader:
+            yield batch.cast(schema)
+    finally:
+        close()
