@@ -96,3 +96,24 @@ def test_bad_query_is_a_data_error(tmp_path: Path, postgres_url: str) -> None:
             engine.source_schema(sql_view(f"missing_{uuid.uuid4().hex[:8]}").source)
     finally:
         engine.close()
+
+
+def test_time_filter_runs_in_postgres(tmp_path: Path, postgres_url: str, pg_table: str) -> None:
+    """Rows after the latest entity time are never read: here reading one would divide by
+    zero in PostgreSQL."""
+    query = (f'SELECT driver_id, event_timestamp, created, conv_rate, CASE WHEN '
+             f"event_timestamp > '2024-01-01 12:00+00' THEN 1 / (trips - trips) ELSE trips END "
+             f'AS trips FROM "{pg_table}"')
+    source = hw.SQLSource(query, timestamp_field="event_timestamp",
+                          created_timestamp_field="created", connection="warehouse")
+    view = hw.FeatureView("pg_stats", entities=[DRIVER], source=source,
+                          schema=[hw.Field("trips", hw.Int64)])
+    engine = engine_for(tmp_path, postgres_url)
+    try:
+        early = engine.get_historical_features(entity_rows([hours(5)], [2]), [request(view)])
+        assert early.to_arrow().column("trips").to_pylist() == [90]
+        late = engine.get_historical_features(entity_rows([hours(30)], [2]), [request(view)])
+        with pytest.raises(hw.DataError, match=r"PostgreSQL refused the query"):
+            late.to_arrow()
+    finally:
+        engine.close()
