@@ -16,6 +16,7 @@ source, are read as UTC.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -149,7 +150,7 @@ class DuckDBEngine:
 
         start, end = _utc(start), _utc(end)
         cursor = self._cursor()
-        try:
+        with _close_on_error(cursor):
             schema = self._reader.schema(cursor, view.source)
             rows = read_view(cursor, self._reader, view, view.features, schema, until=end,
                              tag="__hw_s0")
@@ -161,9 +162,6 @@ class DuckDBEngine:
             reader = _duckdb_errors(cursor.sql(sql, params=params).to_arrow_reader,
                                     self._batch_size)
             out = latest.output_schema(view, reader.schema)
-        except BaseException:
-            cursor.close()
-            raise
         return pa.RecordBatchReader.from_batches(
             out, latest.cast_batches(_checked_reader(reader), out, cursor.close))
 
@@ -177,7 +175,7 @@ class DuckDBEngine:
         import pyarrow as pa
 
         cursor = self._cursor()
-        try:
+        with _close_on_error(cursor):
             table = plan.table if plan.table is not None else self._run_query(cursor, plan)
             frame = EntityFrame(table, plan.time_column, plan.time_kind)
             entity = unique_name("entity")
@@ -196,9 +194,6 @@ class DuckDBEngine:
             names = [n for r in plan.requests for n in r.output_names]
             types = [f.dtype.to_arrow() for r in plan.requests for f in r.features]
             schema = output_schema(table.schema, names, types)
-        except BaseException:
-            cursor.close()
-            raise
         batches = stitch(table, _checked(reader), schema, cursor.close)
         return pa.RecordBatchReader.from_batches(schema, batches)
 
@@ -241,6 +236,18 @@ def _duckdb_errors(call: Any, *args: Any) -> Any:
             f"DuckDB ran out of memory ({_line(exc)}). Fix: raise offline.memory_limit in "
             "headwater.yaml, or point offline.temp_directory at a disk with free space"
         ) from exc
+
+
+@contextmanager
+def _close_on_error(cursor: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Close ``cursor`` if the block fails; after success the result stream closes it."""
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        if not succeeded:
+            cursor.close()
 
 
 def _utc(moment: datetime) -> datetime:
