@@ -6,11 +6,14 @@ so that large joins spill to disk instead of failing. Sessions run with ``TimeZo
 never install or load extensions at run time. Each retrieval runs on its own cursor, so jobs
 can be read concurrently, and streams its result as Arrow record batches.
 
-The join itself is in :mod:`~headwater.offline.pit_join`, source reading in
-:mod:`~headwater.offline.source_reader`, the entity frame in
-:mod:`~headwater.offline.entity_frame` and :mod:`~headwater.offline.entity_query`. Time rules
-are in :mod:`~headwater.offline.timestamps`: naive timestamps, in the entity frame or in a
-source, are read as UTC.
+This module only wires the steps together: the join is in :mod:`~headwater.offline.pit_join`
+(with its tie-free key in :mod:`~headwater.offline.order_key`), source reading in
+:mod:`~headwater.offline.source_reader` and :mod:`~headwater.offline.view_rows`, the entity
+frame in :mod:`~headwater.offline.entity_frame` and :mod:`~headwater.offline.entity_query`,
+the output stream in :mod:`~headwater.offline.result_stream`, and the latest rows for
+materialization in :mod:`~headwater.offline.latest`. Time rules are in
+:mod:`~headwater.offline.timestamps`: naive timestamps, in the entity frame or in a source,
+are read as UTC.
 """
 
 from __future__ import annotations
@@ -72,7 +75,6 @@ class DuckDBEngine:
     ``batch_size`` is the number of rows per streamed record batch."""
 
     def __init__(self, settings: Settings, *, batch_size: int = DEFAULT_BATCH_ROWS) -> None:
-        self._settings = settings
         self._batch_size = batch_size
         self._reader = SourceReader(settings)
         offline = settings.offline
