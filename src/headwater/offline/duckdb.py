@@ -86,6 +86,9 @@ class DuckDBEngine:
             "temp_directory": str(temp),
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
+            # CSV and SQL sources are copied into tables whose rowid is their ingestion
+            # order; that holds only while DuckDB preserves insertion order (its default)
+            "preserve_insertion_order": True,
         }
         if offline.memory_limit is not None:
             config["memory_limit"] = offline.memory_limit
