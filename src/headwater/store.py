@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,16 +22,31 @@ from headwater.definitions import (
     parse_feature_ref,
 )
 from headwater.definitions.check import check_view
-from headwater.errors import DefinitionError, NotFoundError
+from headwater.errors import DataError, DefinitionError, NotFoundError
 from headwater.offline.base import ViewRequest
+from headwater.types import to_utc
 
 if TYPE_CHECKING:
+    from headwater.materialize.job import MaterializeResult, Progress
     from headwater.offline.base import OfflineEngine
     from headwater.offline.retrieval import RetrievalJob
+    from headwater.online.base import OnlineStore
     from headwater.registry.catalog import Registry
     from headwater.registry.plan import Plan
+    from headwater.serving.plans import OnlinePlan, PlanCache
+    from headwater.serving.response import OnlineResponse
 
 FeatureSelection = Sequence[str] | FeatureService
+
+PLAN_REFRESH_SECONDS = 2.0
+"""How often a store serving online reads checks the registry for changes."""
+
+_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _BEGINNING) // timedelta(microseconds=1)
 
 
 class FeatureStore:
@@ -46,6 +62,8 @@ class FeatureStore:
         self.settings = settings or load_settings(repo_path)
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
+        self._online: OnlineStore | None = None
+        self._plans: PlanCache | None = None
 
     @property
     def project(self) -> str:
@@ -73,6 +91,15 @@ class FeatureStore:
             self._offline = open_engine(self.settings)
         return self._offline
 
+    @property
+    def online(self) -> OnlineStore:
+        """The online store (opened on first use)."""
+        if self._online is None:
+            from headwater.online import open_online_store
+
+            self._online = open_online_store(self.settings)
+        return self._online
+
     # -- catalog -------------------------------------------------------------------------
 
     def plan(self, objects: Iterable[Definition], *, prune: bool = False) -> Plan:
@@ -88,7 +115,10 @@ class FeatureStore:
         Every created or changed object gets a new version and a line in the change log.
         Invalid definitions raise DefinitionError naming the object, the field and the fix;
         then nothing is written."""
-        return self.registry.apply(self._prepare(objects), prune=prune)
+        plan = self.registry.apply(self._prepare(objects), prune=prune)
+        if self._plans is not None:
+            self._plans.check()
+        return plan
 
     def _prepare(self, objects: Iterable[Definition]) -> list[Definition]:
         """Check definitions against data and the catalog; infer missing view schemas."""
@@ -209,8 +239,101 @@ class FeatureStore:
             requests.append(ViewRequest(view, fields, outputs))
         return requests
 
+    # -- online -------------------------------------------------------------------------
+
+    def get_online_features(
+        self,
+        features: FeatureSelection,
+        entity_rows: Sequence[Mapping[str, Any]],
+        full_feature_names: bool = False,
+        *,
+        now: datetime | None = None,
+    ) -> OnlineResponse:
+        """Feature values served from the online store, one round trip for all views.
+
+        ``entity_rows`` are dicts of join keys (``[{"driver_id": 1001}]``); a row may carry
+        the keys of several views. Per view and row the response metadata gives the event
+        time and a status: PRESENT, MISSING (never seen) or EXPIRED (older than the view's
+        ttl at ``now``; values null). ``now`` defaults to the current time. Plans are
+        compiled once per selection and refreshed in the background when the registry
+        changes, so a request does not query the registry."""
+        from headwater.serving.online import read_online
+
+        plan = self._online_plan(features, full_feature_names)
+        moment = to_utc(now) if now is not None else datetime.now(UTC)
+        return read_online(self.online, plan, entity_rows, _micros(moment))
+
+    def _online_plan(self, features: FeatureSelection, full_feature_names: bool) -> OnlinePlan:
+        from headwater.serving.plans import PlanCache, compile_plan
+
+        if self._plans is None:
+            backend, project = self.registry.backend, self.project
+            self._plans = PlanCache(lambda: backend.last_change_id(project))
+            self._plans.watch(PLAN_REFRESH_SECONDS)
+        if isinstance(features, FeatureService):
+            key: object = ("service", features.spec_hash(), full_feature_names)
+        else:
+            key = ("refs", tuple(features) if isinstance(features, Sequence) else features,
+                   full_feature_names)
+        return self._plans.get(
+            key, lambda: compile_plan(self.resolve_features(features, full_feature_names)))
+
+    def materialize(self, start_date: datetime, end_date: datetime,
+                    views: Sequence[str] | None = None, *,
+                    progress: Progress | None = None) -> list[MaterializeResult]:
+        """Copy, per entity, the latest row with ``start_date <= ts <= end_date`` of each
+        online view (or of ``views``) to the online store, and record ``end_date`` as the
+        views' watermark. Reruns are idempotent; a newer online value is never replaced."""
+        start, end = to_utc(start_date), to_utc(end_date)
+        if start > end:
+            raise DataError(f"materialize: start {start} is after end {end}. Fix: swap them")
+        return [self._materialize_one(view, start, end, progress)
+                for view in self._online_views(views)]
+
+    def materialize_incremental(self, end_date: datetime, views: Sequence[str] | None = None,
+                                *, progress: Progress | None = None) -> list[MaterializeResult]:
+        """Materialize each view from its watermark (or, the first time, from ``end_date``
+        minus its ttl, or from the beginning without a ttl) up to ``end_date``."""
+        end = to_utc(end_date)
+        marks = self.registry.backend.watermarks(self.project)
+        results = []
+        for view in self._online_views(views):
+            version = self.registry.record(FeatureView.kind, view.name).version
+            mark = marks.get(view.name)
+            if mark is not None and mark[0] == version:
+                start = mark[1]
+            elif view.ttl is not None:
+                start = end - view.ttl
+            else:
+                start = _FAR_PAST
+            if start > end:
+                continue  # already materialized past end_date
+            results.append(self._materialize_one(view, start, end, progress))
+        return results
+
+    def _materialize_one(self, view: FeatureView, start: datetime, end: datetime,
+                         progress: Progress | None) -> MaterializeResult:
+        from headwater.materialize.job import materialize_view
+
+        version = self.registry.record(FeatureView.kind, view.name).version
+        result = materialize_view(self.offline, self.online, view, start, end,
+                                  progress=progress)
+        self.registry.backend.set_watermark(self.project, view.name, version, end)
+        return result
+
+    def _online_views(self, names: Sequence[str] | None) -> list[FeatureView]:
+        if names is None:
+            return [v for v in self.list_feature_views() if v.online]
+        return [self.get_feature_view(name) for name in names]
+
     def close(self) -> None:
-        """Release the registry connection and the offline engine."""
+        """Release the registry connection, the stores and the background refresher."""
+        if self._plans is not None:
+            self._plans.close()
+            self._plans = None
+        if self._online is not None:
+            self._online.close()
+            self._online = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None

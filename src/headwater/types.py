@@ -8,6 +8,7 @@ instances; ``Array(Float64)`` builds a list type. Each maps to one Arrow type, a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -134,3 +135,10 @@ def compatible(declared: DType, actual: DType) -> bool:
         "int64": {"int32"},
     }
     return actual.name in widen.get(declared.name, set())
+
+
+def to_utc(value: datetime) -> datetime:
+    """A UTC instant: naive datetimes are read as UTC, aware ones converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.definitions import FeatureView, Field, Source
@@ -58,6 +59,17 @@ class OfflineEngine(Protocol):
         a table. ``timestamp_field`` names the entity frame's time column (default:
         ``event_timestamp``, or its only timestamp column). The job is lazy: nothing runs
         until the result is asked for."""
+        ...
+
+    def latest_rows(self, view: FeatureView, start: datetime,
+                    end: datetime) -> pa.RecordBatchReader:
+        """For materialization: per entity, the view's row with ``start <= ts <= end`` that
+        the point-in-time rule would pick at ``end`` (greatest ts, created ts, ingestion
+        order), streamed in batches with bounded memory.
+
+        Columns: the view's join keys, ``__hw_ts`` (timestamp[us, UTC]), ``__hw_created``
+        (timestamp[us, UTC], null when the source has no created column or value), then
+        the view's features in schema order, cast to their declared dtypes."""
         ...
 
     def close(self) -> None: ...

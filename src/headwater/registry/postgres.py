@@ -34,7 +34,8 @@ _DDL = (
     from_version INTEGER, to_version INTEGER, at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS {p}hw_watermarks (
     project TEXT NOT NULL, view TEXT NOT NULL, version INTEGER NOT NULL,
-    watermark TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (project, view))""",
+    watermark TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (project, view))""",
     """CREATE INDEX IF NOT EXISTS hw_changes_project ON {p}hw_changes (project, id)""",
     """CREATE OR REPLACE FUNCTION {p}hw_append_only() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$""",

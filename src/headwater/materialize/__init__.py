@@ -1,0 +1,1 @@
+"""Materialization: offline -> online, in batches, with per-view watermarks."""

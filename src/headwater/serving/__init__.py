@@ -1,0 +1,1 @@
+"""Serving: online feature reads (and, at the web edge, ``http.py``)."""

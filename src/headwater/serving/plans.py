@@ -1,0 +1,128 @@
+"""Compiled online read plans.
+
+A plan is everything a request needs, resolved once from the registry: per view, the join
+keys, the positions of the requested features in the stored record, output names, the
+schema fingerprint and the ttl. The request path uses only plans; :class:`PlanCache` drops
+them when the registry's change log moves, which a background thread watches, so no request
+queries the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from headwater.definitions import FeatureView, Field
+from headwater.errors import StoreUnavailableError
+from headwater.offline.base import ViewRequest
+from headwater.online.encoding import schema_fingerprint
+
+
+@dataclass(frozen=True)
+class CompiledView:
+    """One view's part of an online read."""
+
+    view: FeatureView
+    join_keys: tuple[str, ...]
+    features: tuple[Field, ...]
+    positions: tuple[int, ...]
+    output_names: tuple[str, ...]
+    fingerprint: int
+    ttl_us: int | None
+
+
+@dataclass(frozen=True)
+class OnlinePlan:
+    """A compiled feature selection: its views in request order."""
+
+    views: tuple[CompiledView, ...]
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        """Every join key the entity rows must carry, in first-use order."""
+        return tuple(dict.fromkeys(k for v in self.views for k in v.join_keys))
+
+
+def view_fingerprint(view: FeatureView) -> int:
+    """The fingerprint of a view's full schema, as written into its online records."""
+    return schema_fingerprint([(f.name, f.dtype.spec()) for f in view.features])
+
+
+def compile_plan(requests: list[ViewRequest]) -> OnlinePlan:
+    """Compile resolved per-view requests into an online plan."""
+    views = []
+    for request in requests:
+        view = request.view
+        position = {f.name: i for i, f in enumerate(view.features)}
+        ttl_us = None if view.ttl is None else view.ttl // timedelta(microseconds=1)
+        views.append(CompiledView(
+            view=view,
+            join_keys=view.join_keys,
+            features=request.features,
+            positions=tuple(position[f.name] for f in request.features),
+            output_names=request.output_names,
+            fingerprint=view_fingerprint(view),
+            ttl_us=ttl_us,
+        ))
+    return OnlinePlan(tuple(views))
+
+
+_log = logging.getLogger("headwater.serving")
+
+
+class PlanCache:
+    """Plans by selection key, dropped whenever the registry's change id moves.
+
+    ``watch`` starts a daemon thread that polls ``change_id()`` every ``interval`` seconds;
+    without it, the owner calls :meth:`check` (e.g. after its own apply)."""
+
+    def __init__(self, change_id: Callable[[], int]) -> None:
+        self._change_id = change_id
+        self._seen = change_id()
+        self._plans: dict[object, OnlinePlan] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def get(self, key: object, build: Callable[[], OnlinePlan]) -> OnlinePlan:
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = build()
+            with self._lock:
+                self._plans[key] = plan
+        return plan
+
+    def check(self) -> bool:
+        """Drop every plan if the registry changed; returns whether it did."""
+        latest = self._change_id()
+        if latest == self._seen:
+            return False
+        with self._lock:
+            self._plans = {}
+            self._seen = latest
+        return True
+
+    def watch(self, interval: float) -> None:
+        """Poll the registry in the background (idempotent)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._poll, args=(interval,),
+                                        name="headwater-plan-refresh", daemon=True)
+        self._thread.start()
+
+    def _poll(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.check()
+            except StoreUnavailableError as exc:  # keep serving the plans we have
+                _log.warning("registry unreachable, keeping compiled plans: %s", exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+

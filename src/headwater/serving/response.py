@@ -1,0 +1,73 @@
+"""OnlineResponse: the result of an online read, columnar, with per-view metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from headwater.types import DType, Timestamp
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+PRESENT = "PRESENT"
+MISSING = "MISSING"
+EXPIRED = "EXPIRED"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_micros(value: int | None) -> datetime | None:
+    """A UTC datetime from microseconds since the epoch."""
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True)
+class ViewMetadata:
+    """Per entity row of one view: the served row's event time and its status.
+
+    ``status`` is ``PRESENT``, ``MISSING`` (never seen) or ``EXPIRED`` (older than the
+    view's ttl; its values are null but its event time is kept)."""
+
+    event_timestamps: list[datetime | None]
+    statuses: list[str]
+
+
+class OnlineResponse:
+    """Feature values for a list of entity rows: entity key columns, then feature columns."""
+
+    def __init__(self, entity_columns: dict[str, list[Any]], feature_columns: dict[str, list[Any]],
+                 dtypes: dict[str, DType], metadata: dict[str, ViewMetadata]) -> None:
+        self._entity = entity_columns
+        self._features = feature_columns
+        self._dtypes = dtypes
+        self.metadata = metadata
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """``{"driver_id": [...], "conv_rate": [...], ...}``; timestamps as UTC datetimes."""
+        out = dict(self._entity)
+        for name, values in self._features.items():
+            timestamps = self._dtypes[name] == Timestamp
+            out[name] = [from_micros(v) for v in values] if timestamps else values
+        return out
+
+    def to_arrow(self) -> pa.Table:
+        """The response as an Arrow table typed by the views' declared dtypes."""
+        import pyarrow as pa
+
+        arrays = {name: pa.array(values) for name, values in self._entity.items()}
+        for name, values in self._features.items():
+            arrays[name] = pa.array(values, type=self._dtypes[name].to_arrow())
+        return pa.table(arrays)
+
+    def to_pandas(self) -> Any:
+        return self.to_arrow().to_pandas()
+
+    def __len__(self) -> int:
+        first = next(iter(self._entity.values()), [])
+        return len(first)
+
+    def __repr__(self) -> str:
+        columns = [*self._entity, *self._features]
+        return f"OnlineResponse(rows={len(self)}, columns={columns})"
