@@ -7,13 +7,20 @@ instead of skipping it.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 POSTGRES_URL = os.environ.get("HEADWATER_TEST_POSTGRES_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
+# The shared Redis: tests use their own key prefixes and delete them; never FLUSHALL it.
+REDIS_URL = os.environ.get("HEADWATER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _require_services() -> bool:
@@ -54,3 +61,114 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of the shared Redis. Tests keep to their own key prefixes and delete them."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        service_unavailable("Redis", str(exc))
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+class PrivateRedis:
+    """A ``redis-server`` of one test's own on a loopback port, without persistence, that
+    the test may stop and start again on the same port."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = _free_port()
+        self._process: subprocess.Popen[str] | None = None
+        self._log: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and return once it accepts connections."""
+        if self.running:
+            return
+        process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+             "--daemonize", "no", "--logfile", ""],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self._process = process
+        ready = threading.Event()
+        self._log = []
+
+        def follow() -> None:  # drains the log so the server never blocks on a full pipe
+            assert process.stdout is not None
+            for line in process.stdout:
+                self._log.append(line.rstrip())
+                if "Ready to accept connections" in line:
+                    ready.set()
+            ready.set()  # the server exited
+
+        threading.Thread(target=follow, daemon=True).start()
+        if not ready.wait(timeout) or not self.running:
+            self.kill()
+            log = "\n".join(self._log[-20:])
+            raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}")
+
+    def stop(self) -> None:
+        """Shut the server down (SIGTERM) and wait until it has exited."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(30)
+
+    def kill(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait(30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server started for this test (``.url``, ``.stop()``, ``.start()``,
+    ``.restart()``); killed at teardown whatever happened."""
+    binary = os.environ.get("HEADWATER_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    if binary is None:
+        service_unavailable("redis-server", "no redis-server binary on PATH")
+    assert binary is not None
+    workdir = tmp_path / "private-redis"
+    workdir.mkdir()
+    server = PrivateRedis(binary, workdir)
+    try:
+        for attempt in range(3):  # another process may take the free port before we bind it
+            try:
+                server.start()
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                server.port = _free_port()
+        yield server
+    finally:
+        server.kill()

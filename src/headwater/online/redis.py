@@ -1,0 +1,225 @@
+"""The production online store: Redis.
+
+Layout: one hash per entity key, ``hw:<project>:{<entity key>}``, with one field per feature
+view holding that view's record. The braces are a Redis Cluster hash tag, so every view of an
+entity lives in one slot, and a read of several views of one entity is one ``HMGET``. A read
+sends all its ``HMGET`` commands in one pipeline: one round trip.
+
+Writes go through a Lua script that compares the first
+:data:`~headwater.online.encoding.ORDER_BYTES` bytes of the stored and the new record byte by
+byte (Lua's string ``<`` follows the server locale) and replaces only when the new one does
+not sort lower. The script is called by ``EVALSHA``, pipelined 1,000 records at a time, and
+loaded again when Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``).
+
+Commands are packed with hiredis and sent on connections of a redis-py pool; that pool
+replaces connections that a restarted server closed, so the store recovers by itself once
+Redis is back. Connection errors and timeouts (2 s) become
+:class:`~headwater.errors.StoreUnavailableError` naming the URL, never its password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import hiredis
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from headwater.errors import ConfigError, StoreUnavailableError
+from headwater.online import check_write_batch
+from headwater.online.base import ViewKeys
+from headwater.online.encoding import ORDER_BYTES
+
+# KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record.
+_CAS_SCRIPT = f"""
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local new = ARGV[2]
+  for i = 1, {ORDER_BYTES} do
+    local a, b = string.byte(new, i), string.byte(old, i)
+    if a ~= b then
+      if a == nil or (b ~= nil and a < b) then return 0 end
+      break
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+""".encode()
+_CAS_SHA = hashlib.sha1(_CAS_SCRIPT).hexdigest().encode()
+
+_TIMEOUT_S = 2.0
+_WRITE_PIPELINE = 1_000
+_SCAN_COUNT = 1_000
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# hiredis's stub types the argument as a 1-tuple; it packs any tuple of bytes, str and numbers.
+_pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
+
+
+class RedisOnlineStore:
+    """Online records in Redis, namespaced by project; safe to share across threads."""
+
+    def __init__(self, url: str, project: str, *, timeout: float = _TIMEOUT_S) -> None:
+        self.url = url
+        self.project = project
+        self._safe_url = _without_password(url)
+        self._prefix = b"hw:" + project.encode() + b":{"
+        try:
+            self._pool = redis.ConnectionPool.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        except ValueError as exc:
+            raise ConfigError(
+                f"the Redis online store URL {self._safe_url} is invalid: {exc}. Fix: set "
+                "'online: url:' in headwater.yaml to redis://host:port/db") from exc
+
+    def write(self, view: str, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
+        """Compare-and-set each record; returns how many were stored."""
+        check_write_batch(view, keys, records)
+        field = view.encode()
+        prefix = self._prefix
+        stored = 0
+        for start in range(0, len(keys), _WRITE_PIPELINE):
+            commands = [
+                _pack((b"EVALSHA", _CAS_SHA, 1, prefix + key + b"}", field, record))
+                for key, record in zip(keys[start:start + _WRITE_PIPELINE],
+                                       records[start:start + _WRITE_PIPELINE], strict=True)
+            ]
+            replies = self._round_trip(commands, f"write view '{view}' to",
+                                       error_replies=True)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing:
+                self._round_trip([_pack((b"SCRIPT", b"LOAD", _CAS_SCRIPT))],
+                                 "load the write script into")
+                retried = self._round_trip([commands[i] for i in missing],
+                                           f"write view '{view}' to")
+                for i, reply in zip(missing, retried, strict=True):
+                    replies[i] = reply
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise self._refused(f"write view '{view}' to", reply)
+                stored += reply
+        return stored
+
+    def read(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:
+        """For each request, the stored record of each key (None if none), in order: one
+        ``HMGET`` per distinct entity key, all in one pipeline."""
+        prefix = self._prefix
+        if len(requests) == 1:
+            request = requests[0]
+            field = request.view.encode()
+            replies = self._round_trip(
+                [_pack((b"HMGET", prefix + key + b"}", field)) for key in request.keys], "read")
+            return [[reply[0] for reply in replies]]
+        fields_of: dict[bytes, dict[bytes, int]] = {}
+        for request in requests:
+            field = request.view.encode()
+            for key in request.keys:
+                fields = fields_of.get(key)
+                if fields is None:
+                    fields_of[key] = {field: 0}
+                elif field not in fields:
+                    fields[field] = len(fields)
+        commands = [_pack((b"HMGET", prefix + key + b"}", *fields))
+                    for key, fields in fields_of.items()]
+        replies = self._round_trip(commands, "read")
+        values_of = dict(zip(fields_of, replies, strict=True))
+        out: list[list[bytes | None]] = []
+        for request in requests:
+            field = request.view.encode()
+            row: list[bytes | None] = []
+            for key in request.keys:
+                row.append(values_of[key][fields_of[key][field]])
+            out.append(row)
+        return out
+
+    def delete_view(self, view: str) -> int:
+        """Remove ``view``'s field from every entity hash of the project (SCAN, then HDEL)."""
+        field = view.encode()
+        pattern = self._prefix + b"*"
+        action = f"delete view '{view}' from"
+        removed = 0
+        cursor: bytes | int = 0
+        while True:
+            (reply,) = self._round_trip(
+                [_pack((b"SCAN", cursor, b"MATCH", pattern, b"COUNT", _SCAN_COUNT))], action)
+            cursor, keys = reply
+            if keys:
+                removed += sum(self._round_trip(
+                    [_pack((b"HDEL", key, field)) for key in keys], action))
+            if int(cursor) == 0:
+                return removed
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError if Redis cannot be reached."""
+        self._round_trip([_pack((b"PING",))], "reach")
+
+    def close(self) -> None:
+        """Close the pooled connections (a later call would open new ones)."""
+        self._pool.disconnect()
+
+    def _round_trip(self, commands: list[bytes], action: str,
+                    *, error_replies: bool = False) -> list[Any]:
+        """Send packed commands in one write and read one reply each. An error reply raises
+        StoreUnavailableError once all replies are read, or with ``error_replies`` comes back
+        as a ResponseError value. A broken connection is dropped, never reused."""
+        if not commands:
+            return []
+        try:
+            conn: Any = self._pool.get_connection()
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(action, exc) from exc
+        clean = False
+        error: ResponseError | None = None
+        try:
+            conn.send_packed_command(
+                commands if len(commands) == 1 else [b"".join(commands)], check_health=False)
+            replies: list[Any] = []
+            append = replies.append
+            read_response = conn.read_response
+            for _ in range(len(commands)):
+                try:
+                    append(read_response())
+                except ResponseError as exc:
+                    append(exc)
+                    error = error or exc
+            clean = True
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(action, exc) from exc
+        finally:
+            if not clean:
+                conn.disconnect()
+            self._pool.release(conn)
+        if error is not None and not error_replies:
+            raise self._refused(action, error)
+        return replies
+
+    def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"cannot {action} the Redis online store at {self._safe_url}: {exc}. Fix: start "
+            "Redis or make it reachable from here, or set 'online: url:' in headwater.yaml")
+
+    def _refused(self, action: str, error: ResponseError) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"Redis at {self._safe_url} refused to {action} the online store: {error}. "
+            "Fix: check the server (memory limit, read-only replica, ACL) and that nothing "
+            f"else writes keys under 'hw:{self.project}:'")
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password (user info or ``?password=``) shown as ``***``."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    if "password" in query:
+        query = urlencode([(name, "***" if name == "password" else value)
+                           for name, value in parse_qsl(query, keep_blank_values=True)],
+                          safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -1,0 +1,490 @@
+"""The online store conformance suite: what every backend must do, as pytest tests.
+
+Subclass :class:`OnlineStoreSuite` in a test module (the subclass name must start with
+``Test``) and provide a fixture ``online_store_factory``: a picklable callable without
+arguments that opens a new store instance on the same storage each time it is called (a
+``functools.partial`` over the store class does). Writers in other processes open stores with
+it, so it must not be a lambda or a closure::
+
+    import functools
+    import pytest
+    from headwater.testing.online import OnlineStoreSuite
+
+    class TestMyStore(OnlineStoreSuite):
+        @pytest.fixture
+        def online_store_factory(self, tmp_path):
+            return functools.partial(MyOnlineStore, tmp_path / "online.db")
+
+The laws: reads give each stored record or None, in request order, for any mix of views and
+entities; a write never replaces a record with one whose first
+:data:`~headwater.online.encoding.ORDER_BYTES` bytes sort lower (byte order, which is
+``(event time, created time)`` order before 1970 too) and an equal one replaces it; write
+counts what it stored; keys and records are arbitrary bytes. Random write sequences, from one
+instance, from threads sharing one instance and from two processes writing at once, are
+checked against a brute-force model. Tests wait on barriers, never on the clock.
+
+This module needs pytest and hypothesis; ``import headwater`` never imports it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from multiprocessing.sharedctypes import SynchronizedArray
+from multiprocessing.synchronize import Barrier
+from typing import Any, Protocol
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from headwater.errors import DataError
+from headwater.online.base import OnlineStore, ViewKeys
+from headwater.online.encoding import ORDER_BYTES, encode_key, encode_record
+
+StoreFactory = Callable[[], OnlineStore]
+Batch = tuple[list[bytes], list[bytes]]
+
+DAY_US = 86_400_000_000
+_BARRIER_TIMEOUT_S = 120.0
+_PASSES = 3  # each concurrent writer writes its whole sequence at least this often
+
+# Keys with NUL and 0xFF bytes, hash-tag braces, and one a prefix of another.
+BINARY_KEYS: tuple[bytes, ...] = (
+    b"\x00", b"\x00\x00", b"\xff", b"\xff\x00\xff", b"{}", b"}{", b"a}b{c",
+    encode_key(["driver_id"], [1001]), encode_key(["origin", "carrier"], ["JFK", 7]),
+)
+_EVENT_TIMES = st.sampled_from(
+    [-(2**62), -DAY_US, -1, 0, 1, DAY_US, 2**62])  # before 1970 too
+_CREATED_TIMES = st.none() | st.sampled_from([-DAY_US, -1, 0, 1, DAY_US])
+_FINGERPRINTS = st.sampled_from([0, 1, 0xFFFFFFFF])  # after the order bytes: never compared
+_PAYLOADS = st.binary(max_size=6)
+
+
+def record(event_us: int, created_us: int | None = None, payload: object = b"",
+           fingerprint: int = 0) -> bytes:
+    """A record as :func:`~headwater.online.encoding.encode_record` makes it."""
+    return encode_record(event_us, created_us, fingerprint, [payload])
+
+
+def int_keys(n: int, start: int = 0) -> list[bytes]:
+    """``n`` encoded single-column integer entity keys."""
+    return [encode_key(["id"], [i]) for i in range(start, start + n)]
+
+
+def new_view(prefix: str = "view") -> str:
+    """A view name no other test or example uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+class Model:
+    """The brute-force reference: per key the record with the greatest first ORDER_BYTES
+    bytes; among equal ones the last written."""
+
+    def __init__(self) -> None:
+        self.records: dict[bytes, bytes] = {}
+
+    def write(self, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
+        stored = 0
+        for key, value in zip(keys, records, strict=True):
+            old = self.records.get(key)
+            if old is None or value[:ORDER_BYTES] >= old[:ORDER_BYTES]:
+                self.records[key] = value
+                stored += 1
+        return stored
+
+
+def _batches(writer_count: int) -> st.SearchStrategy[list[list[Batch]]]:
+    """Per writer, a list of small batches whose order bytes never tie across writers
+    (the created time's remainder modulo ``writer_count`` is the writer), so the expected
+    end state does not depend on how the writers interleave."""
+
+    def one_writer(writer: int) -> st.SearchStrategy[list[Batch]]:
+        item = st.tuples(st.sampled_from(BINARY_KEYS), _EVENT_TIMES,
+                         st.integers(-3, 3), _PAYLOADS, _FINGERPRINTS)
+
+        def to_batch(items: list[tuple[bytes, int, int, bytes, int]]) -> Batch:
+            keys = [key for key, *_ in items]
+            records = [record(event, created * writer_count + writer, payload, fp)
+                       for _, event, created, payload, fp in items]
+            return keys, records
+
+        return st.lists(st.lists(item, min_size=1, max_size=4).map(to_batch),
+                        min_size=1, max_size=25)
+
+    return st.tuples(*(one_writer(w) for w in range(writer_count))).map(list)
+
+
+def _expected_after_concurrent(writers: list[list[Batch]]) -> dict[bytes, bytes]:
+    """Each writer's own sequential end state, then the greatest across writers (no ties
+    across writers by construction)."""
+    expected: dict[bytes, bytes] = {}
+    for batches in writers:
+        model = Model()
+        for keys, records in batches:
+            model.write(keys, records)
+        for key, value in model.records.items():
+            old = expected.get(key)
+            if old is None or value[:ORDER_BYTES] > old[:ORDER_BYTES]:
+                expected[key] = value
+    return expected
+
+
+class _Counters(Protocol):
+    def __getitem__(self, index: int) -> int: ...
+    def __setitem__(self, index: int, value: int) -> None: ...
+    def __len__(self) -> int: ...
+
+
+def _write_passes(store: OnlineStore, view: str, batches: list[Batch], *, writer: int,
+                  passes: _Counters, lock: AbstractContextManager[Any]) -> None:
+    """Write ``batches`` again and again until every writer has made ``_PASSES`` passes.
+
+    The fastest writer keeps writing while the slowest makes its passes, so the writers
+    overlap for the slowest one's whole run however the scheduler starts them. Repeating a
+    sequence leaves the end state of writing it once. A writer that stops, even on an error,
+    counts as done so that the others stop too."""
+    try:
+        while True:
+            for keys, records in batches:
+                store.write(view, keys, records)
+            with lock:
+                passes[writer] += 1
+                if min(passes[i] for i in range(len(passes))) >= _PASSES:
+                    return
+    finally:
+        with lock:
+            passes[writer] = max(passes[writer], _PASSES)
+
+
+# A writer process's barrier and pass counters, set by the pool's initializer (they must be
+# inherited at process start, not sent with each task).
+_process_state: list[tuple[Barrier, SynchronizedArray[int]]] = []
+
+
+def _init_writer_process(barrier: Barrier, passes: SynchronizedArray[int]) -> None:
+    _process_state[:] = [(barrier, passes)]
+
+
+def _write_in_process(factory: StoreFactory, view: str, batches: list[Batch],
+                      writer: int) -> None:
+    """Run in a worker process: open a store, wait for the other writer, write."""
+    ((barrier, passes),) = _process_state
+    store = factory()
+    try:
+        barrier.wait(_BARRIER_TIMEOUT_S)
+        _write_passes(store, view, batches, writer=writer, passes=passes,
+                      lock=passes.get_lock())
+    finally:
+        store.close()
+
+
+_SUPPRESS = (HealthCheck.function_scoped_fixture, HealthCheck.too_slow)
+
+
+class OnlineStoreSuite:
+    """The conformance tests; subclass with a ``Test`` name and an ``online_store_factory``
+    fixture. ``max_examples`` and ``concurrent_examples`` size the random tests."""
+
+    max_examples = 60
+    concurrent_examples = 8
+
+    @pytest.fixture
+    def store(self, online_store_factory: StoreFactory) -> Iterator[OnlineStore]:
+        instance = online_store_factory()
+        yield instance
+        instance.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def test_round_trip_of_many_keys_and_views(self, store: OnlineStore) -> None:
+        keys = int_keys(300)
+        views = [new_view("a"), new_view("b"), new_view("vüe")]
+        written: dict[str, list[bytes]] = {}
+        for view in views:
+            records = [record(i * 1_000, i, f"{view}-{i}") for i in range(len(keys))]
+            assert store.write(view, keys, records) == len(keys)
+            written[view] = records
+        got = store.read([ViewKeys(views[0], keys), ViewKeys(views[1], keys),
+                          ViewKeys(views[2], keys[::-1])])
+        assert got == [written[views[0]], written[views[1]], written[views[2]][::-1]]
+        for n, view in enumerate(views):
+            assert store.read([ViewKeys(view, keys[n:n + 1])]) == [[written[view][n]]]
+
+    def test_unknown_keys_and_views_read_none(self, store: OnlineStore) -> None:
+        view = new_view()
+        keys = int_keys(3)
+        store.write(view, keys[:1], [record(1)])
+        assert store.read([ViewKeys(view, keys)]) == [[record(1), None, None]]
+        assert store.read([ViewKeys(new_view(), keys[:1])]) == [[None]]
+        assert store.read([ViewKeys(view, keys[1:2])]) == [[None]]
+        assert store.read([ViewKeys(new_view(), keys), ViewKeys(view, keys[:1])]) == [
+            [None, None, None], [record(1)]]
+
+    def test_empty_requests_and_batches(self, store: OnlineStore) -> None:
+        view = new_view()
+        assert store.write(view, [], []) == 0
+        assert store.read([]) == []
+        assert store.read([ViewKeys(view, [])]) == [[]]
+        assert store.read([ViewKeys(view, []), ViewKeys(new_view(), [])]) == [[], []]
+
+    def test_one_read_mixes_views_and_entities_in_request_order(
+            self, store: OnlineStore) -> None:
+        trips, rates, routes = new_view("trips"), new_view("rates"), new_view("routes")
+        drivers = int_keys(4)
+        route_keys = [encode_key(["origin", "carrier"], ["JFK", c]) for c in range(3)]
+        store.write(trips, drivers, [record(1, None, f"t{i}") for i in range(4)])
+        store.write(rates, drivers[:2], [record(2, None, f"r{i}") for i in range(2)])
+        store.write(routes, route_keys, [record(3, None, f"o{i}") for i in range(3)])
+        got = store.read([
+            ViewKeys(trips, [drivers[2], drivers[0]]),
+            ViewKeys(routes, [route_keys[1]]),
+            ViewKeys(rates, [drivers[0], drivers[3], drivers[1]]),
+            ViewKeys(trips, [drivers[0]]),
+            ViewKeys(rates, []),
+            ViewKeys(routes, [drivers[0], route_keys[2]]),
+        ])
+        assert got == [
+            [record(1, None, "t2"), record(1, None, "t0")],
+            [record(3, None, "o1")],
+            [record(2, None, "r0"), None, record(2, None, "r1")],
+            [record(1, None, "t0")],
+            [],
+            [None, record(3, None, "o2")],
+        ]
+
+    def test_duplicate_keys_in_one_request(self, store: OnlineStore) -> None:
+        view, other = new_view(), new_view()
+        keys = int_keys(2)
+        store.write(view, keys, [record(1, None, "a"), record(1, None, "b")])
+        a, b = record(1, None, "a"), record(1, None, "b")
+        assert store.read([ViewKeys(view, [keys[0], keys[1], keys[0], keys[0]])]) == [
+            [a, b, a, a]]
+        assert store.read([ViewKeys(view, [keys[1], keys[1]]),
+                           ViewKeys(other, [keys[1]]),
+                           ViewKeys(view, [keys[1]])]) == [[b, b], [None], [b]]
+
+    # -- ordering -----------------------------------------------------------------------
+
+    def test_newer_event_time_replaces_older(self, store: OnlineStore) -> None:
+        view, key = new_view(), int_keys(1)
+        assert store.write(view, key, [record(100, None, "old")]) == 1
+        assert store.write(view, key, [record(101, None, "new")]) == 1
+        assert store.read([ViewKeys(view, key)]) == [[record(101, None, "new")]]
+
+    def test_older_event_time_never_replaces_newer(self, store: OnlineStore) -> None:
+        view, key = new_view(), int_keys(1)
+        store.write(view, key, [record(100, 0, "new")])
+        assert store.write(view, key, [record(99, DAY_US, "old")]) == 0
+        assert store.read([ViewKeys(view, key)]) == [[record(100, 0, "new")]]
+
+    def test_created_time_orders_equal_event_times(self, store: OnlineStore) -> None:
+        view, key = new_view(), int_keys(1)
+        store.write(view, key, [record(100, 5, "c5")])
+        assert store.write(view, key, [record(100, 3, "c3")]) == 0
+        assert store.write(view, key, [record(100, None, "no created")]) == 0
+        assert store.read([ViewKeys(view, key)]) == [[record(100, 5, "c5")]]
+        assert store.write(view, key, [record(100, 7, "c7")]) == 1
+        assert store.read([ViewKeys(view, key)]) == [[record(100, 7, "c7")]]
+
+    def test_times_before_1970_sort_below_later_times(self, store: OnlineStore) -> None:
+        view, key = new_view(), int_keys(1)
+        ladder = [-(2**62), -DAY_US, -2, -1, 0, 1, DAY_US, 2**62]
+        for event in ladder:
+            assert store.write(view, key, [record(event, None, event)]) == 1
+        for event in ladder[:-1]:
+            assert store.write(view, key, [record(event, DAY_US, "late")]) == 0
+        assert store.read([ViewKeys(view, key)]) == [[record(2**62, None, 2**62)]]
+
+        other = new_view()
+        store.write(other, key, [record(1, None, "after 1970")])
+        assert store.write(other, key, [record(-1, None, "before")]) == 0  # 0x7f.. < 0x80..
+        assert store.read([ViewKeys(other, key)]) == [[record(1, None, "after 1970")]]
+
+    def test_created_times_before_1970_sort_above_a_missing_one(
+            self, store: OnlineStore) -> None:
+        view, key = new_view(), int_keys(1)
+        store.write(view, key, [record(0, None, "none")])
+        assert store.write(view, key, [record(0, -DAY_US, "1969")]) == 1
+        assert store.write(view, key, [record(0, -2 * DAY_US, "earlier")]) == 0
+        assert store.read([ViewKeys(view, key)]) == [[record(0, -DAY_US, "1969")]]
+
+    def test_equal_order_bytes_replace(self, store: OnlineStore) -> None:
+        view, key = new_view(), int_keys(1)
+        store.write(view, key, [record(100, 5, "first", fingerprint=1)])
+        # same times, another payload and fingerprint: a later delivery wins the tie
+        assert store.write(view, key, [record(100, 5, "second", fingerprint=2)]) == 1
+        assert store.read([ViewKeys(view, key)]) == [[record(100, 5, "second", fingerprint=2)]]
+
+    def test_mixed_batch_stores_only_records_not_older(self, store: OnlineStore) -> None:
+        view, keys = new_view(), int_keys(12)
+        store.write(view, keys, [record(5, None, "base")] * len(keys))
+        events = [3, 8, 5, 4, 9, 5, 6, 1, 5, 7, 2, 10]
+        batch = [record(e, None, f"e{e}") for e in events]
+        assert store.write(view, keys, batch) == sum(e >= 5 for e in events)
+        expected = [record(e, None, f"e{e}") if e >= 5 else record(5, None, "base")
+                    for e in events]
+        assert store.read([ViewKeys(view, keys)]) == [expected]
+
+    def test_duplicate_keys_in_one_write_batch_apply_in_order(
+            self, store: OnlineStore) -> None:
+        view, (key,) = new_view(), int_keys(1)
+        batch = [record(2, None, "a"), record(1, None, "older"), record(2, None, "b"),
+                 record(0, None, "oldest")]
+        assert store.write(view, [key] * 4, batch) == 2
+        assert store.read([ViewKeys(view, [key])]) == [[record(2, None, "b")]]
+
+    def test_big_batch_round_trip(self, store: OnlineStore) -> None:
+        view, keys = new_view(), int_keys(20_000)
+        records = [record(i, None, i) for i in range(len(keys))]
+        assert store.write(view, keys, records) == len(keys)
+        assert store.read([ViewKeys(view, keys)]) == [records]
+        older = [record(i - 1, None, "older") for i in range(len(keys))]
+        assert store.write(view, keys, older) == 0
+        assert store.read([ViewKeys(view, keys[::-1])]) == [records[::-1]]
+
+    # -- deletes, bytes, validation, instances ------------------------------------------
+
+    def test_delete_view_removes_only_that_view(self, store: OnlineStore) -> None:
+        view, other, keys = new_view(), new_view(), int_keys(50)
+        store.write(view, keys, [record(1)] * 50)
+        store.write(other, keys[:10], [record(2)] * 10)
+        assert store.delete_view(view) == 50
+        assert store.read([ViewKeys(view, keys), ViewKeys(other, keys[:10])]) == [
+            [None] * 50, [record(2)] * 10]
+        assert store.delete_view(view) == 0
+        assert store.delete_view(new_view()) == 0
+        assert store.write(view, keys[:1], [record(0)]) == 1  # a deleted view starts afresh
+        assert store.read([ViewKeys(view, keys[:2])]) == [[record(0), None]]
+
+    def test_keys_and_records_are_binary_safe(self, store: OnlineStore) -> None:
+        view = new_view()
+        top = 2**63 - 1  # a header of 0xFF bytes
+        records = [record(top, top, b"\x00\xff" * i + bytes(range(256)), 0xFFFFFFFF)
+                   for i in range(len(BINARY_KEYS))]
+        records[0] = records[0] + b"\x00" * 3  # trailing NULs survive
+        assert store.write(view, list(BINARY_KEYS), records) == len(BINARY_KEYS)
+        assert store.read([ViewKeys(view, list(BINARY_KEYS))]) == [records]
+        for key, value in zip(BINARY_KEYS, records, strict=True):
+            assert store.read([ViewKeys(view, [key])]) == [[value]]
+
+    def test_rejects_batches_it_cannot_order(self, store: OnlineStore) -> None:
+        view, keys = new_view(), int_keys(2)
+        with pytest.raises(DataError, match="2 keys but 1 records"):
+            store.write(view, keys, [record(1)])
+        with pytest.raises(DataError, match="encode_record"):
+            store.write(view, keys, [record(1), b"\x80short"])
+        assert store.read([ViewKeys(view, keys)]) == [[None, None]]
+
+    def test_two_instances_share_records(self, online_store_factory: StoreFactory) -> None:
+        first, second = online_store_factory(), online_store_factory()
+        try:
+            view, keys = new_view(), int_keys(3)
+            first.write(view, keys, [record(1)] * 3)
+            assert second.read([ViewKeys(view, keys)]) == [[record(1)] * 3]
+            assert second.write(view, keys[:1], [record(2)]) == 1
+            assert first.write(view, keys[:1], [record(1, None, "stale")]) == 0
+            assert first.read([ViewKeys(view, keys[:1])]) == [[record(2)]]
+            assert second.delete_view(view) == 3
+            assert first.read([ViewKeys(view, keys)]) == [[None] * 3]
+        finally:
+            first.close()
+            second.close()
+
+    def test_ping(self, store: OnlineStore) -> None:
+        store.ping()
+
+    # -- random sequences against the model --------------------------------------------
+
+    def test_write_sequences_match_the_model(self, online_store_factory: StoreFactory) -> None:
+        instances = [online_store_factory(), online_store_factory()]
+        item = st.tuples(st.sampled_from(BINARY_KEYS), _EVENT_TIMES, _CREATED_TIMES,
+                         _PAYLOADS, _FINGERPRINTS)
+        step = st.tuples(st.integers(0, 1), st.lists(item, max_size=6))
+
+        @settings(max_examples=self.max_examples, deadline=None,
+                  suppress_health_check=_SUPPRESS)
+        @given(steps=st.lists(step, max_size=12))
+        def check(steps: list[tuple[int, list[tuple[bytes, int, int | None, bytes, int]]]],
+                  ) -> None:
+            view, model = new_view(), Model()
+            for which, items in steps:
+                keys = [key for key, *_ in items]
+                records = [record(e, c, p, fp) for _, e, c, p, fp in items]
+                assert instances[which].write(view, keys, records) == model.write(keys, records)
+            everything = [*BINARY_KEYS, b"unknown"]
+            expected = [model.records.get(key) for key in everything]
+            assert instances[0].read([ViewKeys(view, everything)]) == [expected]
+            assert instances[1].read([ViewKeys(view, everything[::-1]),
+                                      ViewKeys(view, everything[:1])]) == [
+                expected[::-1], expected[:1]]
+
+        try:
+            check()
+        finally:
+            for instance in instances:
+                instance.close()
+
+    def test_threads_sharing_one_instance_end_with_the_max_record(
+            self, store: OnlineStore) -> None:
+        threads = 3
+
+        @settings(max_examples=max(1, self.max_examples // 3), deadline=None,
+                  suppress_health_check=_SUPPRESS)
+        @given(writers=_batches(threads))
+        def check(writers: list[list[Batch]]) -> None:
+            view = new_view()
+            barrier = threading.Barrier(threads)
+            passes = [0] * threads
+            lock = threading.Lock()
+
+            def run(writer: int) -> None:
+                barrier.wait(_BARRIER_TIMEOUT_S)
+                _write_passes(store, view, writers[writer], writer=writer, passes=passes,
+                              lock=lock)
+
+            with ThreadPoolExecutor(threads) as pool:
+                futures = [pool.submit(run, writer) for writer in range(threads)]
+                for future in futures:
+                    future.result()  # re-raises a writer's error here
+            _assert_state(store, view, _expected_after_concurrent(writers))
+
+        check()
+
+    def test_processes_writing_at_once_end_with_the_max_record(
+            self, online_store_factory: StoreFactory) -> None:
+        ctx = mp.get_context("spawn")
+        barrier = ctx.Barrier(2)
+        passes = ctx.Array("i", 2)
+        reader = online_store_factory()
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_writer_process,
+                                 initargs=(barrier, passes)) as pool:
+
+            @settings(max_examples=self.concurrent_examples, deadline=None,
+                      suppress_health_check=_SUPPRESS)
+            @given(writers=_batches(2))
+            def check(writers: list[list[Batch]]) -> None:
+                view = new_view()
+                passes[:] = [0, 0]
+                futures = [pool.submit(_write_in_process, online_store_factory, view,
+                                       batches, writer)
+                           for writer, batches in enumerate(writers)]
+                for future in futures:
+                    future.result()
+                _assert_state(reader, view, _expected_after_concurrent(writers))
+
+            try:
+                check()
+            finally:
+                reader.close()
+
+
+def _assert_state(store: OnlineStore, view: str, expected: dict[bytes, bytes]) -> None:
+    everything = [*BINARY_KEYS, b"unknown"]
+    assert store.read([ViewKeys(view, everything)]) == [
+        [expected.get(key) for key in everything]]
+

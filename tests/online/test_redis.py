@@ -1,0 +1,196 @@
+"""Redis specifics: the key layout, project namespaces, command counts, clear errors, and
+recovery when a real Redis stops and starts again (a private redis-server, never the shared
+one)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from headwater.errors import ConfigError, StoreUnavailableError
+from headwater.online.base import ViewKeys
+from headwater.online.redis import RedisOnlineStore
+from headwater.testing.online import int_keys, record
+from tests.conftest import PrivateRedis
+
+
+@pytest.fixture
+def store(redis_url: str, redis_project: str) -> Iterator[RedisOnlineStore]:
+    instance = RedisOnlineStore(redis_url, redis_project)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def private_store(private_redis: PrivateRedis) -> Iterator[RedisOnlineStore]:
+    instance = RedisOnlineStore(private_redis.url, "proj")
+    yield instance
+    instance.close()
+
+
+def command_calls(url: str) -> dict[str, int]:
+    """Calls per command since the last CONFIG RESETSTAT (a private server only)."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+def reset_stats(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        client.config_resetstat()
+    finally:
+        client.close()
+
+
+def test_one_hash_per_entity_with_one_field_per_view(
+        store: RedisOnlineStore, redis_url: str, redis_project: str) -> None:
+    (key,) = int_keys(1)
+    store.write("trips", [key], [record(1, None, "t")])
+    store.write("rates", [key], [record(2, None, "r")])
+    client = redis.Redis.from_url(redis_url)
+    try:
+        name = b"hw:" + redis_project.encode() + b":{" + key + b"}"
+        assert client.hgetall(name) == {b"trips": record(1, None, "t"),
+                                        b"rates": record(2, None, "r")}
+        assert list(client.scan_iter(match=f"hw:{redis_project}:*")) == [name]
+    finally:
+        client.close()
+
+
+def test_projects_sharing_a_redis_do_not_see_each_other(
+        redis_url: str, redis_project: str) -> None:
+    first = RedisOnlineStore(redis_url, redis_project)
+    second = RedisOnlineStore(redis_url, redis_project + "_b")
+    keys = int_keys(3)
+    try:
+        first.write("v", keys, [record(1, None, "first")] * 3)
+        second.write("v", keys[:1], [record(0, None, "second")])
+        assert second.read([ViewKeys("v", keys)]) == [[record(0, None, "second"), None, None]]
+        assert first.read([ViewKeys("v", keys[:1])]) == [[record(1, None, "first")]]
+        assert second.delete_view("v") == 1
+        assert first.read([ViewKeys("v", keys)]) == [[record(1, None, "first")] * 3]
+    finally:
+        second.delete_view("v")
+        first.close()
+        second.close()
+
+
+def test_a_read_is_one_hmget_per_entity_whatever_the_views(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    drivers = int_keys(2)
+    for view in ("a", "b", "c"):
+        private_store.write(view, drivers, [record(1, None, view)] * 2)
+    reset_stats(private_redis.url)
+    got = private_store.read([ViewKeys("a", drivers[:1]), ViewKeys("b", drivers[:1]),
+                              ViewKeys("c", drivers[:1])])
+    assert got == [[record(1, None, "a")], [record(1, None, "b")], [record(1, None, "c")]]
+    assert command_calls(private_redis.url).get("hmget") == 1
+
+    reset_stats(private_redis.url)
+    got = private_store.read([ViewKeys("a", drivers), ViewKeys("c", drivers[::-1]),
+                              ViewKeys("b", drivers[1:])])
+    assert got == [[record(1, None, "a")] * 2, [record(1, None, "c")] * 2,
+                   [record(1, None, "b")]]
+    assert command_calls(private_redis.url).get("hmget") == 2
+
+
+def test_writes_are_one_script_call_per_record(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    keys = int_keys(2_500)
+    private_store.write("v", keys[:1], [record(0)])  # loads the script
+    reset_stats(private_redis.url)
+    assert private_store.write("v", keys, [record(1)] * len(keys)) == len(keys)
+    calls = command_calls(private_redis.url)
+    assert calls.get("evalsha") == len(keys)
+    assert "script|load" not in calls and "eval" not in calls
+
+
+def test_the_script_is_loaded_again_after_script_flush(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    keys = int_keys(3)
+    assert private_store.write("v", keys, [record(1)] * 3) == 3
+    client = redis.Redis.from_url(private_redis.url)
+    try:
+        client.script_flush()
+    finally:
+        client.close()
+    batch = [record(2), record(0), record(1, None, "tie")]
+    assert private_store.write("v", keys, batch) == 2
+    assert private_store.read([ViewKeys("v", keys)]) == [[record(2), record(1),
+                                                          record(1, None, "tie")]]
+
+
+def test_recovers_by_itself_when_redis_comes_back(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    keys = int_keys(2)
+    assert private_store.write("v", keys, [record(1)] * 2) == 2
+    assert private_store.read([ViewKeys("v", keys)]) == [[record(1)] * 2]
+
+    private_redis.stop()
+    address = f"127.0.0.1:{private_redis.port}"
+    for attempt in (lambda: private_store.read([ViewKeys("v", keys)]),
+                    lambda: private_store.read([ViewKeys("v", keys[:1])]),
+                    lambda: private_store.read([ViewKeys("v", keys), ViewKeys("w", keys)]),
+                    lambda: private_store.write("v", keys, [record(2)] * 2),
+                    private_store.ping,
+                    lambda: private_store.delete_view("v")):
+        with pytest.raises(StoreUnavailableError, match=address) as info:
+            attempt()
+        assert "Fix:" in str(info.value)
+
+    private_redis.start()  # same port; an empty server (no persistence), no scripts loaded
+    private_store.ping()
+    assert private_store.read([ViewKeys("v", keys)]) == [[None, None]]
+    assert private_store.write("v", keys, [record(3)] * 2) == 2
+    assert private_store.read([ViewKeys("v", keys)]) == [[record(3)] * 2]
+
+
+def test_a_restart_between_calls_is_invisible(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    keys = int_keys(1)
+    private_store.write("v", keys, [record(1)])
+    private_redis.restart()  # pooled connections are now closed by the old server
+    assert private_store.read([ViewKeys("v", keys)]) == [[None]]
+    assert private_store.write("v", keys, [record(1)]) == 1
+
+
+def test_errors_never_show_the_password(private_redis: PrivateRedis) -> None:
+    private_redis.stop()
+    url = private_redis.url.replace("redis://", "redis://user:s3cret@") + "?password=s3cret"
+    store = RedisOnlineStore(url, "proj")
+    try:
+        with pytest.raises(StoreUnavailableError) as info:
+            store.ping()
+    finally:
+        store.close()
+    message = str(info.value)
+    assert "s3cret" not in message
+    assert f"redis://user:***@127.0.0.1:{private_redis.port}/0" in message
+    assert "Fix:" in message
+
+
+def test_an_error_reply_is_a_clear_error_and_the_connection_stays_usable(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    good, bad = int_keys(2)
+    private_store.write("v", [good], [record(1)])
+    client = redis.Redis.from_url(private_redis.url)
+    try:
+        client.set(b"hw:proj:{" + bad + b"}", b"not a hash")
+    finally:
+        client.close()
+    with pytest.raises(StoreUnavailableError, match="WRONGTYPE"):
+        private_store.read([ViewKeys("v", [good, bad, good])])
+    with pytest.raises(StoreUnavailableError, match="WRONGTYPE"):
+        private_store.write("v", [bad, good], [record(2), record(2)])
+    assert private_store.read([ViewKeys("v", [good])]) == [[record(2)]]
+
+
+def test_an_invalid_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="online: url"):
+        RedisOnlineStore("redis://127.0.0.1:notaport/0", "proj")
