@@ -8,6 +8,7 @@ import click
 
 from headwater.cli.commands import apply, init, list_objects, plan
 from headwater.cli.demo import demo
+from headwater.cli.materialize import materialize, materialize_incremental
 from headwater.errors import HeadwaterError
 
 EXIT_ERROR = 1
@@ -43,6 +44,8 @@ cli.add_command(init)
 cli.add_command(plan)
 cli.add_command(apply)
 cli.add_command(list_objects)
+cli.add_command(materialize)
+cli.add_command(materialize_incremental)
 cli.add_command(demo)
 
 
