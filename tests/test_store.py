@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def test_the_issue_snippet_end_to_end(repo: Path) -> None:
         star = store.get_historical_features(entity_df, features=["driver_stats:*"]).to_arrow()
         assert star.column_names[-2:] == ["conv_rate", "trips"]
         assert [v.name for v in store.list_feature_views()] == ["driver_stats"]
-        assert store.get_feature_view("driver_stats") == stats()
+        registered = store.get_feature_view("driver_stats")
+        assert registered.entity_columns == (hw.Field("driver_id", hw.Int64),)
+        assert dataclasses.replace(registered, entity_columns=None) == stats()
 
 
 def test_inferred_schema_is_registered(repo: Path) -> None:

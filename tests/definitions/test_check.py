@@ -56,6 +56,10 @@ def test_mismatches_with_the_source_name_object_field_and_fix(bad: hw.FeatureVie
     assert err.value.fix
 
 
+def test_join_key_dtypes_are_recorded() -> None:
+    assert check_view(view(), SCHEMA).entity_columns == (hw.Field("driver_id", hw.Int64),)
+
+
 def test_float_join_keys_are_refused() -> None:
     schema = SCHEMA.set(0, pa.field("driver_id", pa.float64()))
     with pytest.raises(hw.DefinitionError, match="integer or string"):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from headwater.definitions.base import RESERVED_PREFIX, check_identifier
 from headwater.definitions.feature_view import FeatureView, Field
 from headwater.errors import DefinitionError
-from headwater.types import compatible, from_arrow
+from headwater.types import String, compatible, from_arrow
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,6 +59,8 @@ def check_view(view: FeatureView, schema: pa.Schema) -> FeatureView:
                 "join keys must be integer or string columns",
             )
 
+    keys = tuple(Field(key, from_arrow(columns[key]) or String) for key in view.join_keys)
+    view = dataclasses.replace(view, entity_columns=keys)
     if view.schema is None:
         return dataclasses.replace(view, schema=_infer(view, columns))
     for position, feature in enumerate(view.schema):

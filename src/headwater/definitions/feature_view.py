@@ -84,6 +84,8 @@ class FeatureView(Definition):
     description: str = ""
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict, hash=False)
+    entity_columns: tuple[Field, ...] | None = None
+    """The join keys' dtypes, read from the source at ``apply`` (not set by users)."""
 
     def __post_init__(self) -> None:
         check_identifier("FeatureView", "name", self.name)
@@ -143,6 +145,13 @@ class FeatureView(Definition):
                                       "remove time columns from the schema")
             seen.add(item.name)
         object.__setattr__(self, "schema", schema)
+
+    def key_dtype(self, key: str) -> DType | None:
+        """The dtype of join key ``key`` as registered, or None before ``apply``."""
+        for column in self.entity_columns or ():
+            if column.name == key:
+                return column.dtype
+        return None
 
     @property
     def join_keys(self) -> tuple[str, ...]:

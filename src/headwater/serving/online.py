@@ -42,11 +42,12 @@ def entity_keys(plan: OnlinePlan, rows: Sequence[Mapping[str, Any]]) -> dict[tup
                     f"entity row {index} has no '{exc.args[0]}', which feature view "
                     f"'{view.view.name}' is keyed by. Fix: add it to every entity row"
                 ) from None
-            for name, value in zip(names, values, strict=True):
-                if isinstance(value, bool) or not isinstance(value, int | str):
+            for name, value, kind in zip(names, values, view.key_types, strict=True):
+                if isinstance(value, bool) or not isinstance(value, kind):
                     raise DataError(
-                        f"entity row {index}: join key '{name}' is {value!r}; join keys are "
-                        "integers or strings. Fix: pass the key as it is stored"
+                        f"entity row {index}: join key '{name}' of feature view "
+                        f"'{view.view.name}' is {value!r}, but the view's keys are "
+                        f"{kind.__name__} values. Fix: pass it as {kind.__name__}"
                     )
             keys.append(encode_key(names, values))
         out[names] = keys

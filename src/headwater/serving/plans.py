@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from headwater.definitions import FeatureView, Field
 from headwater.errors import StoreUnavailableError
+from headwater.types import String
 from headwater.offline.base import ViewRequest
 from headwater.online.encoding import schema_fingerprint
 
@@ -32,6 +33,7 @@ class CompiledView:
     output_names: tuple[str, ...]
     fingerprint: int
     ttl_us: int | None
+    key_types: tuple[type[int] | type[str], ...]
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ def compile_plan(requests: list[ViewRequest]) -> OnlinePlan:
             output_names=request.output_names,
             fingerprint=view_fingerprint(view),
             ttl_us=ttl_us,
+            key_types=tuple(str if view.key_dtype(k) == String else int
+                            for k in view.join_keys),
         ))
     return OnlinePlan(tuple(views))
 
