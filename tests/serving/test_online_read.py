@@ -98,7 +98,7 @@ def test_bad_requests_are_clear_errors(store: hw.FeatureStore) -> None:
         store.get_online_features(["carrier_stats:speed"], [{"carrier": "UA"}])
     with pytest.raises(hw.DataError, match="entity row 1 has no 'carrier'"):
         store.get_online_features(["carrier_stats:delay"], [{"carrier": "UA"}, {"x": 1}])
-    with pytest.raises(hw.DataError, match="keys are str values. Fix: pass it as str"):
+    with pytest.raises(hw.DataError, match=r"keys are str values\. Fix: pass it as str"):
         store.get_online_features(["carrier_stats:delay"], [{"carrier": 1.5}])
     with pytest.raises(hw.DataError, match="'carrier_stats' is 7, but the view's keys are str"):
         store.get_online_features(["carrier_stats:delay"], [{"carrier": 7}])

@@ -17,9 +17,9 @@ from datetime import timedelta
 
 from headwater.definitions import FeatureView, Field
 from headwater.errors import StoreUnavailableError
-from headwater.types import String
 from headwater.offline.base import ViewRequest
 from headwater.online.encoding import schema_fingerprint
+from headwater.types import String
 
 
 @dataclass(frozen=True)
