@@ -16,6 +16,9 @@ embedded default::
       type: sqlite                            # or: redis
       path: .headwater/online.db              # sqlite only
       url: redis://127.0.0.1:6379/0           # redis only
+    server:                                   # headwater serve
+      auth: true                              # false only for local work
+      api_keys: ['${HEADWATER_API_KEY}']      # plus HEADWATER_API_KEYS (comma-separated)
 
 Values may use ``${VAR}`` to read an environment variable. Backends are chosen by name and
 imported only when used.
@@ -71,6 +74,16 @@ class OnlineSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """The feature server (``headwater serve``): API keys and whether auth is on.
+
+    The keys are kept out of ``repr`` so that settings can be logged."""
+
+    auth: bool = True
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything read from one repo's headwater.yaml, with paths made absolute."""
 
@@ -79,6 +92,7 @@ class Settings:
     registry: RegistrySettings
     offline: OfflineSettings
     online: OnlineSettings = field(default_factory=OnlineSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -108,7 +122,7 @@ def load_settings(repo_path: str | os.PathLike[str]) -> Settings:
 
 def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
     """Build settings from an already loaded mapping (used by tests and embedders)."""
-    _known(raw, {"project", "registry", "offline", "online"}, CONFIG_FILE)
+    _known(raw, {"project", "registry", "offline", "online", "server"}, CONFIG_FILE)
     project = raw.get("project")
     if not isinstance(project, str) or not _PROJECT.match(project):
         raise ConfigError(
@@ -117,7 +131,7 @@ def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
         )
     registry = _registry(raw.get("registry"), repo)
     return Settings(project, repo, registry, _offline(raw.get("offline")),
-                    _online(raw.get("online"), repo))
+                    _online(raw.get("online"), repo), _server(raw.get("server")))
 
 
 def _registry(value: Any, repo: Path) -> RegistrySettings:
@@ -181,6 +195,25 @@ def _online(value: Any, repo: Path) -> OnlineSettings:
         return OnlineSettings("redis", url=url)
     raise ConfigError(f"{CONFIG_FILE}: online store type '{kind}' is not available. "
                       "Fix: use 'type: sqlite' or 'type: redis'")
+
+
+def _server(value: Any) -> ServerSettings:
+    if value is None:
+        return ServerSettings()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{CONFIG_FILE}: 'server' must be a mapping, e.g. "
+                          "'api_keys: [${HEADWATER_API_KEY}]'")
+    _known(value, {"auth", "api_keys"}, "server")
+    auth = value.get("auth", True)
+    if not isinstance(auth, bool):
+        raise ConfigError(f"{CONFIG_FILE}: server.auth must be true or false, got {auth!r}")
+    keys = value.get("api_keys") or []
+    if isinstance(keys, str) or not isinstance(keys, list) or not all(
+        isinstance(k, str) and k.strip() for k in keys
+    ):
+        raise ConfigError(f"{CONFIG_FILE}: server.api_keys must be a list of non-empty "
+                          "strings, e.g. ['${HEADWATER_API_KEY}']")
+    return ServerSettings(auth, tuple(k.strip() for k in keys))
 
 
 def _known(mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from headwater.registry.plan import Plan
     from headwater.serving.plans import OnlinePlan, PlanCache
     from headwater.serving.response import OnlineResponse
+    from headwater.streaming.push import PushResult
 
 FeatureSelection = Sequence[str] | FeatureService
 
@@ -325,6 +326,21 @@ class FeatureStore:
         if names is None:
             return [v for v in self.list_feature_views() if v.online]
         return [self.get_feature_view(name) for name in names]
+
+    def push(self, view: str, rows: Any, to: str = "online") -> PushResult:
+        """Write rows to a feature view now: ``to`` is ``"online"``, ``"offline"`` or
+        ``"both"``.
+
+        ``rows`` (a list of dicts, a pandas or polars DataFrame or an Arrow table) hold the
+        view's join keys, its source's timestamp field (and optionally its created field)
+        and every declared feature; values are cast to the declared dtypes and naive
+        timestamps are UTC, anything else is a DataError naming the column and the fix.
+        Online, an older row never replaces a newer value. Offline, the rows become a new
+        Parquet file in the view's folder FileSource, seen by ``get_historical_features``.
+        ``"both"`` writes offline first, so a failed online write loses nothing."""
+        from headwater.streaming.push import push
+
+        return push(self, view, rows, to)
 
     def close(self) -> None:
         """Release the registry connection, the stores and the background refresher."""

@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 INSTANT = "TIMESTAMPTZ"
 """The DuckDB type every time is compared as."""
 
-# A zone designator after a time of day: Z, +02, +0200, +02:00, or a zone name (UTC,
-# Europe/Paris). A bare date such as 2024-01-01 ends in digits after '-', so the pattern
-# insists on the time's ':MM' first.
-_ZONE = r":\d{2}(\.\d+)?\s*(Z|z|[+-]\d{2}(:?\d{2})?|[A-Za-z][A-Za-z0-9_/+-]*)$"
+ZONE_SUFFIX = r":\d{2}(\.\d+)?\s*(Z|z|[+-]\d{2}(:?\d{2})?|[A-Za-z][A-Za-z0-9_/+-]*)$"
+"""A regular expression (RE2 and Python) matching a zone designator after a time of day:
+Z, +02, +0200, +02:00, or a zone name (UTC, Europe/Paris). A bare date such as 2024-01-01
+ends in digits after '-', so the pattern insists on the time's ':MM' first."""
 
 
 class TimeKind(Enum):
@@ -94,7 +94,8 @@ def check_strings(
         FROM (SELECT CAST({column_sql} AS VARCHAR) AS v FROM {from_sql}) AS __hw_values
         WHERE v IS NOT NULL
     """
-    bad, zoned, naive = con.sql(query, params={**params, "__hw_zone": _ZONE}).fetchall()[0]
+    params = {**params, "__hw_zone": ZONE_SUFFIX}
+    bad, zoned, naive = con.sql(query, params=params).fetchall()[0]
     if bad is not None:
         raise DataError(
             f"{owner}: time column '{column}' holds a value that is not an ISO-8601 "

@@ -1,0 +1,178 @@
+"""Offline push: append pushed rows to a view's folder ``FileSource`` as a new Parquet file.
+
+Only a Parquet source that is a folder (every ``*.parquet`` under it) or a glob whose
+folders have no wildcard (``data/stats/*.parquet``) can take pushes: a new file lands in that
+folder and the offline engine reads it with the others on its next query. A single file,
+CSV or SQL source is a DefinitionError naming the fix (use a folder FileSource).
+
+A push writes ``.push-<ns>-<id>.parquet.tmp`` in the folder (a name no source reads), fsyncs
+it, renames it atomically to ``push-<ns>-<id>.parquet`` and fsyncs the folder, so a reader
+sees the whole file or none of it and a crash leaves at most a temporary file. The file has
+the source's columns, in its order and with its types (columns the view does not use are
+null), so DuckDB reads all files as one table. ``<ns>`` is the push time in nanoseconds:
+pushed files sort by push time, which is the offline ingestion order (the last tie-break,
+after event and created time, between rows of one entity). Files named to sort after
+``push-`` keep precedence over pushed rows in such ties.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
+
+from headwater.definitions import FeatureView, FileSource
+from headwater.errors import DataError, DefinitionError, StoreUnavailableError
+from headwater.materialize.encode import CREATED, TS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_GLOB_CHARS = frozenset("*?[")
+_FIX = ("give the view a folder FileSource of Parquet files, e.g. "
+        "hw.FileSource('data/driver_stats/', timestamp_field=...), or push with to='online'")
+
+
+@dataclass(frozen=True)
+class PushFolder:
+    """Where a view's pushed files go: ``folder``, and the glob components (relative to it)
+    a new file's name must match, or None for a plain folder."""
+
+    folder: Path
+    pattern: tuple[str, ...] | None
+
+
+def push_folder(view: FeatureView, repo: Path) -> PushFolder:
+    """The folder of ``view``'s source that offline pushes append to, checked before any
+    write; DefinitionError naming the fix when the source cannot take pushes."""
+    me = f"FeatureView '{view.name}'"
+    source = view.source
+    if not isinstance(source, FileSource):
+        raise DefinitionError(me, "source", f"{source.label()} is a SQL query, which "
+                              "offline pushes cannot append to", _FIX)
+    if source.format != "parquet":
+        raise DefinitionError(me, "source", f"{source.label()} is {source.format}; offline "
+                              "pushes append Parquet files", _FIX)
+    given = PurePath(source.path)
+    parts = given.parts
+    wild = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), None)
+    if wild is not None:
+        folder = _absolute(PurePath(*parts[:wild]) if wild else PurePath("."), repo)
+        pattern = parts[wild:]
+        if not _matches((_file_name(0, "x"),), pattern):
+            raise DefinitionError(me, "source", f"a new file in {folder} would not match the "
+                                  f"glob '{source.path}'", _FIX)
+        return PushFolder(folder, pattern)
+    path = _absolute(given, repo)
+    is_folder = path.is_dir() or (not path.exists() and (
+        source.path.endswith(("/", os.sep)) or "." not in given.name))
+    if not is_folder:
+        raise DefinitionError(me, "source", f"{source.label()} is a single file; offline "
+                              "pushes add files to a folder", _FIX)
+    return PushFolder(path, None)
+
+
+def _absolute(path: PurePath, repo: Path) -> Path:
+    return Path(path) if path.is_absolute() else repo / path
+
+
+def _matches(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """Whether relative path ``parts`` match glob ``pattern`` components as Python's
+    recursive glob does (``**`` is zero or more folders)."""
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(_matches(parts[i:], rest) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatchcase(parts[0], head) and _matches(parts[1:], rest)
+
+
+def _file_name(ns: int, tag: str) -> str:
+    return f"push-{ns:019d}-{tag}.parquet"
+
+
+def source_table(view: FeatureView, rows: pa.Table, schema: pa.Schema | None) -> pa.Table:
+    """Prepared rows (see :mod:`~headwater.streaming.push_rows`) laid out as the source's
+    files are: its column names, order and types. ``schema`` None (no file yet) keeps the
+    prepared types."""
+    import pyarrow as pa
+
+    source = view.source
+    named = {k: rows.column(k) for k in view.join_keys}
+    named[source.timestamp_field] = rows.column(TS)
+    if source.created_timestamp_field is not None:
+        named[source.created_timestamp_field] = rows.column(CREATED)
+    named.update({f.name: rows.column(f.name) for f in view.features})
+    if schema is None:
+        return pa.table(named)
+    times = set(source.time_columns())
+    columns = {}
+    for field in schema:
+        column = named.get(field.name)
+        if column is None:
+            columns[field.name] = pa.nulls(rows.num_rows, field.type)
+        elif field.name in times:
+            columns[field.name] = _as_time(column, field, source.label())
+        else:
+            columns[field.name] = _as_type(column, field, source.label())
+    return pa.table(columns, schema=schema)
+
+
+def _as_time(column: pa.ChunkedArray, field: pa.Field, label: str) -> pa.ChunkedArray:
+    import pyarrow as pa
+
+    kind = field.type
+    if not pa.types.is_timestamp(kind):
+        raise DataError(f"{label}: time column '{field.name}' is stored as {kind}; pushed "
+                        "files hold timestamps. Fix: store it as a timestamp column")
+    if kind.tz is None:
+        column = column.cast(pa.timestamp("us"))  # naive values are UTC wall-clock times
+    return _as_type(column, field, label)
+
+
+def _as_type(column: pa.ChunkedArray, field: pa.Field, label: str) -> pa.ChunkedArray:
+    import pyarrow as pa
+
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"{label}: pushed column '{field.name}' does not fit the source's "
+                        f"type {field.type} ({exc}). Fix: push values that fit it, or widen "
+                        "the column in the source's files") from exc
+
+
+def append_file(target: PushFolder, table: pa.Table) -> Path:
+    """Write ``table`` as a new Parquet file in the push folder, atomically and durably;
+    returns its path."""
+    import pyarrow.parquet as pq
+
+    folder = target.folder
+    name = _file_name(time.time_ns(), uuid.uuid4().hex[:8])
+    final = folder / name
+    temp = folder / f".{name}.tmp"
+    done = False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(temp, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+        done = True
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"cannot write pushed rows to {final}: {exc}. Fix: check that the folder is "
+            "writable and the disk has free space") from exc
+    finally:
+        if not done:
+            temp.unlink(missing_ok=True)
+    return final

@@ -1,0 +1,133 @@
+"""Push: write rows to a feature view's online store, offline store, or both.
+
+``FeatureStore.push(view, rows, to)`` delegates here. The rows are validated and typed
+against the registered view first (:mod:`~headwater.streaming.push_rows`); nothing is
+written when they are wrong. Then:
+
+* ``to="online"``: the rows are encoded by the one encoder materialization uses
+  (:func:`~headwater.materialize.encode.encode_batch`) and written with the store's
+  compare-and-set, so an older pushed row never replaces a newer online value;
+* ``to="offline"``: the rows are appended to the view's folder ``FileSource`` as a new
+  Parquet file (:mod:`~headwater.streaming.parquet_append`), read by
+  ``get_historical_features`` and by materialization from then on;
+* ``to="both"``: offline first, then online. If the online write fails, the error says the
+  rows are kept offline, and materializing their time range serves them: nothing is lost.
+
+A pushed row counts as delivered in the sense of ARCHITECTURE.md: online, a push is the
+same write as a materialization of that row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headwater.definitions import FeatureView
+from headwater.errors import DataError, DefinitionError, StoreUnavailableError
+from headwater.offline.entity_frame import key_class
+from headwater.streaming.parquet_append import append_file, push_folder, source_table
+from headwater.streaming.push_rows import prepare_rows
+from headwater.types import String
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from headwater.online.base import OnlineStore
+    from headwater.store import FeatureStore
+
+TARGETS = ("online", "offline", "both")
+_BATCH_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push wrote.
+
+    ``online_stored`` counts the records the online store kept: a row older than the stored
+    value of its entity is skipped (0 when not pushed online). ``offline_file`` is the new
+    Parquet file (None when not pushed offline)."""
+
+    view: str
+    to: str
+    rows: int
+    online_stored: int = 0
+    offline_file: Path | None = None
+
+
+def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> PushResult:
+    """Validate ``rows`` against the view ``view_name`` and write them (module docstring)."""
+    if to not in TARGETS:
+        raise DefinitionError("push", "to", f"{to!r} is not a push target",
+                              "pass to='online', 'offline' or 'both'")
+    view = store.get_feature_view(view_name)
+    if to != "offline" and not view.online:
+        raise DefinitionError(f"FeatureView '{view.name}'", "online",
+                              "the view is not served online (online=False)",
+                              "push with to='offline', or set online=True and apply")
+    folder = None if to == "online" else push_folder(view, store.repo_path)
+    if isinstance(rows, list | tuple) and not rows:
+        return PushResult(view.name, to, 0)
+    table = prepare_rows(view, rows)
+    _check_keys(view, table)
+    if table.num_rows == 0:
+        return PushResult(view.name, to, 0)
+    offline_file = None
+    if folder is not None:
+        schema = _source_schema(store, view)
+        offline_file = append_file(folder, source_table(view, table, schema))
+    stored = 0
+    if to != "offline":
+        try:
+            stored = write_online(store.online, view, table)
+        except StoreUnavailableError as exc:
+            if offline_file is None:
+                raise
+            raise StoreUnavailableError(
+                f"{exc}. The {table.num_rows} pushed rows are saved offline in "
+                f"{offline_file}: materialize their time range to serve them online"
+            ) from exc
+    return PushResult(view.name, to, table.num_rows, stored, offline_file)
+
+
+def write_online(online: OnlineStore, view: FeatureView, table: pa.Table) -> int:
+    """Encode prepared rows and write them with the store's compare-and-set; returns how
+    many records were stored."""
+    from headwater.materialize.encode import encode_batch
+    from headwater.serving.plans import view_fingerprint
+
+    fingerprint = view_fingerprint(view)
+    stored = 0
+    for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+        keys, records = encode_batch(view, fingerprint, batch)
+        stored += online.write(view.name, keys, records)
+    return stored
+
+
+def _source_schema(store: FeatureStore, view: FeatureView) -> pa.Schema | None:
+    """The source's current schema, or None when its folder holds no file yet."""
+    from headwater.definitions import FileSource
+    from headwater.offline.source_reader import SourceReader
+
+    if isinstance(view.source, FileSource):
+        try:
+            SourceReader(store.settings).files(view.source)
+        except DataError:
+            return None
+    return store.offline.source_schema(view.source)
+
+
+def _check_keys(view: FeatureView, table: pa.Table) -> None:
+    """Pushed keys must have the class the view registered (its source's), or online keys
+    would never match the ones materialization and reads use."""
+    for key in view.join_keys:
+        dtype = view.key_dtype(key)
+        if dtype is None:
+            continue  # registered before key dtypes were recorded
+        stored = "string" if dtype == String else "integer"
+        pushed = key_class(table.column(key).type)
+        if pushed != stored:
+            raise DataError(
+                f"push to feature view '{view.name}': join key '{key}' is pushed as "
+                f"{pushed} values but {view.source.label()} stores it as {stored}. Fix: "
+                f"pass '{key}' as {stored} values, as the source has them")

@@ -1,0 +1,245 @@
+"""Pushed rows -> one validated Arrow table shaped like the offline engine's latest rows.
+
+Rows come as a pandas or polars DataFrame, an Arrow table or record batch, or a list of
+dicts (one per row; a key missing from a row is null). The result has the view's join keys
+(integers as int64, strings as string), ``__hw_ts`` and ``__hw_created`` (timestamp[us, UTC];
+created is null when the rows do not carry the source's created column), then the view's
+features in schema order, cast to their declared dtypes: the batch shape that
+:func:`headwater.materialize.encode.encode_batch` encodes.
+
+Rules, each broken one a DataError naming the column and the fix:
+
+* the columns are exactly the join keys, the source's ``timestamp_field``, the declared
+  features and, optionally, the source's ``created_timestamp_field``;
+* join keys are integers or strings, never null; the event time is never null;
+* times follow ARCHITECTURE.md: timestamps with a zone are converted to UTC, naive ones
+  (and naive ISO-8601 strings) are read as UTC, dates are midnight UTC, nanoseconds are
+  truncated to microseconds; a string column mixing zoned and naive values is an error;
+* feature values are cast without loss: integers and floats to numeric dtypes (a float
+  with a fraction never becomes an integer, an out-of-range integer is refused), strings
+  only to String, booleans only to Bool, lists to arrays.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from headwater.definitions import FeatureView, Field
+from headwater.errors import DataError
+from headwater.materialize.encode import CREATED, TS
+from headwater.offline.entity_frame import key_class
+from headwater.offline.timestamps import ZONE_SUFFIX
+from headwater.types import DType, Timestamp
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+UTC_MICROS_TZ = "UTC"
+
+
+def rows_table(rows: Any, owner: str) -> pa.Table:
+    """An Arrow table of pushed rows (see the module docstring for the accepted kinds)."""
+    import pyarrow as pa
+
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, pa.RecordBatch):
+        return pa.Table.from_batches([rows])
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(rows, pandas.DataFrame):
+        if not rows.columns.is_unique:
+            raise DataError(f"{owner}: the DataFrame has duplicate column names. Fix: give "
+                            "each column one name")
+        try:
+            return pa.Table.from_pandas(rows, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataError(f"{owner}: the pandas DataFrame cannot be converted to Arrow "
+                            f"({exc}). Fix: give each column one type") from exc
+    polars = sys.modules.get("polars")
+    if polars is not None and isinstance(rows, polars.DataFrame):
+        table: pa.Table = rows.to_arrow()
+        return table
+    if isinstance(rows, list | tuple):
+        return _from_dicts(rows, owner)
+    raise DataError(f"{owner}: expected a list of dicts, a pandas or polars DataFrame or a "
+                    f"pyarrow Table, got {type(rows).__name__}. Fix: pass one of those")
+
+
+def _from_dicts(rows: list[Any] | tuple[Any, ...], owner: str) -> pa.Table:
+    import pyarrow as pa
+
+    names: dict[str, None] = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise DataError(f"{owner}: rows[{index}] is {type(row).__name__}, not a dict of "
+                            "column -> value. Fix: pass one dict per row")
+        names.update(dict.fromkeys(row))
+    columns = {}
+    for name in names:
+        if not isinstance(name, str):
+            raise DataError(f"{owner}: column name {name!r} is not a string. Fix: use the "
+                            "view's column names as dict keys")
+        values = [row.get(name) for row in rows]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataError(f"{owner}: column '{name}' mixes values of different types "
+                            f"({exc}). Fix: give every row the same type for '{name}'") from exc
+    return pa.table(columns)
+
+
+def prepare_rows(view: FeatureView, rows: Any) -> pa.Table:
+    """Validate ``rows`` against ``view`` and return them typed (see the module docstring)."""
+    import pyarrow as pa
+
+    owner = f"push to feature view '{view.name}'"
+    table = rows_table(rows, owner)
+    source = view.source
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise DataError(f"{owner}: duplicate column names {sorted(names)}. Fix: give each "
+                        "column one name")
+    required = [*view.join_keys, source.timestamp_field, *view.feature_names]
+    allowed = [*required, *([] if source.created_timestamp_field is None
+                            else [source.created_timestamp_field])]
+    missing = [n for n in required if n not in names]
+    if missing:
+        raise DataError(f"{owner}: missing column(s) {missing}. Fix: give every row the join "
+                        f"keys, '{source.timestamp_field}' and every feature: {required}")
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise DataError(f"{owner}: unknown column(s) {unknown}; the view takes {allowed}. "
+                        "Fix: drop them, or add them to the view's schema and apply it")
+    columns: dict[str, Any] = {}
+    for key in view.join_keys:
+        columns[key] = _join_key(table.column(key), key, owner)
+    columns[TS] = utc_micros(table.column(source.timestamp_field),
+                             source.timestamp_field, owner)
+    if columns[TS].null_count:
+        raise DataError(f"{owner}: column '{source.timestamp_field}' has null values. Fix: "
+                        "give every row its event time")
+    created = source.created_timestamp_field
+    if created is not None and created in names:
+        columns[CREATED] = utc_micros(table.column(created), created, owner)
+    else:
+        columns[CREATED] = pa.nulls(table.num_rows, pa.timestamp("us", UTC_MICROS_TZ))
+    for field in view.features:
+        columns[field.name] = cast_feature(table.column(field.name), field, owner)
+    return pa.table(columns)
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+def _join_key(column: pa.ChunkedArray, name: str, owner: str) -> pa.ChunkedArray:
+    import pyarrow as pa
+
+    column = _decoded(column)
+    if column.null_count:
+        raise DataError(f"{owner}: join key '{name}' has null values. Fix: give every row "
+                        "its key")
+    kind = key_class(column.type)
+    if kind is None:
+        raise DataError(f"{owner}: join key '{name}' has type {column.type}. Fix: pass "
+                        "join keys as integers or strings")
+    return column.cast(pa.int64() if kind == "integer" else pa.string())
+
+
+def utc_micros(column: pa.ChunkedArray, name: str, owner: str) -> pa.ChunkedArray:
+    """A time column as timestamp[us, UTC] by the rules in the module docstring."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = _decoded(column)
+    utc = pa.timestamp("us", UTC_MICROS_TZ)
+    kind = column.type
+    fix = ("Fix: pass timestamps, dates or ISO-8601 strings such as "
+           "'2024-01-01T12:00:00Z' (naive values are read as UTC)")
+    if pa.types.is_null(kind):
+        return column.cast(utc)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        zoned = pc.match_substring_regex(column, ZONE_SUFFIX)
+        has_zone = pc.any(zoned).as_py()
+        if has_zone and not pc.all(zoned).as_py():
+            raise DataError(f"{owner}: time column '{name}' mixes values with a time zone and "
+                            "values without one. Fix: give every value a zone (e.g. a 'Z' "
+                            "suffix for UTC) or none (naive values are read as UTC)")
+        column = _parse_times(column, UTC_MICROS_TZ if has_zone else None, name, owner, fix)
+        kind = column.type
+    if pa.types.is_date(kind):
+        return column.cast(utc)
+    if not pa.types.is_timestamp(kind):
+        raise DataError(f"{owner}: time column '{name}' has type {kind}. {fix}")
+    if kind.tz is None:
+        column = column.cast(pa.timestamp(kind.unit, UTC_MICROS_TZ))
+    options = pc.CastOptions(utc, allow_time_truncate=True)
+    return pc.cast(column, options=options)
+
+
+def _parse_times(column: pa.ChunkedArray, tz: str | None, name: str, owner: str,
+                 fix: str) -> pa.ChunkedArray:
+    """ISO-8601 strings as timestamps: microseconds cover years 1-9999; nanoseconds take
+    the values with more than six fractional digits (truncated later)."""
+    import pyarrow as pa
+
+    try:
+        return column.cast(pa.timestamp("us", tz))
+    except pa.ArrowInvalid as exc:
+        try:
+            return column.cast(pa.timestamp("ns", tz))
+        except pa.ArrowInvalid:
+            raise DataError(f"{owner}: time column '{name}' holds a value that is not an "
+                            f"ISO-8601 timestamp ({exc}). {fix}") from exc
+
+
+def cast_feature(column: pa.ChunkedArray, field: Field, owner: str) -> pa.ChunkedArray:
+    """A feature column cast to its declared dtype without loss of meaning."""
+    import pyarrow as pa
+
+    column = _decoded(column)
+    dtype = field.dtype
+    if dtype == Timestamp:
+        return utc_micros(column, field.name, owner)
+    if not _castable(column.type, dtype):
+        raise DataError(f"{owner}: feature '{field.name}' is declared {dtype!r} but the "
+                        f"pushed column has type {column.type}. Fix: pass "
+                        f"{_expected(dtype)} values for '{field.name}'")
+    try:
+        return column.cast(dtype.to_arrow())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"{owner}: feature '{field.name}' cannot be cast to {dtype!r} "
+                        f"without loss ({exc}). Fix: pass {_expected(dtype)} values that "
+                        f"fit {dtype!r} for '{field.name}'") from exc
+
+
+def _castable(arrow_type: pa.DataType, dtype: DType) -> bool:
+    import pyarrow.types as pat
+
+    if pat.is_null(arrow_type):
+        return True
+    if dtype.inner is not None:
+        if not (pat.is_list(arrow_type) or pat.is_large_list(arrow_type)
+                or pat.is_fixed_size_list(arrow_type)):
+            return False
+        return dtype.inner == Timestamp or _castable(arrow_type.value_type, dtype.inner)
+    if dtype.is_numeric:
+        return bool(pat.is_integer(arrow_type) or pat.is_floating(arrow_type)
+                    or pat.is_decimal(arrow_type))
+    if dtype.name == "string":
+        return bool(pat.is_string(arrow_type) or pat.is_large_string(arrow_type))
+    return dtype.name == "bool" and bool(pat.is_boolean(arrow_type))
+
+
+def _expected(dtype: DType) -> str:
+    if dtype.inner is not None:
+        return f"lists of {_expected(dtype.inner)}"
+    if dtype.is_numeric:
+        return "integer" if dtype.name.startswith("int") else "numeric"
+    return {"string": "string", "bool": "boolean"}.get(dtype.name, "timestamp")

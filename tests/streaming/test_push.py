@@ -1,0 +1,296 @@
+"""FeatureStore.push: online, offline and both; what each read path sees afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import headwater as hw
+from headwater.config import OnlineSettings
+from tests.conftest import _free_port
+from tests.streaming.conftest import DRIVER, STAMP, T0, make_repo, views
+
+LATER = T0 + timedelta(hours=2)
+
+
+def row(driver: int = 1001, at: Any = LATER, conv: Any = 0.9, trips: Any = 9,
+        **extra: Any) -> dict[str, Any]:
+    return {"driver_id": driver, "event_timestamp": at, "conv_rate": conv, "trips": trips,
+            **extra}
+
+
+def online(store: hw.FeatureStore, *drivers: int, view: str = "stats") -> dict[str, list[Any]]:
+    response = store.get_online_features([f"{view}:conv_rate", f"{view}:trips"],
+                                         [{"driver_id": d} for d in drivers],
+                                         now=LATER + timedelta(minutes=1))
+    return {**response.to_dict(), "status": response.metadata[view].statuses}
+
+
+def historical(store: hw.FeatureStore, *drivers: int, view: str = "stats") -> dict[str, Any]:
+    entity_df = pa.table({"driver_id": pa.array(drivers, pa.int64()),
+                          "event_timestamp": pa.array([LATER] * len(drivers), STAMP)})
+    frame = store.get_historical_features(entity_df, [f"{view}:conv_rate", f"{view}:trips"])
+    return frame.to_arrow().to_pydict()
+
+
+def test_online_push_is_served_and_not_written_offline(store: hw.FeatureStore) -> None:
+    result = store.push("stats", [row(), row(1002, conv=0.2, trips=2)])
+    assert (result.view, result.to, result.rows, result.online_stored) == ("stats", "online",
+                                                                           2, 2)
+    assert result.offline_file is None
+    got = online(store, 1001, 1002, 1003)
+    assert got["conv_rate"] == [0.9, 0.2, None]
+    assert got["trips"] == [9, 2, None]
+    assert got["status"] == ["PRESENT", "PRESENT", "MISSING"]
+    assert historical(store, 1001)["conv_rate"] == [0.5]  # the offline data is unchanged
+    assert len(list((store.repo_path / "data" / "stats").iterdir())) == 1
+
+
+def test_an_older_push_never_replaces_a_newer_online_value(store: hw.FeatureStore) -> None:
+    store.push("stats", [row(conv=0.9)])
+    older = store.push("stats", [row(at=LATER - timedelta(hours=1), conv=0.1)])
+    assert older.online_stored == 0
+    assert online(store, 1001)["conv_rate"] == [0.9]
+    # within one push too: the newest row of each entity wins, whatever the row order
+    store.push("stats", [row(1002, at=LATER, conv=0.7), row(1002, at=T0, conv=0.3)])
+    assert online(store, 1002)["conv_rate"] == [0.7]
+    events = store.get_online_features(["stats:conv_rate"], [{"driver_id": 1002}],
+                                       now=LATER).metadata["stats"].event_timestamps
+    assert events == [LATER]
+
+
+def test_offline_push_adds_a_parquet_file_seen_by_training_frames(
+        store: hw.FeatureStore) -> None:
+    before = historical(store, 1001, 1002)
+    result = store.push("stats", [row(conv=0.8, trips=8)], to="offline")
+    assert result.online_stored == 0 and result.offline_file is not None
+    path = result.offline_file
+    assert path.parent == store.repo_path / "data" / "stats"
+    assert path.name.startswith("push-") and path.suffix == ".parquet"
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+    after = historical(store, 1001, 1002)
+    assert after["conv_rate"] == [0.8, before["conv_rate"][1]]
+    assert after["trips"] == [8, before["trips"][1]]
+    # the file has the source's own layout: its column order and types, unused columns null
+    written = pq.read_table(path)
+    assert written.schema == pq.read_schema(path.parent / "part-0.parquet")
+    assert written.column("unused").to_pylist() == [None]
+    assert online(store, 1001)["status"] == ["MISSING"]
+
+
+def test_both_writes_offline_and_online(store: hw.FeatureStore) -> None:
+    result = store.push("stats", [row(conv=0.4, trips=4)], to="both")
+    assert result.online_stored == 1 and result.offline_file is not None
+    assert online(store, 1001)["conv_rate"] == [0.4]
+    assert historical(store, 1001)["conv_rate"] == [0.4]
+
+
+def test_a_glob_source_takes_pushes_in_its_folder(store: hw.FeatureStore) -> None:
+    result = store.push("globbed", [row(conv=0.3)], to="offline")
+    assert result.offline_file is not None
+    assert result.offline_file.parent == store.repo_path / "data" / "globbed"
+    assert historical(store, 1001, view="globbed")["conv_rate"] == [0.3]
+
+
+def frames() -> dict[str, Any]:
+    naive = pd.Timestamp(LATER.replace(tzinfo=None))
+    return {
+        "dicts": [row()],
+        "dicts with ISO strings": [row(at="2024-01-01T04:00:00+02:00")],
+        "dicts with naive ISO strings": [row(at="2024-01-01 02:00:00")],
+        "pandas, naive time": pd.DataFrame({"driver_id": [1001], "event_timestamp": [naive],
+                                            "conv_rate": [0.9], "trips": [9]}),
+        "polars": pl.DataFrame({"driver_id": [1001], "event_timestamp": [LATER],
+                                "conv_rate": [0.9], "trips": [9]}),
+        "arrow, nanoseconds, other zone": pa.table({
+            "driver_id": pa.array([1001], pa.int32()),
+            "event_timestamp": pa.array([pd.Timestamp(LATER).tz_convert("Asia/Tokyo")],
+                                        pa.timestamp("ns", "Asia/Tokyo")),
+            "conv_rate": pa.array([0.9], pa.float32()),
+            "trips": pa.array([9.0]),
+        }),
+    }
+
+
+@pytest.mark.parametrize("kind", list(frames()))
+def test_every_kind_of_rows_gives_the_same_utc_values(store: hw.FeatureStore,
+                                                      kind: str) -> None:
+    store.push("stats", frames()[kind], to="both")
+    got = store.get_online_features(["stats:conv_rate", "stats:trips"],
+                                    [{"driver_id": 1001}], now=LATER)
+    assert got.metadata["stats"].event_timestamps == [LATER]
+    assert got.to_dict()["conv_rate"] == [pytest.approx(0.9)]
+    assert got.to_dict()["trips"] == [9]
+    assert historical(store, 1001)["trips"] == [9]
+
+
+def test_created_is_optional_and_breaks_ties_when_given(store: hw.FeatureStore) -> None:
+    store.push("stats", [row(conv=0.1, created=LATER + timedelta(seconds=5))], to="both")
+    # same event time, no created time: sorts below the row with one, online and offline
+    store.push("stats", [row(conv=0.2)], to="both")
+    assert online(store, 1001)["conv_rate"] == [0.1]
+    assert historical(store, 1001)["conv_rate"] == [0.1]
+    store.push("stats", [row(conv=0.3, created=LATER + timedelta(seconds=9))], to="both")
+    assert online(store, 1001)["conv_rate"] == [0.3]
+    assert historical(store, 1001)["conv_rate"] == [0.3]
+
+
+@pytest.mark.parametrize(
+    ("rows", "words"),
+    [
+        ([{"driver_id": 1, "event_timestamp": LATER, "trips": 1}], "missing column(s) "
+         "['conv_rate']"),
+        ([row(speed=3)], "unknown column(s) ['speed']"),
+        ([row(conv="fast")], "feature 'conv_rate' is declared Float64"),
+        ([row(trips=1.5)], "feature 'trips' cannot be cast to Int64"),
+        ([row(trips=2**40), row(trips=True)], "column 'trips' mixes values"),
+        ([row(driver="1001")], "join key 'driver_id' is pushed as string"),
+        ([row(driver=None)], "join key 'driver_id' has null values"),
+        ([row(at=None)], "'event_timestamp' has null values"),
+        ([row(at="yesterday")], "not an ISO-8601 timestamp"),
+        ([row(at="2024-01-01T00:00:00Z"), row(at="2024-01-01 00:00:00")],
+         "mixes values with a time zone"),
+        ([row(at=3)], "time column 'event_timestamp' has type int64"),
+        ([[1001, LATER, 0.5, 5]], "rows[0] is list"),
+        ("driver_id,conv_rate", "expected a list of dicts"),
+    ],
+)
+def test_bad_rows_are_data_errors_naming_the_column_and_fix(
+        store: hw.FeatureStore, rows: Any, words: str) -> None:
+    with pytest.raises(hw.DataError) as err:
+        store.push("stats", rows, to="both")
+    assert words in str(err.value)
+    assert "Fix:" in str(err.value)
+    assert len(list((store.repo_path / "data" / "stats").iterdir())) == 1  # nothing written
+    assert online(store, 1001)["status"] == ["MISSING"]
+
+
+@pytest.mark.parametrize(("view", "to", "words"), [
+    ("single", "offline", "is a single file"),
+    ("single", "both", "is a single file"),
+    ("csv_stats", "offline", "is csv"),
+    ("offline_only", "online", "not served online"),
+    ("stats", "everywhere", "not a push target"),
+])
+def test_targets_a_view_cannot_take_are_definition_errors(
+        store: hw.FeatureStore, view: str, to: str, words: str) -> None:
+    with pytest.raises(hw.DefinitionError) as err:
+        store.push(view, [row()], to=to)
+    assert words in str(err.value)
+    assert online(store, 1001, view="stats")["status"] == ["MISSING"]
+
+
+def test_sql_and_wildcard_folder_sources_name_the_fix(store: hw.FeatureStore) -> None:
+    from headwater.streaming.parquet_append import push_folder
+
+    sql = hw.FeatureView("q", entities=[DRIVER], schema=[hw.Field("x", hw.Float64)],
+                         source=hw.SQLSource("SELECT 1", "ts"))
+    nested = dataclasses.replace(views()[0], source=hw.FileSource("data/*/x.parquet", "ts"))
+    for view, words in ((sql, "SQL query"), (nested, "would not match the glob")):
+        with pytest.raises(hw.DefinitionError, match="folder FileSource") as err:
+            push_folder(view, store.repo_path)
+        assert words in str(err.value)
+
+
+def test_an_unknown_view_is_not_found(store: hw.FeatureStore) -> None:
+    with pytest.raises(hw.NotFoundError, match="driver_stats"):
+        store.push("driver_stats", [row()])
+
+
+def test_no_rows_write_nothing(store: hw.FeatureStore) -> None:
+    result = store.push("stats", [], to="both")
+    assert (result.rows, result.online_stored, result.offline_file) == (0, 0, None)
+
+
+def test_timestamp_and_array_features_round_trip(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "data" / "rich").mkdir()
+    pq.write_table(pa.table({
+        "driver_id": pa.array([1], pa.int64()), "event_timestamp": pa.array([T0], STAMP),
+        "last_trip": pa.array([T0], STAMP), "scores": pa.array([[1.0]], pa.list_(pa.float64())),
+    }), repo / "data" / "rich" / "part-0.parquet")
+    view = hw.FeatureView("rich", entities=[DRIVER],
+                          source=hw.FileSource("data/rich", "event_timestamp"))
+    with hw.FeatureStore(repo) as store:
+        store.apply([DRIVER, view])
+        store.push("rich", [{"driver_id": 7, "event_timestamp": LATER,
+                             "last_trip": "2024-01-01T01:00:00Z", "scores": [1, 2.5]}],
+                   to="both")
+        got = store.get_online_features(["rich:last_trip", "rich:scores"],
+                                        [{"driver_id": 7}], now=LATER).to_dict()
+        assert got["last_trip"] == [T0 + timedelta(hours=1)]
+        assert got["scores"] == [[1.0, 2.5]]
+        frame = store.get_historical_features(
+            pa.table({"driver_id": [7], "event_timestamp": pa.array([LATER], STAMP)}),
+            ["rich:last_trip", "rich:scores"]).to_arrow().to_pydict()
+        assert frame["scores"] == [[1.0, 2.5]]
+        assert frame["last_trip"] == got["last_trip"]
+
+
+def test_a_failed_online_write_keeps_the_rows_offline_for_materialization(
+        tmp_path: Path) -> None:
+    dead = f"online: {{type: redis, url: 'redis://127.0.0.1:{_free_port()}/0'}}\n"
+    repo = make_repo(tmp_path / "repo", dead)
+    with hw.FeatureStore(repo) as store:
+        store.apply([DRIVER, *views()])
+        with pytest.raises(hw.StoreUnavailableError) as err:
+            store.push("stats", [row(conv=0.77)], to="both")
+        assert "saved offline" in str(err.value) and "materialize" in str(err.value)
+        assert historical(store, 1001)["conv_rate"] == [0.77]
+    # the online store is back (here: another one); materializing the range serves the row
+    settings = dataclasses.replace(
+        store.settings, online=OnlineSettings("sqlite", path=str(tmp_path / "online.db")))
+    with hw.FeatureStore(repo, settings=settings) as recovered:
+        recovered.materialize(T0, LATER, views=["stats"])
+        assert online(recovered, 1001)["conv_rate"] == [0.77]
+
+
+def test_a_failed_file_write_leaves_no_file(store: hw.FeatureStore,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", broken)
+    with pytest.raises(hw.StoreUnavailableError, match="No space left"):
+        store.push("stats", [row()], to="both")
+    assert [p.name for p in (store.repo_path / "data" / "stats").iterdir()] == ["part-0.parquet"]
+    assert online(store, 1001)["status"] == ["MISSING"]
+
+
+def test_the_first_push_into_an_emptied_folder_keeps_the_declared_types(
+        store: hw.FeatureStore) -> None:
+    (store.repo_path / "data" / "stats" / "part-0.parquet").unlink()
+    result = store.push("stats", [row(conv=0.25, trips=3)], to="offline")
+    assert result.offline_file is not None
+    assert pq.read_schema(result.offline_file).field("trips").type == pa.int64()
+    assert historical(store, 1001)["conv_rate"] == [0.25]
+
+
+def test_online_push_into_redis_keeps_the_newest_value(tmp_path: Path, redis_url: str) -> None:
+    import uuid
+
+    import redis
+
+    project = f"push_{uuid.uuid4().hex[:10]}"
+    repo = make_repo(tmp_path / "repo", f"online: {{type: redis, url: '{redis_url}'}}\n")
+    (repo / "headwater.yaml").write_text((repo / "headwater.yaml").read_text().replace(
+        "project: push_test", f"project: {project}"))
+    try:
+        with hw.FeatureStore(repo) as store:
+            store.apply([DRIVER, *views()])
+            assert store.push("stats", [row(conv=0.9)], to="both").online_stored == 1
+            assert store.push("stats", [row(at=T0, conv=0.1)]).online_stored == 0
+            assert online(store, 1001)["conv_rate"] == [0.9]
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        for key in client.scan_iter(match=f"hw:{project}:*", count=1000):
+            client.delete(key)
+        client.close()
