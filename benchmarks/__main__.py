@@ -1,10 +1,17 @@
-"""``python -m benchmarks [--size tiny|small|full] [--repeat N]``: print the benchmark table.
+"""``python -m benchmarks [--size tiny|small|full] [--repeat N] [--suite S]``: print the
+benchmark tables.
 
 Each operation is compared with the fastest way to do the same work directly on the engine
-(see ARCHITECTURE.md, "Performance budgets"). Every measurement runs in a fresh Python
-process, after one unrecorded warm-up run per side; the table shows the median wall time
-over ``--repeat`` runs and the largest peak resident memory. ``make bench`` runs the full
-size; CI runs ``--size tiny`` only.
+(see ARCHITECTURE.md, "Performance budgets"). Suites:
+
+* ``historical``: point-in-time training frames (:mod:`benchmarks.historical`). Every
+  measurement runs in a fresh Python process, after one unrecorded warm-up run per side; the
+  table shows the median wall time over ``--repeat`` runs and the largest peak resident
+  memory.
+* ``online``: materialization into SQLite and Redis, and in-process online reads
+  (:mod:`benchmarks.online`); needs Redis (``--redis-url``).
+
+``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
 
 SIDES = ("headwater", "baseline")
+SUITES = ("historical", "online")
 
 
 @dataclass(frozen=True)
@@ -95,19 +104,56 @@ def table(results: list[Result]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--suite", choices=[*SUITES, "all"], default="all")
     parser.add_argument("--repeat", type=int, default=None,
                         help="runs per side (default: 3, or 1 for tiny)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to write the generated data (default: the temp folder)")
+    parser.add_argument("--redis-url", default=online.DEFAULT_REDIS_URL,
+                        help="the Redis the online suites use; they write only keys under a "
+                             "project of their own and delete them (default: "
+                             "$HEADWATER_BENCH_REDIS_URL or %(default)s)")
     args = parser.parse_args()
-    size = SIZES[args.size]
+    suites = SUITES if args.suite == "all" else (args.suite,)
     repeat = args.repeat or (1 if args.size == "tiny" else 3)
-    print(f"size {args.size}: {size.entities:,} entities x {size.hours} hours = "
-          f"{size.view_rows:,} view rows; {size.entity_rows:,} entity rows; "
-          f"median of {repeat} run(s), each in a fresh process")
-    print(table(run(size, repeat, args.workdir)))
+    if "historical" in suites:
+        size = SIZES[args.size]
+        print(f"historical, size {args.size}: {size.entities:,} entities x {size.hours} hours "
+              f"= {size.view_rows:,} view rows; {size.entity_rows:,} entity rows; "
+              f"median of {repeat} run(s), each in a fresh process")
+        print(table(run(size, repeat, args.workdir)), flush=True)
+    if "online" in suites:
+        if "historical" in suites:
+            print()
+        print(run_online(args.size, suites, repeat, args.redis_url, args.workdir))
+
+
+def run_online(size_name: str, suites: tuple[str, ...], repeat: int, redis_url: str,
+               workdir: Path | None) -> str:
+    """The online suite on one generated workspace, as printable tables."""
+    from urllib.parse import urlsplit
+
+    size = online.SIZES[size_name]
+    where = urlsplit(redis_url)  # no credentials in the output
+    out = [f"online, size {size_name}: {size.entities:,} entities x {size.hours} hours = "
+           f"{size.view_rows:,} view rows, 10 features; Redis at {where.hostname}:{where.port}"]
+    latencies: list[online.LatencyResult] = []
+    with online.workspace(size, redis_url, workdir) as ws:
+        if "online" in suites:
+            warmup = size_name != "tiny"
+            materialized = online.run_materialize(ws, repeat, warmup=warmup)
+            out.append(f"materialization: median of {repeat} run(s) per side, each in a fresh "
+                       "process" + (" after an unrecorded warm-up" if warmup else ""))
+            out.append(online.materialize_table(materialized))
+            latencies += online.run_reads(ws, repeat)
+    out.append(f"\nlatency: {size.calls:,} calls per run after {size.warmup:,} warm-up calls, "
+               f"random entities, sides interleaved; median over {repeat} run(s), each in a "
+               "fresh process")
+    out.append(online.latency_table(latencies))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

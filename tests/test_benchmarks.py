@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks import online
 from benchmarks.__main__ import run, table
 from benchmarks.historical import SIZES, VARIANTS
 
@@ -22,3 +23,49 @@ def test_tiny_benchmark_table(tmp_path: Path) -> None:
     assert "ratio" in text[0] and "headwater peak MB" in text[0]
     assert len(text) == 2 + len(results)  # header, rule, one line per operation
     assert list(tmp_path.iterdir()) == []  # the generated data is cleaned up
+
+
+def _table_shape(text: str, rows: int, columns: tuple[str, ...]) -> None:
+    lines = text.splitlines()
+    assert len(lines) == 2 + rows  # header, rule, one line per result
+    for column in columns:
+        assert column in lines[0]
+    assert set(lines[1]) <= {"-", " "}
+
+
+def test_tiny_online_benchmarks(tmp_path: Path, redis_url: str) -> None:
+    import redis
+
+    size = online.SIZES["tiny"]
+    with online.workspace(size, redis_url, tmp_path) as ws:
+        materialized = online.run_materialize(ws, repeat=1, warmup=False)
+        reads = online.run_reads(ws, repeat=1)
+        project = ws.project
+    assert [r.backend for r in materialized] == list(online.BACKENDS)
+    for m in materialized:
+        assert m.records == m.baseline_records == size.entities  # one record per entity
+        assert m.same_records  # both sides left byte-identical records in the store
+        assert m.headwater_s > 0 and m.baseline_s > 0
+        assert m.headwater_mb > 0 and m.baseline_mb > 0
+    assert [(r.backend, r.operation) for r in reads] == [
+        (backend, op.name) for backend in online.BACKENDS for op in online.READ_OPS]
+    for r, op in zip(reads, online.READ_OPS * len(online.BACKENDS), strict=True):
+        assert r.keys == op.entities * len(op.views)
+        # both sides found every record they were asked for, and the same number
+        assert r.headwater_records == r.baseline_records == r.calls * r.keys
+        assert r.baseline_ms is not None
+        for p50, p99 in (r.headwater_ms, r.baseline_ms):
+            assert 0 < p50 <= p99
+        assert r.ratio is not None and r.ratio > 0
+    _table_shape(online.materialize_table(materialized), len(materialized),
+                 ("records", "headwater s", "baseline s", "ratio", "target", "Feast 0.67",
+                  "same records"))
+    _table_shape(online.latency_table(reads), len(reads),
+                 ("headwater p50 ms", "headwater p99 ms", "baseline p50 ms",
+                  "baseline p99 ms", "ratio p99", "target", "Feast 0.67"))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert list(client.scan_iter(match=f"hw:{project}:*")) == []  # keys cleaned up
+    finally:
+        client.close()
+    assert list(tmp_path.iterdir()) == []
