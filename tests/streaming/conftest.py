@@ -46,11 +46,11 @@ def views() -> list[hw.FeatureView]:
     ]
 
 
-def make_repo(folder: Path, online: str = "") -> Path:
+def make_repo(folder: Path, online: str = "", project: str = "push_test") -> Path:
     data = folder / "data"
     (data / "stats").mkdir(parents=True)
     (data / "globbed").mkdir()
-    (folder / "headwater.yaml").write_text(f"project: push_test\n{online}")
+    (folder / "headwater.yaml").write_text(f"project: {project}\n{online}")
     table = base_rows()
     pq.write_table(table, data / "stats" / "part-0.parquet")
     pq.write_table(table, data / "globbed" / "part-0.parquet")

@@ -280,9 +280,8 @@ def test_online_push_into_redis_keeps_the_newest_value(tmp_path: Path, redis_url
     import redis
 
     project = f"push_{uuid.uuid4().hex[:10]}"
-    repo = make_repo(tmp_path / "repo", f"online: {{type: redis, url: '{redis_url}'}}\n")
-    (repo / "headwater.yaml").write_text((repo / "headwater.yaml").read_text().replace(
-        "project: push_test", f"project: {project}"))
+    repo = make_repo(tmp_path / "repo", f"online: {{type: redis, url: '{redis_url}'}}\n",
+                     project)
     try:
         with hw.FeatureStore(repo) as store:
             store.apply([DRIVER, *views()])

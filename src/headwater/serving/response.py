@@ -44,6 +44,16 @@ class OnlineResponse:
         self._dtypes = dtypes
         self.metadata = metadata
 
+    @property
+    def entity_names(self) -> list[str]:
+        """The join key columns, in first-use order."""
+        return list(self._entity)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The feature columns, in request order (``view__feature`` with full names)."""
+        return list(self._features)
+
     def to_dict(self) -> dict[str, list[Any]]:
         """``{"driver_id": [...], "conv_rate": [...], ...}``; timestamps as UTC datetimes."""
         out = dict(self._entity)

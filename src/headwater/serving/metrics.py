@@ -1,0 +1,124 @@
+"""Feature server metrics in the Prometheus text format, from a small in-process registry.
+
+Exposed at ``GET /metrics``:
+
+* ``headwater_http_requests_total{endpoint, method, status}``: requests answered;
+* ``headwater_http_request_duration_seconds{endpoint, status}``: a latency histogram;
+* ``headwater_online_rows_read_total{}``: entity rows served by ``/features``;
+* ``headwater_push_rows_total{view, to}``: rows accepted by ``/push``.
+
+Each server process keeps its own counts (``--workers N`` gives N registries; a scrape sees
+the worker that answers it). Updates run on the event loop thread, so they take no lock.
+``endpoint`` is the route (``/features``), or ``other`` for unknown paths, which keeps the
+number of series bounded.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0)
+"""Upper bounds in seconds; an online read is expected in the first two."""
+
+Labels = tuple[str, ...]
+
+
+class Counter:
+    """A monotonically increasing count per label values."""
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str]) -> None:
+        self.name = name
+        self.help = help_text
+        self.labels = tuple(labels)
+        self.values: dict[Labels, float] = {}
+
+    def inc(self, labels: Labels, amount: float = 1.0) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        lines += [f"{self.name}{_labels(self.labels, values)} {_number(count)}"
+                  for values, count in sorted(self.values.items())]
+        return lines
+
+
+class Histogram:
+    """Observations per label values in fixed buckets, with their sum and count."""
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str],
+                 buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self.name = name
+        self.help = help_text
+        self.labels = tuple(labels)
+        self.buckets = tuple(buckets)
+        self._series: dict[Labels, tuple[list[int], list[float]]] = {}
+
+    def observe(self, labels: Labels, value: float) -> None:
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = ([0] * (len(self.buckets) + 1), [0.0])
+        counts, total = series
+        counts[bisect_left(self.buckets, value)] += 1
+        total[0] += value
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        for values, (counts, total) in sorted(self._series.items()):
+            cumulative = 0
+            for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else _number(bound)
+                lines.append(f"{self.name}_bucket"
+                             f"{_labels((*self.labels, 'le'), (*values, le))} {cumulative}")
+            lines.append(f"{self.name}_sum{_labels(self.labels, values)} {_number(total[0])}")
+            lines.append(f"{self.name}_count{_labels(self.labels, values)} {cumulative}")
+        return lines
+
+
+class ServerMetrics:
+    """The feature server's metrics (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.requests = Counter("headwater_http_requests_total",
+                                "HTTP requests answered, by endpoint, method and status.",
+                                ("endpoint", "method", "status"))
+        self.latency = Histogram("headwater_http_request_duration_seconds",
+                                 "Time to answer an HTTP request, by endpoint and status.",
+                                 ("endpoint", "status"))
+        self.online_rows = Counter("headwater_online_rows_read_total",
+                                   "Entity rows read from the online store by /features.", ())
+        self.online_rows.inc((), 0)  # a counter without labels starts at 0
+        self.push_rows = Counter("headwater_push_rows_total",
+                                 "Rows accepted by /push, by feature view and target.",
+                                 ("view", "to"))
+
+    def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.requests.inc((endpoint, method, code))
+        self.latency.observe((endpoint, code), seconds)
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for metric in (self.requests, self.latency, self.online_rows, self.push_rows):
+            lines += metric.render()
+        return "\n".join(lines) + "\n"
+
+
+def _labels(names: Sequence[str], values: Sequence[str]) -> str:
+    if not names:
+        return ""
+    pairs = ",".join(f'{name}="{_escape(value)}"'
+                     for name, value in zip(names, values, strict=True))
+    return "{" + pairs + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

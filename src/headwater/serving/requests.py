@@ -1,0 +1,123 @@
+"""Feature server request bodies: raw JSON bytes -> typed queries, with the field named.
+
+The server parses bodies here with orjson instead of through a web framework's model
+layer: it is the hot path of ``POST /features``. The pydantic models in
+:mod:`~headwater.serving.schemas` document the same shapes in the OpenAPI schema; a test
+keeps the two in step. A malformed body raises :class:`RequestBodyError`, a DataError that
+names the offending field (``entities[2]``) so the edge can answer 422 with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from headwater.errors import DataError
+
+PUSH_TARGETS = ("online", "offline", "both")
+
+
+class RequestBodyError(DataError):
+    """A request body that is not the documented shape; ``field`` names where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"field '{field}': {message}")
+
+
+@dataclass(frozen=True)
+class FeaturesQuery:
+    """``POST /features``: a feature list or a feature service name, and entity rows."""
+
+    features: tuple[str, ...] | None
+    feature_service: str | None
+    entities: list[dict[str, Any]]
+    full_feature_names: bool
+
+
+@dataclass(frozen=True)
+class PushQuery:
+    """``POST /push``: rows for one view and where to write them."""
+
+    view: str
+    rows: list[dict[str, Any]]
+    to: str
+
+
+_FEATURES_FIELDS = frozenset({"features", "feature_service", "entities", "full_feature_names"})
+_PUSH_FIELDS = frozenset({"view", "rows", "to"})
+
+
+def parse_features(body: bytes) -> FeaturesQuery:
+    """Parse and check a ``POST /features`` body."""
+    data = _object(body, _FEATURES_FIELDS)
+    features = data.get("features")
+    service = data.get("feature_service")
+    if (features is None) == (service is None):
+        raise RequestBodyError("features", "give either 'features' (a list of "
+                               "'view:feature') or 'feature_service' (a name), not both")
+    refs: tuple[str, ...] | None = None
+    if features is not None:
+        if not isinstance(features, list) or not features:
+            raise RequestBodyError("features", "expected a non-empty list of 'view:feature' "
+                                   "strings")
+        for index, ref in enumerate(features):
+            if not isinstance(ref, str):
+                raise RequestBodyError(f"features[{index}]", f"expected a 'view:feature' "
+                                       f"string, got {_kind(ref)}")
+        refs = tuple(features)
+    elif not isinstance(service, str) or not service:
+        raise RequestBodyError("feature_service", f"expected a feature service name, got "
+                               f"{_kind(service)}")
+    entities = _rows(data, "entities", required=True)
+    full = data.get("full_feature_names", False)
+    if not isinstance(full, bool):
+        raise RequestBodyError("full_feature_names", f"expected true or false, got "
+                               f"{_kind(full)}")
+    return FeaturesQuery(refs, service, entities, full)
+
+
+def parse_push(body: bytes) -> PushQuery:
+    """Parse and check a ``POST /push`` body."""
+    data = _object(body, _PUSH_FIELDS)
+    view = data.get("view")
+    if not isinstance(view, str) or not view:
+        raise RequestBodyError("view", f"expected a feature view name, got {_kind(view)}")
+    to = data.get("to", "online")
+    if to not in PUSH_TARGETS:
+        raise RequestBodyError("to", f"expected one of {list(PUSH_TARGETS)}, got {to!r}")
+    return PushQuery(view, _rows(data, "rows", required=False), to)
+
+
+def _object(body: bytes, fields: frozenset[str]) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestBodyError("body", f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RequestBodyError("body", f"expected a JSON object, got {_kind(data)}")
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise RequestBodyError(unknown[0], f"unknown field; the fields are {sorted(fields)}")
+    return data
+
+
+def _rows(data: dict[str, Any], name: str, *, required: bool) -> list[dict[str, Any]]:
+    rows = data.get(name)
+    if rows is None or not isinstance(rows, list) or (required and not rows):
+        raise RequestBodyError(name, f"expected a {'non-empty ' if required else ''}list of "
+                               f"objects, got {_kind(rows)}")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise RequestBodyError(f"{name}[{index}]", f"expected an object, got {_kind(row)}")
+    return rows
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (missing or null)"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+             list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
