@@ -53,6 +53,19 @@ def encode_key(names: Sequence[str], values: Sequence[Any]) -> bytes:
     return bytes(msgpack.packb(flat))
 
 
+def encode_keys(names: Sequence[str], columns: Sequence[Sequence[Any]]) -> list[bytes]:
+    """:func:`encode_key` of many entities: ``columns[i][j]`` is entity ``j``'s value of
+    ``names[i]``. Same bytes; with one join key the array header and the name are packed
+    once (a msgpack array is its header followed by its items' encodings)."""
+    import msgpack
+
+    if len(names) != 1:
+        return [encode_key(names, values) for values in zip(*columns, strict=True)]
+    packb = msgpack.packb
+    head = packb([names[0], None])[:-1]  # header and name; the one-byte nil dropped
+    return [head + packb(value) for value in columns[0]]
+
+
 def encode_record(event_us: int, created_us: int | None, fingerprint: int,
                   values: Sequence[Any]) -> bytes:
     """Header plus msgpack payload; ``values`` hold ints, floats, str, bool, None or lists.
@@ -78,3 +91,18 @@ def decode_header(data: bytes) -> tuple[int, int | None, int]:
     """Only the header: ``(event_us, created_us, fingerprint)``."""
     event, created, fingerprint = _HEADER.unpack_from(data)
     return event - _FLIP, None if created == 0 else created - _FLIP, fingerprint
+
+
+def decode_event(data: bytes) -> tuple[int, int]:
+    """Only ``(event_us, fingerprint)``, for a reader that checks them before
+    :func:`decode_values`."""
+    event, _, fingerprint = _HEADER.unpack_from(data)
+    return event - _FLIP, fingerprint
+
+
+def decode_values(data: bytes) -> list[Any]:
+    """Only the feature values of a stored record."""
+    import msgpack
+
+    values: list[Any] = msgpack.unpackb(data[HEADER_BYTES:])
+    return values

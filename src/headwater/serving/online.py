@@ -8,12 +8,13 @@ than ``now - ttl`` (status EXPIRED, values null) or absent or written under anot
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from headwater.errors import DataError
 from headwater.online.base import OnlineStore, ViewKeys
-from headwater.online.encoding import decode_record, encode_key
-from headwater.serving.plans import OnlinePlan
+from headwater.online.encoding import decode_event, decode_values, encode_keys
+from headwater.serving.plans import CompiledView, OnlinePlan
 from headwater.serving.response import (
     EXPIRED,
     MISSING,
@@ -30,28 +31,33 @@ def entity_keys(plan: OnlinePlan, rows: Sequence[Mapping[str, Any]]) -> dict[tup
     """Encoded keys per distinct join-key tuple (views of one entity share them)."""
     out: dict[tuple[str, ...], list[bytes]] = {}
     for view in plan.views:
-        names = view.join_keys
-        if names in out:
-            continue
-        keys = []
-        for index, row in enumerate(rows):
-            try:
-                values = [row[name] for name in names]
-            except KeyError as exc:
-                raise DataError(
-                    f"entity row {index} has no '{exc.args[0]}', which feature view "
-                    f"'{view.view.name}' is keyed by. Fix: add it to every entity row"
-                ) from None
-            for name, value, kind in zip(names, values, view.key_types, strict=True):
-                if isinstance(value, bool) or not isinstance(value, kind):
-                    raise DataError(
-                        f"entity row {index}: join key '{name}' of feature view "
-                        f"'{view.view.name}' is {value!r}, but the view's keys are "
-                        f"{kind.__name__} values. Fix: pass it as {kind.__name__}"
-                    )
-            keys.append(encode_key(names, values))
-        out[names] = keys
+        if view.join_keys not in out:
+            out[view.join_keys] = encode_keys(view.join_keys, _key_columns(view, rows))
     return out
+
+
+def _key_columns(view: CompiledView, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """The join key values of ``rows``, one list per key, checked against the key types."""
+    columns = []
+    for name, kind in zip(view.join_keys, view.key_types, strict=True):
+        try:
+            values = [row[name] for row in rows]
+        except KeyError:
+            index = next(i for i, row in enumerate(rows) if name not in row)
+            raise DataError(
+                f"entity row {index} has no '{name}', which feature view "
+                f"'{view.view.name}' is keyed by. Fix: add it to every entity row"
+            ) from None
+        for index, value in enumerate(values):
+            if type(value) is not kind and (isinstance(value, bool)
+                                            or not isinstance(value, kind)):
+                raise DataError(
+                    f"entity row {index}: join key '{name}' of feature view "
+                    f"'{view.view.name}' is {value!r}, but the view's keys are "
+                    f"{kind.__name__} values. Fix: pass it as {kind.__name__}"
+                )
+        columns.append(values)
+    return columns
 
 
 def read_online(store: OnlineStore, plan: OnlinePlan, rows: Sequence[Mapping[str, Any]],
@@ -65,24 +71,29 @@ def read_online(store: OnlineStore, plan: OnlinePlan, rows: Sequence[Mapping[str
     dtypes: dict[str, DType] = {}
     metadata: dict[str, ViewMetadata] = {}
     for view, records in zip(plan.views, results, strict=True):
-        columns: list[list[Any]] = [[None] * n for _ in view.positions]
+        positions = view.positions
+        width = len(positions)
+        pick = itemgetter(*positions) if width > 1 else None
+        empty = (None,) * width
+        picked: list[Any] = [empty] * n  # per row: the requested values, in request order
         times: list[int | None] = [None] * n
         statuses = [MISSING] * n
         oldest = None if view.ttl_us is None else now_us - view.ttl_us
         for i, data in enumerate(records):
             if data is None:
                 continue
-            record = decode_record(data)
-            if record.fingerprint != view.fingerprint:
+            event_us, fingerprint = decode_event(data)
+            if fingerprint != view.fingerprint:
                 continue
-            times[i] = record.event_us
-            if oldest is not None and record.event_us < oldest:
+            times[i] = event_us
+            if oldest is not None and event_us < oldest:
                 statuses[i] = EXPIRED
                 continue
             statuses[i] = PRESENT
-            values = record.values
-            for column, position in zip(columns, view.positions, strict=True):
-                column[i] = values[position]
+            values = decode_values(data)
+            picked[i] = pick(values) if pick is not None else (values[positions[0]],)
+        columns = [list(column) for column in zip(*picked, strict=True)] if n else [
+            [] for _ in positions]
         for name, field, column in zip(view.output_names, view.features, columns, strict=True):
             features[name] = column
             dtypes[name] = field.dtype
