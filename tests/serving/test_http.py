@@ -100,6 +100,13 @@ def test_malformed_features_bodies_are_422_naming_the_field(
     assert f"field '{field}'" in error["message"]
 
 
+def test_features_takes_only_post(client: TestClient) -> None:
+    answer = client.get("/features")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert answer.json()["error"]["type"] == "method_not_allowed"
+
+
 def test_push_online_is_served_and_offline_is_a_file_in_the_repo(
         client: TestClient, served_repo: Path) -> None:
     at = (T0 + timedelta(hours=3)).isoformat()

@@ -128,8 +128,13 @@ class FeatureServer:
                     await _respond(counted, 401, error_body("unauthorized", str(exc), None),
                                    [(b"www-authenticate", b"Bearer")])
                     return
-            if path == "/features" and method == "POST":
-                await self._features(receive, counted)
+            if path == "/features":
+                if method == "POST":
+                    await self._features(receive, counted)
+                else:
+                    await _respond(counted, 405, error_body(
+                        "method_not_allowed", f"{method} /features is not served. Fix: "
+                        "send a POST with a JSON body", None), [(b"allow", b"POST")])
             else:
                 await self.api(scope, receive, counted)
         finally:

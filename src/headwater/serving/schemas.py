@@ -92,7 +92,9 @@ class HealthResponse(BaseModel):
 
 class ErrorDetail(BaseModel):
     type: str = Field(description="invalid_request, data_error, definition_error, "
-                      "not_found, unauthorized, store_unavailable or internal_error.")
+                      "not_found, unauthorized, method_not_allowed, store_unavailable, "
+                      "http_error (another HTTP status, e.g. an unknown path) or "
+                      "internal_error.")
     message: str = Field(description="What is wrong and how to fix it.")
     field: str | None = Field(None, description="The request field at fault, if one is.")
 
