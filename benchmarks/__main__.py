@@ -10,6 +10,8 @@ Each operation is compared with the fastest way to do the same work directly on 
   memory.
 * ``online``: materialization into SQLite and Redis, and in-process online reads
   (:mod:`benchmarks.online`); needs Redis (``--redis-url``).
+* ``http``: ``POST /features`` against a real ``headwater serve`` subprocess
+  (:mod:`benchmarks.http`), on the same data as ``online``.
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
@@ -30,7 +32,7 @@ from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
 
 SIDES = ("headwater", "baseline")
-SUITES = ("historical", "online")
+SUITES = ("historical", "online", "http")
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def main() -> None:
               f"= {size.view_rows:,} view rows; {size.entity_rows:,} entity rows; "
               f"median of {repeat} run(s), each in a fresh process")
         print(table(run(size, repeat, args.workdir)), flush=True)
-    if "online" in suites:
+    if "online" in suites or "http" in suites:
         if "historical" in suites:
             print()
         print(run_online(args.size, suites, repeat, args.redis_url, args.workdir))
@@ -133,7 +135,7 @@ def main() -> None:
 
 def run_online(size_name: str, suites: tuple[str, ...], repeat: int, redis_url: str,
                workdir: Path | None) -> str:
-    """The online suite on one generated workspace, as printable tables."""
+    """The online and/or http suites on one generated workspace, as printable tables."""
     from urllib.parse import urlsplit
 
     size = online.SIZES[size_name]
@@ -149,9 +151,16 @@ def run_online(size_name: str, suites: tuple[str, ...], repeat: int, redis_url: 
                        "process" + (" after an unrecorded warm-up" if warmup else ""))
             out.append(online.materialize_table(materialized))
             latencies += online.run_reads(ws, repeat)
+        if "http" in suites:
+            from benchmarks import http
+
+            # the online suite left every view materialized
+            latencies += http.run_http(ws, repeat, materialize="online" not in suites)
     out.append(f"\nlatency: {size.calls:,} calls per run after {size.warmup:,} warm-up calls, "
-               f"random entities, sides interleaved; median over {repeat} run(s), each in a "
-               "fresh process")
+               f"random entities; median over {repeat} run(s), each in a fresh process. "
+               "In-process: both sides interleaved. HTTP: sequential requests on one "
+               "keep-alive httpx client to a one-worker server; no raw baseline exists, "
+               "Feast 0.67 is the reference")
     out.append(online.latency_table(latencies))
     return "\n".join(out)
 

@@ -1,0 +1,207 @@
+"""Benchmark: ``POST /features`` against a real ``headwater serve``.
+
+For each backend of the online workspace (:mod:`benchmarks.online`; every view materialized),
+a ``headwater serve --no-auth`` subprocess (one worker, the default) listens on a free
+loopback port; the parent polls ``GET /health`` until it answers (bounded). Then a client
+in a fresh process (``python -m benchmarks.http client URL ...``) sends requests one after
+another on one keep-alive ``httpx.Client``, random entities, after a warm-up, and times each
+from sending the (pre-encoded) body to having read the whole response. Responses are parsed
+after the clock stops, to count the records served.
+
+There is no raw baseline for HTTP: the table shows Feast 0.67's figures from issue 3 as the
+reference. The figures include the client's own cost (httpx in Python, on the same two
+cores as the server).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.online import (
+    BACKENDS,
+    BATCH,
+    VIEW,
+    LatencyResult,
+    Target,
+    Workspace,
+    entity_draws,
+    feature_refs,
+    percentiles_ms,
+)
+
+_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class HttpOp:
+    name: str
+    entities: int
+    target: Target
+    feast: str
+
+
+HTTP_OPS = (
+    HttpOp("POST /features, 1 entity x 10 features, 1 view", 1, Target("p99", 1.2),
+           "p50 1.7 / p99 2.4 ms"),
+    HttpOp(f"POST /features, {BATCH} entities x 10 features, 1 view", BATCH,
+           Target("p99", 3.0), "p50 10 ms"),
+)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve_command(repo: Path, port: int) -> list[str]:
+    script = Path(sys.executable).with_name("headwater")
+    head = ([str(script)] if script.exists() else
+            [sys.executable, "-c", "from headwater.cli.main import main; main()"])
+    return [*head, "serve", "--repo", str(repo), "--host", "127.0.0.1", "--port", str(port),
+            "--no-auth"]
+
+
+@contextmanager
+def server(repo: Path, log: Path) -> Iterator[str]:
+    """A ``headwater serve --no-auth`` subprocess over ``repo``; yields its base URL once
+    ``/health`` answers 200, and stops it on exit."""
+    for attempt in range(3):  # another process may take the free port before the server
+        port = _free_port()
+        with log.open("w") as out:
+            process = subprocess.Popen(_serve_command(repo, port), stdout=out,
+                                       stderr=subprocess.STDOUT, cwd=_ROOT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            if _wait_healthy(process, url):
+                yield url
+                return
+        finally:
+            _stop(process)
+        if attempt == 2:
+            tail = "\n".join(log.read_text().splitlines()[-20:])
+            raise RuntimeError(f"headwater serve did not come up on {url}:\n{tail}")
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str) -> bool:
+    """Poll ``GET /health`` until 200 (True) or the process exits or time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            try:
+                if client.get(f"{url}/health").status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling for start-up, not timing anything
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)
+
+
+def run_http(ws: Workspace, repeat: int = 1, *, materialize: bool = True) -> list[LatencyResult]:
+    """``POST /features`` per backend: one server each, ``repeat`` client runs, each in a
+    fresh process; the table takes the median of each percentile over the runs."""
+    import statistics
+
+    results = []
+    for backend in BACKENDS:
+        if materialize:
+            ws.materialize_all(backend)
+        with server(ws.repos[backend], ws.root / f"serve-{backend}.log") as url:
+            reports = [_client(url, ws, run) for run in range(repeat)]
+        for op in HTTP_OPS:
+            got = [r[op.name] for r in reports]
+            results.append(LatencyResult(
+                operation=op.name, backend=backend, keys=op.entities,
+                calls=ws.size.calls * repeat,
+                headwater_ms=(statistics.median(g["ms"][0] for g in got),
+                              statistics.median(g["ms"][1] for g in got)),
+                baseline_ms=None,
+                headwater_records=sum(g["records"] for g in got),
+                baseline_records=None,
+                target=op.target, feast=op.feast,
+            ))
+    return results
+
+
+def _client(url: str, ws: Workspace, run: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http", "client", url, str(ws.size.calls),
+         str(ws.size.warmup), str(ws.size.entities), str(run)],
+        check=True, capture_output=True, text=True, cwd=_ROOT,
+    )
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def time_requests(url: str, calls: int, warmup: int, entities: int,
+                  seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Child process: every op, sequential requests on one keep-alive client."""
+    import httpx
+
+    out = {}
+    headers = {"content-type": "application/json"}
+    with httpx.Client(base_url=url, timeout=10.0, headers=headers) as client:
+        for n, op in enumerate(HTTP_OPS):
+            draws = entity_draws(entities, warmup + calls, op.entities, seed * 10 + n)
+            bodies = [json.dumps({"features": feature_refs((VIEW,)),
+                                  "entities": [{"driver_id": i} for i in ids]}).encode()
+                      for ids in draws]
+            out[op.name] = _time_op(client, bodies, warmup)
+    return out
+
+
+def _time_op(client: Any, bodies: Sequence[bytes], warmup: int) -> dict[str, Any]:
+    from headwater.serving.response import PRESENT
+
+    post = client.post
+    times: list[int] = []
+    records = 0
+    for i, body in enumerate(bodies):
+        began = time.perf_counter_ns()
+        response = post("/features", content=body)
+        took = time.perf_counter_ns() - began
+        if response.status_code != 200:
+            raise RuntimeError(f"POST /features answered {response.status_code}: "
+                               f"{response.text[:500]}")
+        if i >= warmup:
+            times.append(took)
+            records += sum(s == PRESENT for view in response.json()["views"].values()
+                           for s in view["statuses"])
+    return {"ms": percentiles_ms(times), "records": records}
+
+
+def main(argv: list[str]) -> None:
+    """``client URL CALLS WARMUP ENTITIES SEED``: prints one JSON line."""
+    if argv[0] != "client":
+        raise SystemExit(f"unknown command {argv[0]!r}")
+    url, (calls, warmup, entities, seed) = argv[1], map(int, argv[2:6])
+    print(json.dumps(time_requests(url, calls, warmup, entities, seed)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
