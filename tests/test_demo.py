@@ -44,6 +44,13 @@ def test_demo_learns_from_point_in_time_features(tmp_path: Path) -> None:
     expected = [(kind, i, name) for i, name in enumerate(STEPS) for kind in ("start", "end")]
     assert listener.events == expected
 
+    assert steps["materialize"].rows == SMALL.n_drivers
+    assert steps["serve online features"].rows == 5
+    assert result.served.requests == 200
+    assert set(result.served.statuses["driver_stats"]) == {"PRESENT"}
+    assert len(result.served.results["conv_rate"]) == 5
+    assert 0 < result.served.p50_ms <= result.served.p99_ms
+
     assert (result.repo / "headwater.yaml").is_file()
     assert (result.repo / MARKER).is_file()
 

@@ -53,11 +53,13 @@ class _ProgressListener:
               type=click.IntRange(min=20), help="Labelled entity rows to train and test on.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the generators.")
 def demo(directory: Path, drivers: int, hours: int, rows: int, seed: int) -> None:
-    """Run the first loop end to end on generated data.
+    """Run the loop end to end on generated data.
 
     Creates a repo from generated driver data, applies it, builds a point-in-time correct
     training frame from labelled entity rows, trains a scikit-learn model with a time-based
-    split and prints its ROC AUC, with the rows and seconds of every step.
+    split and prints its ROC AUC; then materializes the features, starts the feature
+    server, reads them over HTTP and checks them against the training frame. Prints the
+    rows and seconds of every step.
     """
     out = console()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -83,3 +85,6 @@ def summary(result: DemoResult) -> None:
     out.print(f"Model trained on {result.train_rows:,} rows, tested on the later "
               f"{result.test_rows:,} rows; total {result.seconds:.1f} s.")
     out.print(f"[bold]ROC AUC: {result.metric:.3f}[/]")
+    served = result.served
+    out.print(f"Online: POST /features p50 {served.p50_ms:.2f} ms, p99 {served.p99_ms:.2f} ms "
+              f"over {served.requests} requests; served values equal the training frame's.")

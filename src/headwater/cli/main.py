@@ -54,3 +54,7 @@ cli.add_command(demo)
 def main() -> None:
     """Console-script entry point (``headwater``)."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

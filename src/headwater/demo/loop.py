@@ -3,7 +3,10 @@
 :func:`run_demo` creates a repo from generated driver data (``headwater init``), registers
 its definitions (``headwater apply``), draws labelled entity rows, builds a point-in-time
 correct training frame with ``get_historical_features``, splits it by time, trains a
-scikit-learn classifier and reports its ROC AUC on the later part. Each step is timed and
+scikit-learn classifier and reports its ROC AUC on the later part. Then it materializes the
+features into the online store, starts ``headwater serve``, reads the feature service over
+HTTP and checks the served values against the training frame's at the same time. Each step
+is timed and
 reported to an optional listener, which is how the CLI draws its progress bar; this module
 knows nothing about terminals.
 
@@ -20,15 +23,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol
 
+from headwater.demo.model import LABEL, roc_auc, split_by_time
+from headwater.demo.model import train as fit
+from headwater.demo.server import ServedFeatures
 from headwater.errors import DataError, HeadwaterError
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pyarrow as pa
+    from headwater.store import FeatureStore
 
 MARKER = ".headwater-demo"
 """A file that marks a folder as made by the demo, so a rerun may replace it."""
@@ -41,9 +46,12 @@ STEPS = (
     "split by time",
     "train model",
     "evaluate",
+    "materialize",
+    "serve online features",
 )
+SERVED_DRIVERS = 5
+SERVED_REQUESTS = 200
 FEATURE_SERVICE = "driver_model"
-LABEL = "label"
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ class DemoResult:
     train_rows: int
     test_rows: int
     features: tuple[str, ...]
+    served: ServedFeatures
 
     @property
     def seconds(self) -> float:
@@ -131,15 +140,19 @@ def run_demo(
 
     from headwater.repo import init_repo, load_definitions
     from headwater.store import FeatureStore
-    from headwater.testing.data import DEFAULT_START, driver_entity_rows
+    from headwater.testing.data import driver_entity_rows
 
     size = size or DemoSize()
     repo = _fresh_folder(Path(directory))
     steps = _Recorder(listener)
+    # the data's last hourly row is the current hour's, so serving "now" sees fresh values
+    this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = this_hour - timedelta(hours=size.n_hours - 1)
+    end = start + timedelta(hours=size.n_hours)
 
     with steps.step(STEPS[0]) as done:
         created = init_repo(repo, "demo", n_drivers=size.n_drivers, n_hours=size.n_hours,
-                            seed=seed)
+                            start=start, seed=seed)
         (repo / MARKER).write_text("made by `headwater demo`; rerunning the demo replaces "
                                    "this folder\n")
         done(created.data_rows, f"{size.n_drivers:,} drivers x {size.n_hours:,} hourly rows "
@@ -153,8 +166,7 @@ def run_demo(
                                + ", ".join(f"{c.kind} {c.name}" for c in plan.changes))
 
         with steps.step(STEPS[2]) as done:
-            end = DEFAULT_START + timedelta(hours=size.n_hours)
-            entity_rows = driver_entity_rows(size.n_rows, size.n_drivers, DEFAULT_START, end,
+            entity_rows = driver_entity_rows(size.n_rows, size.n_drivers, start, end,
                                              seed=seed, label=True)
             positives = int(pc.sum(entity_rows.column(LABEL)).as_py() or 0)
             done(entity_rows.num_rows, f"random drivers and times; {positives:,} positive "
@@ -169,21 +181,61 @@ def run_demo(
                                  f"service '{FEATURE_SERVICE}'; {nulls:,} null values")
 
     with steps.step(STEPS[4]) as done:
-        train, test, cutoff = _split_by_time(frame, features)
+        train, test, cutoff = split_by_time(frame, features)
         done(len(train[1]) + len(test[1]),
              f"{len(train[1]):,} rows before {cutoff} to train, {len(test[1]):,} from it on "
              "to test")
 
     with steps.step(STEPS[5]) as done:
-        model = _train(*train)
+        model = fit(*train)
         done(len(train[1]), f"{type(model).__name__} on {list(features)}")
 
     with steps.step(STEPS[6]) as done:
-        auc = _roc_auc(model, *test)
+        auc = roc_auc(model, *test)
         done(len(test[1]), f"ROC AUC {auc:.3f} on the later {len(test[1]):,} rows")
 
+    with FeatureStore(repo) as store:
+        with steps.step(STEPS[7]) as done:
+            results = store.materialize(start, end)
+            written = sum(r.rows for r in results)
+            rate = written / max(sum(r.seconds for r in results), 1e-9)
+            done(written, f"latest row of each of {written:,} drivers into the online store "
+                          f"({rate:,.0f} rows/s)")
+
+        with steps.step(STEPS[8]) as done:
+            served = _serve_and_compare(store, repo, features)
+            done(SERVED_DRIVERS, f"POST /features for {SERVED_DRIVERS} drivers x "
+                                 f"{served.requests} requests: p50 {served.p50_ms:.2f} ms, "
+                                 f"p99 {served.p99_ms:.2f} ms; online values equal the "
+                                 "training frame's at the same time")
+
     return DemoResult(repo.resolve(), tuple(steps.reports), "roc_auc", auc, len(train[1]),
-                      len(test[1]), features)
+                      len(test[1]), features, served)
+
+
+def _serve_and_compare(store: FeatureStore, repo: Path,
+                       features: tuple[str, ...]) -> ServedFeatures:
+    """Serve the repo, read the feature service for a few drivers over HTTP, and check the
+    values against ``get_historical_features`` at the same time (the consistency law)."""
+    import pyarrow as pa
+
+    from headwater.demo.server import feature_server, fetch
+
+    drivers = [1001 + i for i in range(SERVED_DRIVERS)]
+    with feature_server(repo) as connection:
+        served = fetch(connection, FEATURE_SERVICE, [{"driver_id": d} for d in drivers],
+                       SERVED_REQUESTS)
+        at = datetime.now(UTC)
+    entity = pa.table({"driver_id": pa.array(drivers, pa.int64()),
+                       "event_timestamp": pa.array([at] * len(drivers),
+                                                   pa.timestamp("us", tz="UTC"))})
+    offline = store.get_historical_features(
+        entity, features=store.get_feature_service(FEATURE_SERVICE)).to_arrow().to_pydict()
+    for name in features:
+        if served.results[name] != offline[name]:
+            raise DataError(f"online '{name}' {served.results[name]} differs from the training "
+                            f"frame's {offline[name]} at {at}: the consistency law is broken")
+    return served
 
 
 def _fresh_folder(repo: Path) -> Path:
@@ -197,51 +249,3 @@ def _fresh_folder(repo: Path) -> Path:
                                  "Fix: pass --dir NEW_DIR, or remove the folder")
     repo.mkdir(parents=True, exist_ok=True)
     return repo
-
-
-Split: TypeAlias = tuple["np.ndarray", "np.ndarray"]
-
-
-def _split_by_time(frame: pa.Table, features: tuple[str, ...]) -> tuple[Split, Split, str]:
-    """The earlier 80% of rows (by event time) to train, the rest to test."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    times = frame.column("event_timestamp").cast(pa.int64()).to_numpy()
-    cutoff = int(np.quantile(times, 0.8))
-    x = np.column_stack([
-        pc.cast(frame.column(n), pa.float64()).to_numpy(zero_copy_only=False)
-        for n in features
-    ])
-    y = frame.column(LABEL).to_numpy()
-    before = times < cutoff
-    moment = pa.scalar(cutoff, pa.timestamp("us", tz="UTC")).as_py()
-    return (x[before], y[before]), (x[~before], y[~before]), f"{moment:%Y-%m-%d %H:%M} UTC"
-
-
-def _sklearn() -> Any:
-    try:
-        import sklearn.ensemble
-        import sklearn.metrics
-    except ImportError as exc:
-        raise HeadwaterError("the demo trains a scikit-learn model. Fix: "
-                             "pip install 'headwater[ml]'") from exc
-    return sklearn
-
-
-def _train(x: np.ndarray, y: np.ndarray) -> Any:
-    sklearn = _sklearn()
-    model = sklearn.ensemble.HistGradientBoostingClassifier(max_iter=50, random_state=0)
-    model.fit(x, y)
-    return model
-
-
-def _roc_auc(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    import numpy as np
-
-    if len(np.unique(y)) < 2:
-        raise DataError("the test rows hold only one label value, so ROC AUC is undefined. "
-                        "Fix: run the demo with more entity rows")
-    scores = model.predict_proba(x)[:, 1]
-    return float(_sklearn().metrics.roc_auc_score(y, scores))

@@ -1,0 +1,112 @@
+"""The demo's serving step: run ``headwater serve`` and read online features over HTTP.
+
+The server is a real subprocess on a free loopback port, started with auth off (a local
+demo), stopped when the step ends. Requests use one keep-alive connection, as a model
+server would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+from headwater.errors import HeadwaterError, StoreUnavailableError
+
+STARTUP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ServedFeatures:
+    """What the demo read from the server."""
+
+    results: dict[str, list[Any]]
+    statuses: dict[str, list[str]]
+    requests: int
+    p50_ms: float
+    p99_ms: float
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def feature_server(repo: Path) -> Iterator[HTTPConnection]:
+    """``headwater serve --no-auth`` on a free port; yields a connection once it is healthy."""
+    port = free_port()
+    command = [sys.executable, "-m", "headwater.cli.main", "serve", "--repo", str(repo),
+               "--port", str(port), "--no-auth"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        connection = _wait_healthy(process, port)
+        try:
+            yield connection
+        finally:
+            connection.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(process: subprocess.Popen[str], port: int) -> HTTPConnection:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read() if process.stderr else ""
+            raise HeadwaterError(f"the feature server exited with code {process.returncode}: "
+                                 f"{error.strip()[-500:]}")
+        connection = HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                return connection
+            connection.close()
+        except OSError:
+            connection.close()
+        time.sleep(0.05)  # polling a starting process; bounded by the deadline
+    process.kill()
+    raise StoreUnavailableError(f"the feature server on port {port} did not become healthy "
+                                f"within {STARTUP_SECONDS:.0f} s")
+
+
+def fetch(connection: HTTPConnection, service: str, entities: Sequence[dict[str, Any]],
+          requests: int) -> ServedFeatures:
+    """POST /features ``requests`` times for ``entities``; the last answer and latencies."""
+    body = json.dumps({"feature_service": service, "entities": list(entities)})
+    latencies = []
+    answer: dict[str, Any] = {}
+    for _ in range(requests):
+        started = time.perf_counter()
+        connection.request("POST", "/features", body=body,
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            raise HeadwaterError(f"POST /features answered {response.status}: "
+                                 f"{payload.decode(errors='replace')[:500]}")
+        answer = json.loads(payload)
+    latencies.sort()
+    statuses = {view: meta["statuses"] for view, meta in answer["views"].items()}
+    return ServedFeatures(answer["results"], statuses, requests,
+                          statistics.median(latencies),
+                          latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
