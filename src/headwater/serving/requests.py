@@ -15,8 +15,7 @@ from typing import Any
 import orjson
 
 from headwater.errors import DataError
-
-PUSH_TARGETS = ("online", "offline", "both")
+from headwater.streaming.push import TARGETS
 
 
 class RequestBodyError(DataError):
@@ -86,8 +85,8 @@ def parse_push(body: bytes) -> PushQuery:
     if not isinstance(view, str) or not view:
         raise RequestBodyError("view", f"expected a feature view name, got {_kind(view)}")
     to = data.get("to", "online")
-    if to not in PUSH_TARGETS:
-        raise RequestBodyError("to", f"expected one of {list(PUSH_TARGETS)}, got {to!r}")
+    if to not in TARGETS:
+        raise RequestBodyError("to", f"expected one of {list(TARGETS)}, got {to!r}")
     return PushQuery(view, _rows(data, "rows", required=False), to)
 
 

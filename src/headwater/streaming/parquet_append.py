@@ -152,6 +152,10 @@ def append_file(target: PushFolder, table: pa.Table) -> Path:
 
     folder = target.folder
     name = _file_name(time.time_ns(), uuid.uuid4().hex[:8])
+    if target.pattern is not None and not _matches((name,), target.pattern):
+        raise DataError(f"a pushed file named {name} would not match the source's glob "
+                        f"{'/'.join(target.pattern)}, so no read would see it. Fix: "
+                        f"{_FIX}")
     final = folder / name
     temp = folder / f".{name}.tmp"
     done = False
