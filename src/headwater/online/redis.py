@@ -13,13 +13,18 @@ loaded again when Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH`
 
 Commands are packed with hiredis and sent on connections of a redis-py pool; that pool
 replaces connections that a restarted server closed, so the store recovers by itself once
-Redis is back. Connection errors and timeouts (2 s) become
-:class:`~headwater.errors.StoreUnavailableError` naming the URL, never its password.
+Redis is back. A connection that served a request cleanly goes back on the store's own idle
+stack rather than through the pool's bookkeeping (about 7 us a request): before reuse it gets
+the pool's own check (``can_read``: bytes pending, or closed by the server), and one that
+fails the check, or fails a request, is disconnected and handed back to the pool. Connection
+errors and timeouts (2 s) become :class:`~headwater.errors.StoreUnavailableError` naming the
+URL, never its password.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -77,6 +82,10 @@ class RedisOnlineStore:
             raise ConfigError(
                 f"the Redis online store URL {self._safe_url} is invalid: {exc}. Fix: set "
                 "'online: url:' in headwater.yaml to redis://host:port/db") from exc
+        # Connections taken from the pool that served cleanly and sit idle; list.pop and
+        # list.append are atomic, so threads share it without a lock.
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
 
     def write(self, view: str, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
         """Compare-and-set each record; returns how many were stored."""
@@ -161,7 +170,29 @@ class RedisOnlineStore:
 
     def close(self) -> None:
         """Close the pooled connections (a later call would open new ones)."""
-        self._pool.disconnect()
+        self._idle.clear()
+        self._pool.disconnect()  # also those that were idle here: the pool counts them in use
+
+    def _connection(self) -> Any:
+        """An idle connection that passes the pool's readiness check, else one from the
+        pool (which connects it)."""
+        idle = self._idle
+        if self._pid != os.getpid():  # forked: the parent's sockets are not ours to use
+            idle.clear()
+            self._pid = os.getpid()
+        while idle:
+            try:
+                conn = idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            try:
+                if not conn.can_read():
+                    return conn
+            except _UNAVAILABLE:
+                pass
+            conn.disconnect()  # closed by the server, or holding unread bytes
+            self._pool.release(conn)
+        return self._pool.get_connection()
 
     def _round_trip(self, commands: list[bytes], action: str,
                     *, error_replies: bool = False) -> list[Any]:
@@ -171,7 +202,7 @@ class RedisOnlineStore:
         if not commands:
             return []
         try:
-            conn: Any = self._pool.get_connection()
+            conn = self._connection()
         except _UNAVAILABLE as exc:
             raise self._unavailable(action, exc) from exc
         clean = False
@@ -192,9 +223,11 @@ class RedisOnlineStore:
         except _UNAVAILABLE as exc:
             raise self._unavailable(action, exc) from exc
         finally:
-            if not clean:
+            if clean:
+                self._idle.append(conn)
+            else:
                 conn.disconnect()
-            self._pool.release(conn)
+                self._pool.release(conn)
         if error is not None and not error_replies:
             raise self._refused(action, error)
         return replies
