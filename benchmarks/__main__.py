@@ -119,6 +119,8 @@ def main() -> None:
                              "project of their own and delete them (default: "
                              "$HEADWATER_BENCH_REDIS_URL or %(default)s)")
     args = parser.parse_args()
+    print("load average at the start (1, 5, 15 min; other work on the machine skews the "
+          f"figures; {os.cpu_count()} cores): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     suites = SUITES if args.suite == "all" else (args.suite,)
     repeat = args.repeat or (1 if args.size == "tiny" else 3)
     if "historical" in suites:
@@ -131,6 +133,8 @@ def main() -> None:
         if "historical" in suites:
             print()
         print(run_online(args.size, suites, repeat, args.redis_url, args.workdir))
+    print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def run_online(size_name: str, suites: tuple[str, ...], repeat: int, redis_url: str,
@@ -162,6 +166,9 @@ def run_online(size_name: str, suites: tuple[str, ...], repeat: int, redis_url: 
                "keep-alive httpx client to a one-worker server; no raw baseline exists, "
                "Feast 0.67 is the reference")
     out.append(online.latency_table(latencies))
+    if "http" in suites:
+        out.append("floor rows: the same client against uvicorn answering the same bytes with "
+                   "no store behind it, i.e. what the client and the transport cost alone")
     return "\n".join(out)
 
 

@@ -111,7 +111,7 @@ class LatencyResult:
     baseline_ms: tuple[float, float] | None  # None: no raw baseline exists (HTTP)
     headwater_records: int  # records found over all calls
     baseline_records: int | None
-    target: Target
+    target: Target | None  # None: no target (the HTTP floor)
     feast: str
 
     @property
@@ -122,7 +122,9 @@ class LatencyResult:
         return self.headwater_ms[1] / self.baseline_ms[1]
 
     @property
-    def meets_target(self) -> bool:
+    def meets_target(self) -> bool | None:
+        if self.target is None:
+            return None
         value = self.headwater_ms[0] if self.target.metric == "p50" else self.headwater_ms[1]
         return value < self.target.ms
 
@@ -693,8 +695,9 @@ def latency_table(results: Sequence[LatencyResult]) -> str:
                 else (f"{r.baseline_ms[0]:.3f}", f"{r.baseline_ms[1]:.3f}"))
         rows.append((r.operation, r.backend, str(r.keys), f"{r.headwater_ms[0]:.3f}",
                      f"{r.headwater_ms[1]:.3f}", *base,
-                     "-" if r.ratio is None else f"{r.ratio:.2f}x", str(r.target),
-                     "yes" if r.meets_target else "NO", r.feast))
+                     "-" if r.ratio is None else f"{r.ratio:.2f}x",
+                     "-" if r.target is None else str(r.target),
+                     {True: "yes", False: "NO", None: "-"}[r.meets_target], r.feast))
     return format_table(header, rows)
 
 

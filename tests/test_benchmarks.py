@@ -77,13 +77,14 @@ def test_tiny_http_benchmark(tmp_path: Path, redis_url: str) -> None:
     size = online.SIZES["tiny"]
     with online.workspace(size, redis_url, tmp_path) as ws:
         results = http.run_http(ws, repeat=1)  # a real `headwater serve` per backend
-    assert [(r.backend, r.operation) for r in results] == [
-        (backend, op.name) for backend in online.BACKENDS for op in http.HTTP_OPS]
-    for r, op in zip(results, http.HTTP_OPS * len(online.BACKENDS), strict=True):
+    sides = [*online.BACKENDS, http.FLOOR]  # the floor: uvicorn + httpx, no store
+    assert [r.backend for r in results] == [b for b in sides for _ in http.HTTP_OPS]
+    for r, op in zip(results, http.HTTP_OPS * len(sides), strict=True):
         assert r.keys == op.entities
         assert r.headwater_records == r.calls * r.keys  # every record served, every call
         assert 0 < r.headwater_ms[0] <= r.headwater_ms[1]
         assert r.baseline_ms is None and r.baseline_records is None and r.ratio is None
+        assert (r.target is None) == (r.backend == http.FLOOR)
     _table_shape(online.latency_table(results), len(results),
                  ("headwater p50 ms", "headwater p99 ms", "target", "Feast 0.67"))
     assert list(tmp_path.iterdir()) == []
