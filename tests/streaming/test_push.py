@@ -27,6 +27,12 @@ def row(driver: int = 1001, at: Any = LATER, conv: Any = 0.9, trips: Any = 9,
             **extra}
 
 
+def full(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A row with every column of the source (the one the views do not use too), as
+    offline pushes take them."""
+    return {**row(*args, **kwargs), "unused": "u"}
+
+
 def online(store: hw.FeatureStore, *drivers: int, view: str = "stats") -> dict[str, list[Any]]:
     response = store.get_online_features([f"{view}:conv_rate", f"{view}:trips"],
                                          [{"driver_id": d} for d in drivers],
@@ -70,7 +76,7 @@ def test_an_older_push_never_replaces_a_newer_online_value(store: hw.FeatureStor
 def test_offline_push_adds_a_parquet_file_seen_by_training_frames(
         store: hw.FeatureStore) -> None:
     before = historical(store, 1001, 1002)
-    result = store.push("stats", [row(conv=0.8, trips=8)], to="offline")
+    result = store.push("stats", [full(conv=0.8, trips=8)], to="offline")
     assert result.online_stored == 0 and result.offline_file is not None
     path = result.offline_file
     assert path.parent == store.repo_path / "data" / "stats"
@@ -79,22 +85,23 @@ def test_offline_push_adds_a_parquet_file_seen_by_training_frames(
     after = historical(store, 1001, 1002)
     assert after["conv_rate"] == [0.8, before["conv_rate"][1]]
     assert after["trips"] == [8, before["trips"][1]]
-    # the file has the source's own layout: its column order and types, unused columns null
+    # the file has the source's own layout: its column order and types
     written = pq.read_table(path)
     assert written.schema == pq.read_schema(path.parent / "part-0.parquet")
-    assert written.column("unused").to_pylist() == [None]
+    assert written.column("unused").to_pylist() == ["u"]
+    assert written.column("created").to_pylist() == [None]
     assert online(store, 1001)["status"] == ["MISSING"]
 
 
 def test_both_writes_offline_and_online(store: hw.FeatureStore) -> None:
-    result = store.push("stats", [row(conv=0.4, trips=4)], to="both")
+    result = store.push("stats", [full(conv=0.4, trips=4)], to="both")
     assert result.online_stored == 1 and result.offline_file is not None
     assert online(store, 1001)["conv_rate"] == [0.4]
     assert historical(store, 1001)["conv_rate"] == [0.4]
 
 
 def test_a_glob_source_takes_pushes_in_its_folder(store: hw.FeatureStore) -> None:
-    result = store.push("globbed", [row(conv=0.3)], to="offline")
+    result = store.push("globbed", [full(conv=0.3)], to="offline")
     assert result.offline_file is not None
     assert result.offline_file.parent == store.repo_path / "data" / "globbed"
     assert historical(store, 1001, view="globbed")["conv_rate"] == [0.3]
@@ -103,19 +110,20 @@ def test_a_glob_source_takes_pushes_in_its_folder(store: hw.FeatureStore) -> Non
 def frames() -> dict[str, Any]:
     naive = pd.Timestamp(LATER.replace(tzinfo=None))
     return {
-        "dicts": [row()],
-        "dicts with ISO strings": [row(at="2024-01-01T04:00:00+02:00")],
-        "dicts with naive ISO strings": [row(at="2024-01-01 02:00:00")],
+        "dicts": [full()],
+        "dicts with ISO strings": [full(at="2024-01-01T04:00:00+02:00")],
+        "dicts with naive ISO strings": [full(at="2024-01-01 02:00:00")],
         "pandas, naive time": pd.DataFrame({"driver_id": [1001], "event_timestamp": [naive],
-                                            "conv_rate": [0.9], "trips": [9]}),
+                                            "conv_rate": [0.9], "trips": [9], "unused": ["u"]}),
         "polars": pl.DataFrame({"driver_id": [1001], "event_timestamp": [LATER],
-                                "conv_rate": [0.9], "trips": [9]}),
+                                "conv_rate": [0.9], "trips": [9], "unused": ["u"]}),
         "arrow, nanoseconds, other zone": pa.table({
             "driver_id": pa.array([1001], pa.int32()),
             "event_timestamp": pa.array([pd.Timestamp(LATER).tz_convert("Asia/Tokyo")],
                                         pa.timestamp("ns", "Asia/Tokyo")),
             "conv_rate": pa.array([0.9], pa.float32()),
             "trips": pa.array([9.0]),
+            "unused": pa.array(["u"]).dictionary_encode(),
         }),
     }
 
@@ -133,12 +141,12 @@ def test_every_kind_of_rows_gives_the_same_utc_values(store: hw.FeatureStore,
 
 
 def test_created_is_optional_and_breaks_ties_when_given(store: hw.FeatureStore) -> None:
-    store.push("stats", [row(conv=0.1, created=LATER + timedelta(seconds=5))], to="both")
+    store.push("stats", [full(conv=0.1, created=LATER + timedelta(seconds=5))], to="both")
     # same event time, no created time: sorts below the row with one, online and offline
-    store.push("stats", [row(conv=0.2)], to="both")
+    store.push("stats", [full(conv=0.2)], to="both")
     assert online(store, 1001)["conv_rate"] == [0.1]
     assert historical(store, 1001)["conv_rate"] == [0.1]
-    store.push("stats", [row(conv=0.3, created=LATER + timedelta(seconds=9))], to="both")
+    store.push("stats", [full(conv=0.3, created=LATER + timedelta(seconds=9))], to="both")
     assert online(store, 1001)["conv_rate"] == [0.3]
     assert historical(store, 1001)["conv_rate"] == [0.3]
 
@@ -242,7 +250,7 @@ def test_a_failed_online_write_keeps_the_rows_offline_for_materialization(
     with hw.FeatureStore(repo) as store:
         store.apply([DRIVER, *views()])
         with pytest.raises(hw.StoreUnavailableError) as err:
-            store.push("stats", [row(conv=0.77)], to="both")
+            store.push("stats", [full(conv=0.77)], to="both")
         assert "saved offline" in str(err.value) and "materialize" in str(err.value)
         assert historical(store, 1001)["conv_rate"] == [0.77]
     # the online store is back (here: another one); materializing the range serves the row
@@ -260,7 +268,7 @@ def test_a_failed_file_write_leaves_no_file(store: hw.FeatureStore,
 
     monkeypatch.setattr(pq, "write_table", broken)
     with pytest.raises(hw.StoreUnavailableError, match="No space left"):
-        store.push("stats", [row()], to="both")
+        store.push("stats", [full()], to="both")
     assert [p.name for p in (store.repo_path / "data" / "stats").iterdir()] == ["part-0.parquet"]
     assert online(store, 1001)["status"] == ["MISSING"]
 
@@ -285,7 +293,7 @@ def test_online_push_into_redis_keeps_the_newest_value(tmp_path: Path, redis_url
     try:
         with hw.FeatureStore(repo) as store:
             store.apply([DRIVER, *views()])
-            assert store.push("stats", [row(conv=0.9)], to="both").online_stored == 1
+            assert store.push("stats", [full(conv=0.9)], to="both").online_stored == 1
             assert store.push("stats", [row(at=T0, conv=0.1)]).online_stored == 0
             assert online(store, 1001)["conv_rate"] == [0.9]
     finally:
@@ -293,3 +301,40 @@ def test_online_push_into_redis_keeps_the_newest_value(tmp_path: Path, redis_url
         for key in client.scan_iter(match=f"hw:{project}:*", count=1000):
             client.delete(key)
         client.close()
+
+
+def shared_source_store(repo: Path) -> hw.FeatureStore:
+    """Views ``a_view`` (feature a) and ``b_view`` (feature b) on one folder source."""
+    (repo / "data" / "shared").mkdir()
+    pq.write_table(pa.table({
+        "driver_id": pa.array([1001], pa.int64()), "event_timestamp": pa.array([T0], STAMP),
+        "created": pa.array([T0], STAMP), "a": [1.0], "b": [10.0],
+    }), repo / "data" / "shared" / "part-0.parquet")
+    source = hw.FileSource("data/shared/", "event_timestamp", "created")
+    store = hw.FeatureStore(repo)
+    store.apply([DRIVER, *(hw.FeatureView(f"{c}_view", entities=[DRIVER], source=source,
+                                          schema=[hw.Field(c, hw.Float64)]) for c in "ab")])
+    return store
+
+
+def test_an_offline_push_must_carry_every_column_of_the_source(tmp_path: Path) -> None:
+    with shared_source_store(make_repo(tmp_path / "repo")) as store:
+        folder = store.repo_path / "data" / "shared"
+        only_a = {"driver_id": 1001, "event_timestamp": LATER, "a": 2.0}
+        for to in ("offline", "both"):
+            with pytest.raises(hw.DataError) as err:
+                store.push("a_view", [only_a], to=to)
+            message = str(err.value)
+            assert "missing column(s) ['b']" in message and "full source rows" in message
+            assert "to='online'" in message
+            assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
+        # the created column may be left out: the row is then older than any row with the
+        # same event time that has one, for every view of the source
+        store.push("a_view", [{**only_a, "b": 20.0}], to="offline")
+        entity_df = pa.table({"driver_id": pa.array([1001], pa.int64()),
+                              "event_timestamp": pa.array([LATER], STAMP)})
+        frame = store.get_historical_features(entity_df, ["a_view:a", "b_view:b"]).to_arrow()
+        assert frame.column("a").to_pylist() == [2.0]
+        assert frame.column("b").to_pylist() == [20.0]
+        # online pushes carry the view's columns only, as before
+        assert store.push("a_view", [only_a]).online_stored == 1

@@ -8,8 +8,16 @@ CSV or SQL source is a DefinitionError naming the fix (use a folder FileSource).
 A push writes ``.push-<ns>-<id>.parquet.tmp`` in the folder (a name no source reads), fsyncs
 it, renames it atomically to ``push-<ns>-<id>.parquet`` and fsyncs the folder, so a reader
 sees the whole file or none of it and a crash leaves at most a temporary file. The file has
-the source's columns, in its order and with its types (columns the view does not use are
-null), so DuckDB reads all files as one table. ``<ns>`` is the push time in nanoseconds:
+the source's columns, in its order and with its types, so DuckDB reads all files as one table.
+
+Other views may read the same source, and a pushed row is the newest row of its entity for
+all of them: a column left null would replace their values with nulls. So the pushed rows
+must carry every column of the source's files (:func:`other_columns` are those beyond the
+view's), or the push is a DataError naming the missing columns. The one exception is the
+view's ``created_timestamp_field``: a row without a created time is null there, which every
+view of the source reads alike (the row loses ties with rows of the same event time that
+have one), offline as online. When the folder holds no file yet, the view's columns make
+the first file. ``<ns>`` is the push time in nanoseconds:
 pushed files sort by push time, which is the offline ingestion order (the last tie-break,
 after event and created time, between rows of one entity). Files named to sort after
 ``push-`` keep precedence over pushed rows in such ties.
@@ -95,10 +103,22 @@ def _file_name(ns: int, tag: str) -> str:
     return f"push-{ns:019d}-{tag}.parquet"
 
 
+def other_columns(view: FeatureView, schema: pa.Schema | None) -> tuple[str, ...]:
+    """The columns of the source's files (``schema``; None when there is no file yet) that
+    ``view`` does not read: an offline push carries them for the source's other views."""
+    if schema is None:
+        return ()
+    own = {*view.join_keys, *view.source.time_columns(), *view.feature_names}
+    return tuple(name for name in schema.names if name not in own)
+
+
 def source_table(view: FeatureView, rows: pa.Table, schema: pa.Schema | None) -> pa.Table:
-    """Prepared rows (see :mod:`~headwater.streaming.push_rows`) laid out as the source's
-    files are: its column names, order and types. ``schema`` None (no file yet) keeps the
-    prepared types."""
+    """Prepared rows (see :mod:`~headwater.streaming.push_rows`, with the
+    :func:`other_columns` as extra columns) laid out as the source's files are: its column
+    names, order and types. ``schema`` None (no file yet) keeps the prepared types.
+
+    DataError, before anything is written, when a column of the source other than the
+    view's created time is missing (see the module docstring)."""
     import pyarrow as pa
 
     source = view.source
@@ -109,13 +129,21 @@ def source_table(view: FeatureView, rows: pa.Table, schema: pa.Schema | None) ->
     named.update({f.name: rows.column(f.name) for f in view.features})
     if schema is None:
         return pa.table(named)
+    named.update({n: rows.column(n) for n in other_columns(view, schema)
+                  if n in rows.column_names})
+    missing = [n for n in schema.names if n not in named]
+    if missing:
+        raise DataError(
+            f"offline push to feature view '{view.name}': missing column(s) {missing} of "
+            f"{source.label()}. A pushed row is the newest row of its entity for every view "
+            "of the source, so a missing column would hide their values behind nulls. Fix: "
+            f"push full source rows (every column of its files: {schema.names}), or push "
+            "with to='online'")
     times = set(source.time_columns())
     columns = {}
     for field in schema:
-        column = named.get(field.name)
-        if column is None:
-            columns[field.name] = pa.nulls(rows.num_rows, field.type)
-        elif field.name in times:
+        column = named[field.name]
+        if field.name in times:
             columns[field.name] = _as_time(column, field, source.label())
         else:
             columns[field.name] = _as_type(column, field, source.label())

@@ -9,7 +9,9 @@ written when they are wrong. Then:
   compare-and-set, so an older pushed row never replaces a newer online value;
 * ``to="offline"``: the rows are appended to the view's folder ``FileSource`` as a new
   Parquet file (:mod:`~headwater.streaming.parquet_append`), read by
-  ``get_historical_features`` and by materialization from then on;
+  ``get_historical_features`` and by materialization from then on. Other views may read
+  the same files, so offline rows carry every column of the source's files (its created
+  time may be left out), not only the view's;
 * ``to="both"``: offline first, then online. If the online write fails, the error says the
   rows are kept offline, and materializing their time range serves them: nothing is lost.
 
@@ -26,7 +28,12 @@ from typing import TYPE_CHECKING, Any
 from headwater.definitions import FeatureView
 from headwater.errors import DataError, DefinitionError, StoreUnavailableError
 from headwater.offline.entity_frame import key_class
-from headwater.streaming.parquet_append import append_file, push_folder, source_table
+from headwater.streaming.parquet_append import (
+    append_file,
+    other_columns,
+    push_folder,
+    source_table,
+)
 from headwater.streaming.push_rows import prepare_rows
 from headwater.types import String
 
@@ -68,13 +75,13 @@ def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> 
     folder = None if to == "online" else push_folder(view, store.repo_path)
     if isinstance(rows, list | tuple) and not rows:
         return PushResult(view.name, to, 0)
-    table = prepare_rows(view, rows)
+    schema = None if folder is None else _source_schema(store, view)
+    table = prepare_rows(view, rows, other_columns(view, schema))
     _check_keys(view, table)
     if table.num_rows == 0:
         return PushResult(view.name, to, 0)
     offline_file = None
     if folder is not None:
-        schema = _source_schema(store, view)
         offline_file = append_file(folder, source_table(view, table, schema))
     stored = 0
     if to != "offline":

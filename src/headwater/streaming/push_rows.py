@@ -5,12 +5,15 @@ dicts (one per row; a key missing from a row is null). The result has the view's
 (integers as int64, strings as string), ``__hw_ts`` and ``__hw_created`` (timestamp[us, UTC];
 created is null when the rows do not carry the source's created column), then the view's
 features in schema order, cast to their declared dtypes: the batch shape that
-:func:`headwater.materialize.encode.encode_batch` encodes.
+:func:`headwater.materialize.encode.encode_batch` encodes. An offline push also passes the
+source's other columns (``extra``); they follow, as given, for
+:func:`~headwater.streaming.parquet_append.source_table` to type.
 
 Rules, each broken one a DataError naming the column and the fix:
 
 * the columns are exactly the join keys, the source's ``timestamp_field``, the declared
-  features and, optionally, the source's ``created_timestamp_field``;
+  features and, optionally, the source's ``created_timestamp_field`` and the ``extra``
+  columns;
 * join keys are integers or strings, never null; the event time is never null;
 * times follow ARCHITECTURE.md: timestamps with a zone are converted to UTC, naive ones
   (and naive ISO-8601 strings) are read as UTC, dates are midnight UTC, nanoseconds are
@@ -23,7 +26,7 @@ Rules, each broken one a DataError naming the column and the fix:
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView, Field
@@ -90,8 +93,11 @@ def _from_dicts(rows: list[Any] | tuple[Any, ...], owner: str) -> pa.Table:
     return pa.table(columns)
 
 
-def prepare_rows(view: FeatureView, rows: Any) -> pa.Table:
-    """Validate ``rows`` against ``view`` and return them typed (see the module docstring)."""
+def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.Table:
+    """Validate ``rows`` against ``view`` and return them typed (see the module docstring).
+
+    ``extra`` names further columns the rows may carry (the source's columns the view does
+    not use); those present come last, untyped."""
     import pyarrow as pa
 
     owner = f"push to feature view '{view.name}'"
@@ -103,7 +109,7 @@ def prepare_rows(view: FeatureView, rows: Any) -> pa.Table:
                         "column one name")
     required = [*view.join_keys, source.timestamp_field, *view.feature_names]
     allowed = [*required, *([] if source.created_timestamp_field is None
-                            else [source.created_timestamp_field])]
+                            else [source.created_timestamp_field]), *extra]
     missing = [n for n in required if n not in names]
     if missing:
         raise DataError(f"{owner}: missing column(s) {missing}. Fix: give every row the join "
@@ -127,6 +133,9 @@ def prepare_rows(view: FeatureView, rows: Any) -> pa.Table:
         columns[CREATED] = pa.nulls(table.num_rows, pa.timestamp("us", UTC_MICROS_TZ))
     for field in view.features:
         columns[field.name] = cast_feature(table.column(field.name), field, owner)
+    for name in extra:
+        if name in names and name not in columns:
+            columns[name] = _decoded(table.column(name))
     return pa.table(columns)
 
 
