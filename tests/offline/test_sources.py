@@ -171,3 +171,16 @@ def test_timestamp_features_come_back_as_utc(repo: Path, engine: DuckDBEngine) -
     result = engine.get_historical_features(entity_rows([hours(1)]), [request(view)]).to_arrow()
     assert result.schema.field("last_trip").type == UTC_US
     assert result.column("last_trip").to_pylist() == [hours(-1)]
+
+
+@pytest.mark.parametrize("path", ["data/pushed", "data/pushed/*.parquet"])
+def test_pushed_files_come_after_the_others_in_push_time_order(
+        repo: Path, engine: DuckDBEngine, path: str) -> None:
+    folder = repo / "data" / "pushed"
+    folder.mkdir()
+    # by name, 'stats' sorts last and push-10 before push-9; by ingestion, the file not
+    # written by push comes first, then pushes by the time in their names
+    pq.write_table(tie_table([1]), folder / "stats.parquet")
+    pq.write_table(tie_table([3]), folder / f"push-{10:019d}-0a1b2c3d.parquet")
+    pq.write_table(tie_table([2]), folder / "push-9-4e5f6a7b.parquet")
+    assert last_value(engine, path) == 3

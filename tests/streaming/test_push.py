@@ -338,3 +338,14 @@ def test_an_offline_push_must_carry_every_column_of_the_source(tmp_path: Path) -
         assert frame.column("b").to_pylist() == [20.0]
         # online pushes carry the view's columns only, as before
         assert store.push("a_view", [only_a]).online_stored == 1
+
+
+def test_a_pushed_correction_wins_ties_offline_as_online(store: hw.FeatureStore) -> None:
+    folder = store.repo_path / "data" / "stats"
+    (folder / "part-0.parquet").rename(folder / "stats.parquet")  # sorts after 'push-'
+    store.materialize(T0, LATER, views=["stats"])
+    assert online(store, 1001)["conv_rate"] == [0.5]
+    for conv in (0.55, 0.56):  # same key, event time and created time: the later push wins
+        store.push("stats", [full(at=T0, conv=conv, created=T0)], to="both")
+        assert historical(store, 1001)["conv_rate"] == [conv]
+        assert online(store, 1001)["conv_rate"] == [conv]

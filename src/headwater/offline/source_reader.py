@@ -4,9 +4,11 @@ A :class:`SourceScan` is what the point-in-time join reads: a table expression, 
 parameters, and SQL expressions giving each row's *ingestion order*, the last tie-break
 between rows with the same key, event time and created time:
 
-* Parquet is scanned in place; ingestion order is (file name order, row number in file),
-  from DuckDB's ``file_index`` and ``file_row_number`` virtual columns.
-* CSV has no row-number column in DuckDB, so the files are copied, in name order, into a
+* Parquet is scanned in place; ingestion order is (file order, row number in file), from
+  DuckDB's ``file_index`` and ``file_row_number`` virtual columns. The file order is that of
+  :mod:`~headwater.offline.file_order`: files not written by push by path, then pushed
+  files by push time.
+* CSV has no row-number column in DuckDB, so the files are copied, in file order, into a
   temporary table (DuckDB preserves insertion order) and ``rowid`` is the order. Time columns
   are read as text so that a file mixing zoned and naive values is caught.
 * A SQLSource's rows are fetched through ADBC into a temporary table, in the query's result
@@ -29,6 +31,7 @@ from headwater.config import Settings
 from headwater.definitions import FileSource, Source, SQLSource
 from headwater.errors import DataError
 from headwater.offline import sql_source
+from headwater.offline.file_order import ingestion_sorted
 from headwater.offline.sql_names import quote, unique_name
 from headwater.offline.timestamps import TimeKind, time_kind
 
@@ -72,7 +75,8 @@ class SourceReader:
         return _run_arrow(con, fs, sql, {"files": files}).schema
 
     def files(self, source: FileSource) -> list[str]:
-        """The files a FileSource reads, in name order; DataError when there are none."""
+        """The files a FileSource reads, in ingestion order (see
+        :mod:`~headwater.offline.file_order`); DataError when there are none."""
         repo = self._settings.repo_path
         given = Path(source.path)
         base = given if given.is_absolute() else repo / given
@@ -80,11 +84,11 @@ class SourceReader:
         if _GLOB_CHARS & set(source.path):
             prefix = "" if given.is_absolute() else glob.escape(str(repo)) + "/"
             found = [Path(p) for p in glob.glob(prefix + source.path, recursive=True)]
-            files = sorted(p for p in found if p.is_file())
+            files = ingestion_sorted((p for p in found if p.is_file()), by_path=lambda p: p.parts)
         elif base.is_dir():
-            files = sorted((p for p in base.rglob("*") if p.is_file()
-                            and p.name.lower().endswith(suffixes)),
-                           key=lambda p: p.relative_to(base).parts)
+            files = ingestion_sorted((p for p in base.rglob("*") if p.is_file()
+                                      and p.name.lower().endswith(suffixes)),
+                                     by_path=lambda p: p.relative_to(base).parts)
         else:
             files = [base] if base.is_file() else []
         if not files:

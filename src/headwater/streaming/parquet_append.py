@@ -5,10 +5,15 @@ folders have no wildcard (``data/stats/*.parquet``) can take pushes: a new file 
 folder and the offline engine reads it with the others on its next query. A single file,
 CSV or SQL source is a DefinitionError naming the fix (use a folder FileSource).
 
-A push writes ``.push-<ns>-<id>.parquet.tmp`` in the folder (a name no source reads), fsyncs
-it, renames it atomically to ``push-<ns>-<id>.parquet`` and fsyncs the folder, so a reader
-sees the whole file or none of it and a crash leaves at most a temporary file. The file has
-the source's columns, in its order and with its types, so DuckDB reads all files as one table.
+A push writes its file under a temporary name starting with ``.`` in the folder (a name no
+source reads), fsyncs it, renames it atomically to ``push-<ns>-<id>.parquet``
+(:func:`~headwater.offline.file_order.push_file_name`, ``<ns>`` the push time in
+nanoseconds) and fsyncs the folder, so a reader sees the whole file or none of it and a
+crash leaves at most a temporary file. The offline reader orders pushed files by push time,
+after the source's other files (:mod:`~headwater.offline.file_order` owns the name
+pattern), so in ties of event and created time the later push wins offline as it does
+online. The file has the source's columns, in its order and with its types, so DuckDB reads
+all files as one table.
 
 Other views may read the same source, and a pushed row is the newest row of its entity for
 all of them: a column left null would replace their values with nulls. So the pushed rows
@@ -17,10 +22,7 @@ view's), or the push is a DataError naming the missing columns. The one exceptio
 view's ``created_timestamp_field``: a row without a created time is null there, which every
 view of the source reads alike (the row loses ties with rows of the same event time that
 have one), offline as online. When the folder holds no file yet, the view's columns make
-the first file. ``<ns>`` is the push time in nanoseconds:
-pushed files sort by push time, which is the offline ingestion order (the last tie-break,
-after event and created time, between rows of one entity). Files named to sort after
-``push-`` keep precedence over pushed rows in such ties.
+the first file.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING
 from headwater.definitions import FeatureView, FileSource
 from headwater.errors import DataError, DefinitionError, StoreUnavailableError
 from headwater.materialize.encode import CREATED, TS
+from headwater.offline.file_order import push_file_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,7 +74,7 @@ def push_folder(view: FeatureView, repo: Path) -> PushFolder:
     if wild is not None:
         folder = _absolute(PurePath(*parts[:wild]) if wild else PurePath("."), repo)
         pattern = parts[wild:]
-        if not _matches((_file_name(0, "x"),), pattern):
+        if not _matches((push_file_name(0, "0"),), pattern):
             raise DefinitionError(me, "source", f"a new file in {folder} would not match the "
                                   f"glob '{source.path}'", _FIX)
         return PushFolder(folder, pattern)
@@ -97,10 +100,6 @@ def _matches(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
     if head == "**":
         return any(_matches(parts[i:], rest) for i in range(len(parts) + 1))
     return bool(parts) and fnmatchcase(parts[0], head) and _matches(parts[1:], rest)
-
-
-def _file_name(ns: int, tag: str) -> str:
-    return f"push-{ns:019d}-{tag}.parquet"
 
 
 def other_columns(view: FeatureView, schema: pa.Schema | None) -> tuple[str, ...]:
@@ -179,7 +178,7 @@ def append_file(target: PushFolder, table: pa.Table) -> Path:
     import pyarrow.parquet as pq
 
     folder = target.folder
-    name = _file_name(time.time_ns(), uuid.uuid4().hex[:8])
+    name = push_file_name(time.time_ns(), uuid.uuid4().hex[:8])
     if target.pattern is not None and not _matches((name,), target.pattern):
         raise DataError(f"a pushed file named {name} would not match the source's glob "
                         f"{'/'.join(target.pattern)}, so no read would see it. Fix: "
