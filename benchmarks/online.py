@@ -318,7 +318,7 @@ def _redis_records(url: str, project: str, view: str) -> list[tuple[bytes, bytes
 
 def _fingerprint(repo: Path) -> int:
     import headwater as hw
-    from headwater.serving.plans import view_fingerprint
+    from headwater.materialize.encode import view_fingerprint
 
     with hw.FeatureStore(repo) as store:
         return view_fingerprint(store.get_feature_view(VIEW))

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headwater.errors import ConfigError
 
@@ -236,3 +237,18 @@ def _expand(value: Any, path: Path) -> Any:
     if isinstance(value, list):
         return [_expand(v, path) for v in value]
     return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (user info or ``?password=``) shown as ``***``, for
+    messages and logs."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    if "password" in query:
+        query = urlencode([(name, "***" if name == "password" else value)
+                           for name, value in parse_qsl(query, keep_blank_values=True)],
+                          safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

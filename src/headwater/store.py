@@ -204,12 +204,13 @@ class FeatureStore:
             entity_df, requests, timestamp_field=timestamp_field, tables=tables
         )
 
-    def resolve_features(self, features: FeatureSelection,
-                         full_feature_names: bool = False) -> list[ViewRequest]:
-        """Turn a feature selection into typed per-view requests, checking every name."""
+    def resolve_features(self, features: FeatureSelection, full_feature_names: bool = False,
+                         *, caller: str = "get_historical_features") -> list[ViewRequest]:
+        """Turn a feature selection into typed per-view requests, checking every name;
+        errors name ``caller``."""
         selected: dict[str, list[str]] = {}
         views: dict[str, FeatureView] = {}
-        for projection in _projections(features):
+        for projection in _projections(features, caller):
             view = views.get(projection.view) or self.get_feature_view(projection.view)
             views[view.name] = view
             names = projection.features or view.feature_names
@@ -232,7 +233,7 @@ class FeatureStore:
             for out in outputs:
                 if out in owners:
                     raise DefinitionError(
-                        "get_historical_features", "features",
+                        caller, "features",
                         f"feature '{out}' comes from both '{owners[out]}' and '{view_name}'",
                         "pass full_feature_names=True to name columns view__feature",
                     )
@@ -260,31 +261,49 @@ class FeatureStore:
         changes, so a request does not query the registry."""
         from headwater.serving.online import read_online
 
+        if isinstance(entity_rows, Mapping | str | bytes) or not isinstance(entity_rows, Sequence):
+            raise DataError(f"get_online_features: entity_rows must be a list of dicts such as "
+                            f"[{{'driver_id': 1001}}], got {type(entity_rows).__name__}")
+        if now is not None and not isinstance(now, datetime):
+            raise DataError(f"get_online_features: now must be a datetime, got {now!r}. Fix: "
+                            "pass datetime(2024, 1, 1, tzinfo=timezone.utc) or omit it")
         plan = self._online_plan(features, full_feature_names)
         moment = to_utc(now) if now is not None else datetime.now(UTC)
         return read_online(self.online, plan, entity_rows, _micros(moment))
 
-    def _online_plan(self, features: FeatureSelection, full_feature_names: bool) -> OnlinePlan:
-        from headwater.serving.plans import PlanCache, compile_plan
+    def plan_generation(self) -> int:
+        """The registry change id the compiled online plans follow (no registry query);
+        it moves when the background refresher sees a registry change."""
+        return self._plan_cache().generation
+
+    def _plan_cache(self) -> PlanCache:
+        from headwater.serving.plans import PlanCache
 
         if self._plans is None:
             backend, project = self.registry.backend, self.project
             self._plans = PlanCache(lambda: backend.last_change_id(project))
             self._plans.watch(PLAN_REFRESH_SECONDS)
+        return self._plans
+
+    def _online_plan(self, features: FeatureSelection, full_feature_names: bool) -> OnlinePlan:
+        from headwater.serving.plans import compile_plan
+
         if isinstance(features, FeatureService):
             key: object = ("service", features.spec_hash(), full_feature_names)
         else:
             key = ("refs", tuple(features) if isinstance(features, Sequence) else features,
                    full_feature_names)
-        return self._plans.get(
-            key, lambda: compile_plan(self.resolve_features(features, full_feature_names)))
+        return self._plan_cache().get(key, lambda: compile_plan(
+            self.resolve_features(features, full_feature_names, caller="get_online_features")))
 
     def materialize(self, start_date: datetime, end_date: datetime,
                     views: Sequence[str] | None = None, *,
                     progress: Progress | None = None) -> list[MaterializeResult]:
         """Copy, per entity, the latest row with ``start_date <= ts <= end_date`` of each
-        online view (or of ``views``) to the online store, and record ``end_date`` as the
-        views' watermark. Reruns are idempotent; a newer online value is never replaced."""
+        online view (or of ``views``) to the online store. Reruns are idempotent; a newer
+        online value is never replaced. A view's watermark becomes ``end_date`` when it had
+        none or the range joins on to it; a range after a gap, or an older backfill, leaves
+        it alone, so ``materialize_incremental`` never skips rows."""
         start, end = to_utc(start_date), to_utc(end_date)
         if start > end:
             raise DataError(f"materialize: start {start} is after end {end}. Fix: swap them")
@@ -317,9 +336,16 @@ class FeatureStore:
         from headwater.materialize.job import materialize_view
 
         version = self.registry.record(FeatureView.kind, view.name).version
+        mark = self.registry.backend.watermarks(self.project).get(view.name)
+        current = mark[1] if mark is not None and mark[0] == version else None
         result = materialize_view(self.offline, self.online, view, start, end,
                                   progress=progress)
-        self.registry.backend.set_watermark(self.project, view.name, version, end)
+        # the watermark only advances over a range contiguous with what is online: a range
+        # after a gap, or an older backfill, leaves it where it is
+        joins_on = current is None or (
+            start <= current + timedelta(microseconds=1) and end > current)
+        if joins_on:
+            self.registry.backend.set_watermark(self.project, view.name, version, end)
         return result
 
     def _online_views(self, names: Sequence[str] | None) -> list[FeatureView]:
@@ -367,25 +393,25 @@ class FeatureStore:
         return f"FeatureStore(project={self.project!r}, repo_path={str(self.repo_path)!r})"
 
 
-def _projections(features: FeatureSelection) -> list[FeatureViewProjection]:
+def _projections(features: FeatureSelection, caller: str) -> list[FeatureViewProjection]:
     if isinstance(features, FeatureService):
         return list(features.features)
     if isinstance(features, str) or not isinstance(features, Sequence):
         raise DefinitionError(
-            "get_historical_features", "features",
+            caller, "features",
             f"expected a list of 'view:feature' strings or a FeatureService, got {features!r}",
             "pass features=['driver_stats:conv_rate'] or a FeatureService",
         )
     if not features:
-        raise DefinitionError("get_historical_features", "features", "no feature requested",
+        raise DefinitionError(caller, "features", "no feature requested",
                               "name at least one 'view:feature'")
     out = []
     for item in features:
         if not isinstance(item, str):
-            raise DefinitionError("get_historical_features", "features",
+            raise DefinitionError(caller, "features",
                                   f"{item!r} is not a 'view:feature' string",
                                   "pass strings such as 'driver_stats:conv_rate'")
-        ref = parse_feature_ref(item, obj="get_historical_features")
+        ref = parse_feature_ref(item, obj=caller)
         out.append(FeatureViewProjection(ref.view, None if ref.feature is None
                                          else (ref.feature,)))
     return out

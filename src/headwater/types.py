@@ -83,7 +83,10 @@ _NUMERIC = frozenset({"float64", "float32", "int64", "int32"})
 def Array(inner: DType) -> DType:
     """A list-valued dtype, e.g. ``Array(Float64)`` for an embedding."""
     if not isinstance(inner, DType):
-        raise TypeError(f"Array() takes a dtype such as hw.Float64, got {inner!r}")
+        from headwater.errors import DefinitionError
+
+        raise DefinitionError("Array", "inner", f"{inner!r} is not a Headwater dtype",
+                              "pass a dtype such as hw.Array(hw.Float64)")
     return DType("array", inner)
 
 
@@ -131,7 +134,7 @@ def compatible(declared: DType, actual: DType) -> bool:
         return compatible(declared.inner, actual.inner)
     widen = {
         "float64": {"float32", "int64", "int32"},
-        "float32": {"float64", "int64", "int32"},
+        "float32": {"int32"},
         "int64": {"int32"},
     }
     return actual.name in widen.get(declared.name, set())

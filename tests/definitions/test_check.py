@@ -29,8 +29,15 @@ def test_schema_is_inferred_from_every_non_key_non_time_column() -> None:
 
 
 def test_declared_schema_is_kept_and_integers_may_widen() -> None:
-    declared = [hw.Field("trips", hw.Int64), hw.Field("conv_rate", hw.Float32)]
+    declared = [hw.Field("trips", hw.Int64), hw.Field("conv_rate", hw.Float64)]
     assert check_view(view(declared), SCHEMA).schema == tuple(declared)
+    as_float = [hw.Field("trips", hw.Float32)]
+    assert check_view(view(as_float), SCHEMA).schema == tuple(as_float)
+
+
+def test_floats_are_never_narrowed_silently() -> None:
+    with pytest.raises(hw.DefinitionError, match="declare it as Float64"):
+        check_view(view([hw.Field("conv_rate", hw.Float32)]), SCHEMA)
 
 
 @pytest.mark.parametrize(

@@ -183,3 +183,82 @@ def test_a_killed_materialization_resumes_to_the_same_online_state(tmp_path: Pat
         store.materialize_incremental(end)
         assert online_state(store) == resumed
     assert os.path.exists(killed / ".headwater" / "online.db")
+
+
+def test_the_watermark_only_advances_over_contiguous_ranges(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", "")
+    hour = timedelta(hours=1)
+    with hw.FeatureStore(repo) as store:
+        store.apply([DRIVER, *views()])
+        store.materialize(START, START + 2 * hour, views=["stats_a"])
+        store.materialize(START + 8 * hour, START + 10 * hour, views=["stats_a"])  # a gap
+        marks = store.registry.backend.watermarks("mat")
+        assert marks["stats_a"][1] == START + 2 * hour
+        store.materialize(START, START + hour, views=["stats_a"])  # an older backfill
+        assert store.registry.backend.watermarks("mat")["stats_a"][1] == START + 2 * hour
+        # incremental fills the gap instead of skipping it
+        results = store.materialize_incremental(START + 12 * hour, views=["stats_a"])
+        assert results[0].start == START + 2 * hour
+        store.materialize(START + 12 * hour, START + 14 * hour, views=["stats_a"])  # adjoining
+        assert store.registry.backend.watermarks("mat")["stats_a"][1] == START + 14 * hour
+
+
+def test_a_view_with_a_new_source_serves_nothing_stale(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", "")
+    later = driver_stats(N_DRIVERS, N_HOURS, start=START - timedelta(days=30), seed=9)
+    pq.write_table(later, repo / "data" / "older.parquet")
+    end = START + timedelta(hours=10)
+    with hw.FeatureStore(repo) as store:
+        first = views()[0]
+        store.apply([DRIVER, first])
+        store.materialize(START, end, views=["stats_a"])
+        moved = hw.FeatureView(
+            "stats_a", entities=[DRIVER],
+            source=hw.FileSource("data/older.parquet", "event_timestamp", "created"),
+            schema=list(first.features), ttl=timedelta(days=60))
+        store.apply([moved])
+        response = store.get_online_features(["stats_a:trips"], [{"driver_id": 1001}], now=end)
+        assert response.metadata["stats_a"].statuses == ["MISSING"]  # not the old source's row
+        store.materialize(START - timedelta(days=30), end, views=["stats_a"])
+        online = store.get_online_features(["stats_a:trips"], [{"driver_id": 1001}], now=end)
+        entity = pa.table({"driver_id": pa.array([1001], pa.int64()),
+                           "event_timestamp": pa.array([end], pa.timestamp("us", "UTC"))})
+        offline = store.get_historical_features(entity, ["stats_a:trips"]).to_arrow()
+        assert online.to_dict()["trips"] == offline.column("trips").to_pylist()
+        assert online.metadata["stats_a"].statuses == ["PRESENT"]
+
+
+def test_every_dtype_goes_through_materialization_and_online_reads(tmp_path: Path) -> None:
+    (tmp_path / "headwater.yaml").write_text("project: dtypes\n")
+    stamp = pa.timestamp("us", "UTC")
+    table = pa.table({
+        "driver_id": pa.array([1, 2], pa.int64()),
+        "ts": pa.array([START, START], stamp),
+        "f64": pa.array([1.5, None], pa.float64()),
+        "f32": pa.array([0.25, 2.0], pa.float32()),
+        "i64": pa.array([2**60, -1], pa.int64()),
+        "i32": pa.array([7, None], pa.int32()),
+        "s": pa.array(["é, ☃", ""], pa.string()),
+        "b": pa.array([True, False]),
+        "t": pa.array([START - timedelta(days=1), None], stamp),
+        "af": pa.array([[1.0, 2.0], []], pa.list_(pa.float64())),
+        "at": pa.array([[START, START + timedelta(seconds=1)], None], pa.list_(stamp)),
+    })
+    pq.write_table(table, tmp_path / "d.parquet")
+    view = hw.FeatureView("d", entities=[DRIVER], source=hw.FileSource("d.parquet", "ts"))
+    with hw.FeatureStore(tmp_path) as store:
+        store.apply([DRIVER, view])
+        assert [f.dtype for f in store.get_feature_view("d").features] == [
+            hw.Float64, hw.Float32, hw.Int64, hw.Int32, hw.String, hw.Bool, hw.Timestamp,
+            hw.Array(hw.Float64), hw.Array(hw.Timestamp)]
+        store.materialize(START, START)
+        response = store.get_online_features(["d:*"], [{"driver_id": 1}, {"driver_id": 2}],
+                                             now=START)
+        entity = pa.table({"driver_id": pa.array([1, 2], pa.int64()),
+                           "event_timestamp": pa.array([START, START], stamp)})
+        offline = store.get_historical_features(entity, ["d:*"]).to_arrow()
+        online = response.to_arrow()
+        for name in table.column_names[2:]:
+            assert online.column(name).to_pylist() == offline.column(name).to_pylist(), name
+            assert online.schema.field(name).type == offline.schema.field(name).type, name
+        assert response.to_dict()["at"][0] == [START, START + timedelta(seconds=1)]

@@ -70,6 +70,33 @@ def test_each_view_reads_its_own_keys_with_status_and_event_time(store: hw.Featu
     assert table.schema.field("tags").type == pa.list_(pa.string())
 
 
+def test_values_delivered_after_now_are_not_served(store: hw.FeatureStore) -> None:
+    # UA's latest delivered row is at +5h; at +3h the point-in-time value is the +0h row,
+    # which the online store no longer holds, so the answer is MISSING, never the future
+    response = store.get_online_features(["carrier_stats:delay"], [{"carrier": "UA"}],
+                                         now=T0 + timedelta(hours=3))
+    assert response.metadata["carrier_stats"].statuses == ["MISSING"]
+    assert response.to_dict()["delay"] == [None]
+
+
+def test_integer_keys_of_any_integer_type_and_range(tmp_path: Path) -> None:
+    import numpy as np
+
+    (tmp_path / "headwater.yaml").write_text("project: ints\n")
+    pq.write_table(pa.table({"driver_id": pa.array([1, 2**62], pa.int64()),
+                             "ts": pa.array([T0, T0], pa.timestamp("us", "UTC")),
+                             "x": [1.0, 2.0]}), tmp_path / "d.parquet")
+    driver = hw.Entity("driver", join_keys=["driver_id"])
+    view = hw.FeatureView("d", entities=[driver], source=hw.FileSource("d.parquet", "ts"))
+    with hw.FeatureStore(tmp_path) as fs:
+        fs.apply([driver, view])
+        fs.materialize(T0, T0)
+        rows = [{"driver_id": np.int64(1)}, {"driver_id": 2**62}, {"driver_id": np.int32(3)}]
+        assert fs.get_online_features(["d:x"], rows, now=T0).to_dict()["x"] == [1.0, 2.0, None]
+        with pytest.raises(hw.DataError, match="64-bit integer"):
+            fs.get_online_features(["d:x"], [{"driver_id": 2**70}], now=T0)
+
+
 def test_ttl_edge_is_inclusive_like_the_offline_join(store: hw.FeatureStore) -> None:
     at_edge = T0 + timedelta(hours=7)  # UA's row at +5h is exactly ttl (2h) old
     response = store.get_online_features(["carrier_stats:delay"], [{"carrier": "UA"}],
@@ -98,10 +125,17 @@ def test_bad_requests_are_clear_errors(store: hw.FeatureStore) -> None:
         store.get_online_features(["carrier_stats:speed"], [{"carrier": "UA"}])
     with pytest.raises(hw.DataError, match="entity row 1 has no 'carrier'"):
         store.get_online_features(["carrier_stats:delay"], [{"carrier": "UA"}, {"x": 1}])
-    with pytest.raises(hw.DataError, match=r"keys are str values\. Fix: pass it as str"):
+    with pytest.raises(hw.DataError, match=r"keys are string values\. Fix: pass it as str"):
         store.get_online_features(["carrier_stats:delay"], [{"carrier": 1.5}])
     with pytest.raises(hw.DataError, match="'carrier_stats' is 7, but the view's keys are str"):
         store.get_online_features(["carrier_stats:delay"], [{"carrier": 7}])
+    with pytest.raises(hw.DataError, match="entity_rows must be a list of dicts"):
+        store.get_online_features(["carrier_stats:delay"], {"carrier": "UA"})  # type: ignore[arg-type]
+    with pytest.raises(hw.DataError, match="now must be a datetime"):
+        store.get_online_features(["carrier_stats:delay"], [{"carrier": "UA"}],
+                                  now="2024-01-01")  # type: ignore[arg-type]
+    with pytest.raises(hw.DefinitionError, match="get_online_features: field 'features'"):
+        store.get_online_features(["carrier_stats"], [{"carrier": "UA"}])
 
 
 APPLY_ELSEWHERE = textwrap.dedent("""

@@ -349,3 +349,23 @@ def test_a_pushed_correction_wins_ties_offline_as_online(store: hw.FeatureStore)
         store.push("stats", [full(at=T0, conv=conv, created=T0)], to="both")
         assert historical(store, 1001)["conv_rate"] == [conv]
         assert online(store, 1001)["conv_rate"] == [conv]
+
+
+@pytest.mark.parametrize("failure", [TypeError("unhashable"), hw.DataError("bad record")])
+def test_any_online_failure_after_the_offline_write_says_the_rows_are_kept(
+        store: hw.FeatureStore, monkeypatch: pytest.MonkeyPatch, failure: Exception) -> None:
+    def broken(*args: object) -> int:
+        raise failure
+
+    monkeypatch.setattr(store.online, "write", broken)
+    with pytest.raises(hw.HeadwaterError) as err:
+        store.push("stats", [full(conv=0.66)], to="both")
+    message = str(err.value)
+    assert "saved offline" in message and "materialize" in message
+    assert str(failure) in message
+    assert err.value.__cause__ is failure
+    assert historical(store, 1001)["conv_rate"] == [0.66]
+    # online alone, nothing is durable: the failure is the store's own
+    with pytest.raises(type(failure)) as alone:
+        store.push("stats", [row()])
+    assert alone.value is failure

@@ -7,23 +7,44 @@ are converted to Python lists once per batch, never per cell.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from headwater.definitions import FeatureView
-from headwater.online.encoding import encode_key, encode_record
-from headwater.types import Timestamp
+from headwater.definitions import FeatureView, to_spec
+from headwater.online.encoding import encode_key, encode_record, fingerprint
+from headwater.types import Array, Timestamp
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 TS = "__hw_ts"
 CREATED = "__hw_created"
+_TIMESTAMP_LIST = Array(Timestamp)
+
+
+def view_fingerprint(view: FeatureView) -> int:
+    """What a view's online records depend on: its features and dtypes, join keys and
+    source. Records written under another fingerprint are not served (status MISSING), so
+    a view whose definition changed serves nothing stale until it is materialized again.
+    The ttl is applied at read time and metadata does not matter, so neither counts."""
+    parts = [f"{f.name}:{f.dtype.spec()}" for f in view.features]
+    parts.append("keys:" + ",".join(view.join_keys))
+    parts.append("source:" + json.dumps(to_spec(view.source), sort_keys=True))
+    return fingerprint(parts)
 
 
 def _micros(column: pa.ChunkedArray | pa.Array) -> list[int | None]:
     import pyarrow as pa
 
     return list(column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist())
+
+
+def _micro_lists(column: pa.ChunkedArray | pa.Array) -> list[list[int | None] | None]:
+    import pyarrow as pa
+
+    as_micros = pa.list_(pa.int64())
+    stamped = column.cast(pa.list_(pa.timestamp("us", tz="UTC")))
+    return list(stamped.cast(as_micros).to_pylist())
 
 
 def encode_batch(view: FeatureView, fingerprint: int,
@@ -38,7 +59,12 @@ def encode_batch(view: FeatureView, fingerprint: int,
     columns: list[list[Any]] = []
     for field in view.features:
         column = batch.column(field.name)
-        columns.append(_micros(column) if field.dtype == Timestamp else column.to_pylist())
+        if field.dtype == Timestamp:
+            columns.append(_micros(column))
+        elif field.dtype == _TIMESTAMP_LIST:
+            columns.append(_micro_lists(column))
+        else:
+            columns.append(column.to_pylist())
     rows = zip(*columns, strict=True) if columns else iter([()] * batch.num_rows)
     records = [
         encode_record(ts, made, fingerprint, values)  # type: ignore[arg-type]  # ts not null

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from headwater.definitions import FeatureView
-from headwater.materialize.encode import encode_batch
+from headwater.materialize.encode import encode_batch, view_fingerprint
 from headwater.offline.base import OfflineEngine
 from headwater.online.base import OnlineStore
-from headwater.serving.plans import view_fingerprint
 
 Progress = Callable[[str, int], None]
 """Called after each written batch with the view name and the rows in that batch."""
@@ -27,7 +26,8 @@ Progress = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class MaterializeResult:
-    """What one view's materialization wrote."""
+    """What one view's materialization wrote: ``rows`` counts the records stored (a record
+    older than the one already online is skipped and not counted)."""
 
     view: str
     start: datetime
@@ -47,8 +47,8 @@ def materialize_view(offline: OfflineEngine, online: OnlineStore, view: FeatureV
         if batch.num_rows == 0:
             continue
         keys, records = encode_batch(view, fingerprint, batch)
-        online.write(view.name, keys, records)
-        rows += len(records)
+        stored = online.write(view.name, keys, records)
+        rows += stored
         if progress is not None:
-            progress(view.name, len(records))
+            progress(view.name, stored)
     return MaterializeResult(view.name, start, end, rows, time.perf_counter() - began)

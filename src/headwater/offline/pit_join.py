@@ -82,7 +82,11 @@ def time_bounds(index: int, ttl: timedelta | None, earliest: datetime | None,
     until = f"__hw_until_{index}"
     bounds: dict[str, Any] = {until: latest if latest is not None else datetime.min}
     if ttl is not None:
-        bounds[f"{until}_since"] = earliest - ttl if earliest is not None else datetime.max
+        since = datetime.max
+        if earliest is not None:
+            floor = datetime.min.replace(tzinfo=earliest.tzinfo)  # no overflow near year 1
+            since = earliest - ttl if earliest - floor > ttl else floor
+        bounds[f"{until}_since"] = since
     return bounds
 
 

@@ -7,9 +7,10 @@ keys and different entities never collide.
 Record: a 20-byte header, then the msgpack array of the view's feature values in schema
 order. The header is ``event_us`` and ``created_us`` as big-endian unsigned integers with the
 sign bit flipped (so byte order equals time order, before 1970 included), then a 4-byte
-fingerprint of the view's schema. A store compares only the first 16 bytes. A reader treats
-a record whose fingerprint differs from the view's current schema as absent: its features
-were written under another schema and must be materialized again.
+fingerprint of the view's definition (features, keys, source). A store keeps the record
+whose first 16 bytes sort higher, unless the fingerprints differ: then the new record
+replaces the old, which was written under another definition of the view. A reader treats
+a record whose fingerprint differs from the view's current one as absent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ORDER_BYTES = 16
-HEADER_BYTES = 20
+FINGERPRINT_BYTES = 4
+HEADER_BYTES = ORDER_BYTES + FINGERPRINT_BYTES
 _HEADER = struct.Struct(">QQI")
 _FLIP = 1 << 63
 
@@ -36,10 +38,9 @@ class Record:
     values: list[Any]
 
 
-def schema_fingerprint(features: Sequence[tuple[str, str]]) -> int:
-    """A 32-bit fingerprint of ``(name, dtype spec)`` pairs in schema order."""
-    text = "|".join(f"{name}:{dtype}" for name, dtype in features)
-    return zlib.crc32(text.encode())
+def fingerprint(parts: Sequence[str]) -> int:
+    """A 32-bit fingerprint of the strings that determine a view's records."""
+    return zlib.crc32("|".join(parts).encode())
 
 
 def encode_key(names: Sequence[str], values: Sequence[Any]) -> bytes:
@@ -85,12 +86,6 @@ def decode_record(data: bytes) -> Record:
     event, created, fingerprint = _HEADER.unpack_from(data)
     values = msgpack.unpackb(data[HEADER_BYTES:])
     return Record(event - _FLIP, None if created == 0 else created - _FLIP, fingerprint, values)
-
-
-def decode_header(data: bytes) -> tuple[int, int | None, int]:
-    """Only the header: ``(event_us, created_us, fingerprint)``."""
-    event, created, fingerprint = _HEADER.unpack_from(data)
-    return event - _FLIP, None if created == 0 else created - _FLIP, fingerprint
 
 
 def decode_event(data: bytes) -> tuple[int, int]:

@@ -27,7 +27,6 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import hiredis
 import redis
@@ -35,16 +34,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from headwater.config import redact_url
 from headwater.errors import ConfigError, StoreUnavailableError
 from headwater.online import check_write_batch
 from headwater.online.base import ViewKeys
-from headwater.online.encoding import ORDER_BYTES
+from headwater.online.encoding import FINGERPRINT_BYTES, ORDER_BYTES
 
 # KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record.
 _CAS_SCRIPT = f"""
 local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  local new = ARGV[2]
+local new = ARGV[2]
+local fp = {ORDER_BYTES + 1}
+local fp_end = {ORDER_BYTES + FINGERPRINT_BYTES}
+if old and string.sub(new, fp, fp_end) == string.sub(old, fp, fp_end) then
   for i = 1, {ORDER_BYTES} do
     local a, b = string.byte(new, i), string.byte(old, i)
     if a ~= b then
@@ -73,7 +75,7 @@ class RedisOnlineStore:
     def __init__(self, url: str, project: str, *, timeout: float = _TIMEOUT_S) -> None:
         self.url = url
         self.project = project
-        self._safe_url = _without_password(url)
+        self._safe_url = redact_url(url)
         self._prefix = b"hw:" + project.encode() + b":{"
         try:
             self._pool = redis.ConnectionPool.from_url(
@@ -244,15 +246,3 @@ class RedisOnlineStore:
             f"else writes keys under 'hw:{self.project}:'")
 
 
-def _without_password(url: str) -> str:
-    """``url`` with any password (user info or ``?password=``) shown as ``***``."""
-    parts = urlsplit(url)
-    netloc, query = parts.netloc, parts.query
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    if "password" in query:
-        query = urlencode([(name, "***" if name == "password" else value)
-                           for name, value in parse_qsl(query, keep_blank_values=True)],
-                          safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from headwater.config import redact_url
 from headwater.definitions.base import check_identifier
 from headwater.errors import RegistryError, StoreUnavailableError
 from headwater.registry.sql import SQLRegistryBackend
@@ -82,7 +83,7 @@ class PostgresRegistry(SQLRegistryBackend):
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
                 raise StoreUnavailableError(
-                    f"cannot reach the PostgreSQL registry at {_redact(self.url)}: "
+                    f"cannot reach the PostgreSQL registry at {redact_url(self.url)}: "
                     f"{_one_line(exc)}. Fix: start PostgreSQL or correct 'registry:' in "
                     "headwater.yaml"
                 ) from exc
@@ -99,7 +100,7 @@ class PostgresRegistry(SQLRegistryBackend):
                     yield cur
             except psycopg.OperationalError as exc:
                 raise StoreUnavailableError(
-                    f"the PostgreSQL registry at {_redact(self.url)} failed mid-transaction "
+                    f"the PostgreSQL registry at {redact_url(self.url)} failed mid-transaction "
                     f"(nothing was written): {_one_line(exc)}. Fix: retry once it is up"
                 ) from exc
             except psycopg.Error as exc:
@@ -127,16 +128,6 @@ class PostgresRegistry(SQLRegistryBackend):
 def _project_key(project: str) -> int:
     """A stable signed 32-bit key for a project's advisory lock."""
     return zlib.crc32(project.encode()) - 2**31
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{scheme}{sep}{user}@{host}"
-    return url
 
 
 def _one_line(exc: BaseException) -> str:

@@ -33,6 +33,7 @@ from headwater.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
+from headwater.serving.plans import MAX_PLANS
 from headwater.serving.requests import RequestBodyError, parse_features
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NU
 MAX_BODY_BYTES = 16 * 1024 * 1024
 ENDPOINTS = frozenset({"/features", "/push", "/health", "/metrics"})
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
-_SERVICE_REFRESH_S = 2.0  # as often as the store's plan cache looks for registry changes
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 _log = logging.getLogger("headwater.serving")
@@ -103,7 +103,7 @@ class FeatureServer:
         self.store = store
         self.metrics = metrics
         self.api_keys = api_keys
-        self._services: dict[str, tuple[FeatureService, float]] = {}
+        self._services: dict[str, tuple[FeatureService, int]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan
@@ -176,13 +176,16 @@ class FeatureServer:
         return orjson.dumps(features_body(response), option=JSON_OPTIONS)
 
     def _service(self, name: str) -> FeatureService:
-        """A feature service, re-read from the registry at most every 2 s per name."""
+        """A feature service, read from the registry once and again only after the
+        registry changed (which the store's plan refresher notices in the background)."""
+        generation = self.store.plan_generation()
         entry = self._services.get(name)
-        now = time.monotonic()
-        if entry is not None and now - entry[1] < _SERVICE_REFRESH_S:
+        if entry is not None and entry[1] == generation:
             return entry[0]
         service = self.store.get_feature_service(name)
-        self._services[name] = (service, now)
+        if len(self._services) >= MAX_PLANS:
+            self._services.clear()
+        self._services[name] = (service, generation)
         return service
 
 

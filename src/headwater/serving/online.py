@@ -1,14 +1,16 @@
 """The online read path: entity rows + a compiled plan -> one store round trip -> response.
 
 At time ``now`` a view's value for a key is its stored record, unless the record is older
-than ``now - ttl`` (status EXPIRED, values null) or absent or written under another schema
-(status MISSING).
+than ``now - ttl`` (status EXPIRED, values null), or absent, written under another definition
+of the view, or later than ``now`` (status MISSING: the point-in-time value at ``now`` is
+not the latest delivered row, and the online store keeps only that one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from numbers import Integral
 from operator import itemgetter
 from typing import Any
 
@@ -25,6 +27,8 @@ from headwater.serving.response import (
     from_micros,
 )
 from headwater.types import DType
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 def entity_keys(plan: OnlinePlan, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...],
@@ -50,13 +54,19 @@ def _key_columns(view: CompiledView, rows: Sequence[Mapping[str, Any]]) -> list[
                 f"'{view.view.name}' is keyed by. Fix: add it to every entity row"
             ) from None
         for index, value in enumerate(values):
-            if type(value) is not kind and (isinstance(value, bool)
-                                            or not isinstance(value, kind)):
-                raise DataError(
-                    f"entity row {index}: join key '{name}' of feature view "
-                    f"'{view.view.name}' is {value!r}, but the view's keys are "
-                    f"{kind.__name__} values. Fix: pass it as {kind.__name__}"
-                )
+            if kind is str:
+                if type(value) is str:
+                    continue
+            elif (isinstance(value, Integral) and not isinstance(value, bool)
+                  and _INT_MIN <= int(value) <= _INT_MAX):
+                values[index] = int(value)  # numpy integers and the like become int
+                continue
+            raise DataError(
+                f"entity row {index}: join key '{name}' of feature view "
+                f"'{view.view.name}' is {value!r}, but the view's keys are "
+                f"{'64-bit integer' if kind is int else 'string'} values. "
+                f"Fix: pass it as {kind.__name__}"
+            )
         columns.append(values)
     return columns
 
@@ -85,7 +95,7 @@ def read_online(store: OnlineStore, plan: OnlinePlan, rows: Sequence[Mapping[str
             if data is None:
                 continue
             event_us, fingerprint = decode_event(data)
-            if fingerprint != view.fingerprint:
+            if fingerprint != view.fingerprint or event_us > now_us:
                 continue
             times[i] = event_us
             if oldest is not None and event_us < oldest:

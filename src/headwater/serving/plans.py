@@ -17,8 +17,8 @@ from datetime import timedelta
 
 from headwater.definitions import FeatureView, Field
 from headwater.errors import StoreUnavailableError
+from headwater.materialize.encode import view_fingerprint
 from headwater.offline.base import ViewRequest
-from headwater.online.encoding import schema_fingerprint
 from headwater.types import String
 
 
@@ -48,11 +48,6 @@ class OnlinePlan:
         return tuple(dict.fromkeys(k for v in self.views for k in v.join_keys))
 
 
-def view_fingerprint(view: FeatureView) -> int:
-    """The fingerprint of a view's full schema, as written into its online records."""
-    return schema_fingerprint([(f.name, f.dtype.spec()) for f in view.features])
-
-
 def compile_plan(requests: list[ViewRequest]) -> OnlinePlan:
     """Compile resolved per-view requests into an online plan."""
     views = []
@@ -76,6 +71,9 @@ def compile_plan(requests: list[ViewRequest]) -> OnlinePlan:
 
 _log = logging.getLogger("headwater.serving")
 
+MAX_PLANS = 1024
+"""Compiled plans kept per store; requests naming ever new selections cannot grow it."""
+
 
 class PlanCache:
     """Plans by selection key, dropped whenever the registry's change id moves.
@@ -91,12 +89,23 @@ class PlanCache:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def generation(self) -> int:
+        """The registry change id the cached plans were compiled against (no query)."""
+        return self._seen
+
     def get(self, key: object, build: Callable[[], OnlinePlan]) -> OnlinePlan:
+        """The plan for ``key``, built on first use. A plan built while the registry moved
+        is used once but not kept; at most ``MAX_PLANS`` are kept (oldest dropped)."""
         plan = self._plans.get(key)
         if plan is None:
+            seen = self._seen
             plan = build()
             with self._lock:
-                self._plans[key] = plan
+                if self._seen == seen:
+                    if len(self._plans) >= MAX_PLANS:
+                        del self._plans[next(iter(self._plans))]
+                    self._plans[key] = plan
         return plan
 
     def check(self) -> bool:

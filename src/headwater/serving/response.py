@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from headwater.types import DType, Timestamp
+from headwater.types import Array, DType, Timestamp
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -16,6 +16,7 @@ MISSING = "MISSING"
 EXPIRED = "EXPIRED"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIMESTAMP_LIST = Array(Timestamp)
 
 
 def from_micros(value: int | None) -> datetime | None:
@@ -58,8 +59,13 @@ class OnlineResponse:
         """``{"driver_id": [...], "conv_rate": [...], ...}``; timestamps as UTC datetimes."""
         out = dict(self._entity)
         for name, values in self._features.items():
-            timestamps = self._dtypes[name] == Timestamp
-            out[name] = [from_micros(v) for v in values] if timestamps else values
+            dtype = self._dtypes[name]
+            if dtype == Timestamp:
+                out[name] = [from_micros(v) for v in values]
+            elif dtype == _TIMESTAMP_LIST:
+                out[name] = [None if v is None else [from_micros(t) for t in v] for v in values]
+            else:
+                out[name] = values
         return out
 
     def to_arrow(self) -> pa.Table:

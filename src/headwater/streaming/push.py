@@ -12,8 +12,10 @@ written when they are wrong. Then:
   ``get_historical_features`` and by materialization from then on. Other views may read
   the same files, so offline rows carry every column of the source's files (its created
   time may be left out), not only the view's;
-* ``to="both"``: offline first, then online. If the online write fails, the error says the
-  rows are kept offline, and materializing their time range serves them: nothing is lost.
+* ``to="both"``: offline first, then online. If the online write fails, whatever the
+  cause, the error (a StoreUnavailableError when the store cannot be reached, else a
+  HeadwaterError, chained to the cause) says the rows are kept offline and that
+  materializing their time range serves them: nothing is lost.
 
 A pushed row counts as delivered in the sense of ARCHITECTURE.md: online, a push is the
 same write as a materialization of that row.
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView
-from headwater.errors import DataError, DefinitionError, StoreUnavailableError
+from headwater.errors import DataError, DefinitionError, HeadwaterError, StoreUnavailableError
 from headwater.offline.entity_frame import key_class
 from headwater.streaming.parquet_append import (
     append_file,
@@ -87,14 +89,25 @@ def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> 
     if to != "offline":
         try:
             stored = write_online(store.online, view, table)
-        except StoreUnavailableError as exc:
+        except Exception as exc:
+            # The rows are durable offline whatever the online store raised, and the caller
+            # must learn that to recover, so every failure is re-raised saying so (chained).
             if offline_file is None:
                 raise
-            raise StoreUnavailableError(
-                f"{exc}. The {table.num_rows} pushed rows are saved offline in "
-                f"{offline_file}: materialize their time range to serve them online"
-            ) from exc
+            raise _kept_offline(exc, table, offline_file) from exc
     return PushResult(view.name, to, table.num_rows, stored, offline_file)
+
+
+def _kept_offline(exc: Exception, table: pa.Table, offline_file: Path) -> HeadwaterError:
+    """The error of a failed online write after the offline one: a StoreUnavailableError
+    when the store could not be reached (a retry may work), else a HeadwaterError."""
+    kind = StoreUnavailableError if isinstance(exc, StoreUnavailableError) else HeadwaterError
+    what = str(exc) if isinstance(exc, HeadwaterError) else f"{type(exc).__name__}: {exc}"
+    return kind(
+        f"push: the online write failed ({what}). The {table.num_rows} pushed rows are "
+        f"saved offline in {offline_file}. Fix: once the online store works, materialize "
+        "their time range to serve them online (do not push them again offline)"
+    )
 
 
 def write_online(online: OnlineStore, view: FeatureView, table: pa.Table) -> int:
