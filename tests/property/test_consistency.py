@@ -44,6 +44,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         "at": at,
         "cuts": draw(st.lists(st.integers(0, max(at - 1, 0)), max_size=3)),
         "reverse": draw(st.booleans()),
+        "incremental": draw(st.booleans()),
+        "overshoot": draw(st.integers(0, 10)),
     }
 
 
@@ -71,44 +73,72 @@ def write_repo(folder: Path, scenario: dict[str, object]) -> hw.FeatureView:
     )
 
 
+def deliver(store: hw.FeatureStore, scenario: dict[str, object], at: datetime) -> None:
+    """Every row with ts <= at, in random pieces and orders; or, when asked, the first piece
+    and then ``materialize_incremental`` for the rest (it must continue from the
+    watermark)."""
+    cuts = sorted({minute(c) for c in scenario["cuts"] if minute(c) < at})  # type: ignore[attr-defined]
+    bounds = [minute(-1), *cuts, at]
+    pieces = [(bounds[i] if i == 0 else bounds[i] + timedelta(microseconds=1), bounds[i + 1])
+              for i in range(len(bounds) - 1)]
+    if scenario["reverse"]:
+        pieces.reverse()
+    if scenario["incremental"]:
+        store.materialize(*pieces[0] if not scenario["reverse"] else (bounds[0], bounds[1]))
+        store.materialize_incremental(at)
+        return
+    for start, end in pieces:
+        store.materialize(start, end)
+
+
+def read_both(store: hw.FeatureStore, at: datetime,
+              keys: list[int]) -> tuple[dict[str, list[object]], dict[str, list[object]],
+                                        list[str]]:
+    online = store.get_online_features(["stats:rate", "stats:city"],
+                                       [{"driver_id": k} for k in keys], now=at)
+    entity_df = pa.table({"driver_id": pa.array(keys, pa.int64()),
+                          "event_timestamp": pa.array([at] * len(keys),
+                                                      pa.timestamp("us", "UTC"))})
+    offline = store.get_historical_features(entity_df, ["stats:rate", "stats:city"])
+    return (online.to_dict(), offline.to_arrow().to_pydict(),
+            online.metadata["stats"].statuses)
+
+
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(scenarios())
 def test_online_at_t_equals_offline_at_t(scenario: dict[str, object]) -> None:
     at = minute(int(str(scenario["at"])))
+    rows = scenario["rows"]
+    assert isinstance(rows, list)
+    ttl = scenario["ttl"]
+    keys = list(range(1, 6))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         view = write_repo(folder, scenario)
         with hw.FeatureStore(folder) as store:
             store.apply([DRIVER, view])
-            # deliver rows with ts <= at in random pieces, newest pieces first if asked
-            cuts = sorted({minute(c) for c in scenario["cuts"] if minute(c) < at})  # type: ignore[attr-defined]
-            bounds = [minute(-1), *cuts, at]
-            pieces = [(bounds[i] if i == 0 else bounds[i] + timedelta(microseconds=1),
-                       bounds[i + 1]) for i in range(len(bounds) - 1)]
-            if scenario["reverse"]:
-                pieces.reverse()
-            for start, end in pieces:
-                store.materialize(start, end)
-
-            keys = list(range(1, 6))
-            online = store.get_online_features(["stats:rate", "stats:city"],
-                                               [{"driver_id": k} for k in keys], now=at)
-            entity_df = pa.table({"driver_id": pa.array(keys, pa.int64()),
-                                  "event_timestamp": pa.array([at] * len(keys),
-                                                              pa.timestamp("us", "UTC"))})
-            offline = store.get_historical_features(entity_df, ["stats:rate", "stats:city"])
-            expected = offline.to_arrow().to_pydict()
-            got = online.to_dict()
+            deliver(store, scenario, at)
+            got, expected, statuses = read_both(store, at, keys)
             assert got["rate"] == expected["rate"]
             assert got["city"] == expected["city"]
-            statuses = online.metadata["stats"].statuses
             for i, key in enumerate(keys):
-                has_row = any(r[0] == key and minute(r[1]) <= at
-                              for r in scenario["rows"])  # type: ignore[attr-defined]
-                if statuses[i] == "PRESENT":
-                    assert has_row
-                elif statuses[i] == "MISSING":
-                    assert not has_row and expected["rate"][i] is None
-                else:
-                    assert statuses[i] == "EXPIRED" and expected["rate"][i] is None
+                times = [minute(r[1]) for r in rows if r[0] == key and minute(r[1]) <= at]
+                fresh = [t for t in times
+                         if ttl is None or t >= at - timedelta(minutes=int(str(ttl)))]
+                assert statuses[i] == ("PRESENT" if fresh else "EXPIRED" if times
+                                       else "MISSING")
+
+            # rows after T delivered as well: the law no longer promises equality, but a
+            # value from after T is never served at T
+            overshoot = int(str(scenario["overshoot"]))
+            if overshoot:
+                store.materialize(at + timedelta(microseconds=1),
+                                  at + timedelta(minutes=overshoot))
+                got, expected, statuses = read_both(store, at, keys)
+                for i in range(len(keys)):
+                    if statuses[i] == "PRESENT":
+                        assert got["rate"][i] == expected["rate"][i]
+                        assert got["city"][i] == expected["city"][i]
+                    else:
+                        assert got["rate"][i] is None and got["city"][i] is None
