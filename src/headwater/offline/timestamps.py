@@ -14,14 +14,22 @@ Headwater compares every time (entity time, event time, created time) as a UTC i
 
 Nanosecond timestamps are truncated to microseconds, the precision of the ``Timestamp``
 dtype.
+
+String times are parsed by DuckDB's cast to ``TIMESTAMPTZ`` (with the ICU zone database
+built into the wheel, so zone names work offline) and checked by :func:`check_strings`.
+That is the only ISO-8601 parser: data that never passes through the engine (pushed rows)
+is parsed by :func:`parse_strings`, which runs the same SQL.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from headwater.errors import DataError
+from headwater.offline.sql_names import quote, unique_name
 
 if TYPE_CHECKING:
     import duckdb
@@ -108,3 +116,50 @@ def check_strings(
             f"values without one ({naive!r}). Fix: give every value a zone (e.g. a 'Z' "
             "suffix for UTC) or none (naive values are read as UTC)"
         )
+
+
+_parser_lock = threading.Lock()
+
+
+def parse_strings(values: pa.ChunkedArray | pa.Array, *, owner: str,
+                  column: str) -> pa.ChunkedArray:
+    """ISO-8601 strings as ``timestamp[us, UTC]``, by the engine's own rules: the same
+    :func:`check_strings` scan (DataError for a value that does not parse or for mixed
+    zoned and naive values, naming ``owner`` and ``column``) and the same
+    :func:`as_instant` cast. Nulls stay null; the order of the values is kept."""
+    import pyarrow as pa
+
+    cursor = _parser_cursor()
+    name = unique_name("strings")
+    try:
+        cursor.register(name, pa.table({"v": values}))
+        check_strings(cursor, quote(name), {}, quote("v"), owner=owner, column=column)
+        parsed = cursor.sql(f"SELECT {as_instant(quote('v'), TimeKind.STRING)} AS v "
+                            f"FROM {quote(name)}").to_arrow_table()
+    finally:
+        cursor.close()
+    return parsed.column("v").cast(pa.timestamp("us", "UTC"))
+
+
+def _parser_cursor() -> duckdb.DuckDBPyConnection:
+    """A cursor (a few milliseconds; a new database costs tens) on the in-memory database
+    kept for :func:`parse_strings`. Sessions run in UTC, so naive strings are read as UTC."""
+    with _parser_lock:  # the database is made once, and DuckDB hands out cursors one by one
+        cursor = _parser_database().cursor()
+    cursor.sql("SET TimeZone = 'UTC'")
+    return cursor
+
+
+@functools.cache
+def _parser_database() -> duckdb.DuckDBPyConnection:
+    """The parser's database: never loads extensions (ICU is built in); keeps insertion
+    order, so values come back in the order given."""
+    import duckdb
+
+    database = duckdb.connect(":memory:", config={
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "preserve_insertion_order": True,
+    })
+    database.sql("SET GLOBAL TimeZone = 'UTC'")
+    return database

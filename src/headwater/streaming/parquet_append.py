@@ -39,6 +39,7 @@ from headwater.definitions import FeatureView, FileSource
 from headwater.errors import DataError, DefinitionError, StoreUnavailableError
 from headwater.materialize.encode import CREATED, TS
 from headwater.offline.file_order import push_file_name
+from headwater.streaming.push_rows import utc_micros
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,6 +144,10 @@ def source_table(view: FeatureView, rows: pa.Table, schema: pa.Schema | None) ->
     for field in schema:
         column = named[field.name]
         if field.name in times:
+            columns[field.name] = _as_time(column, field, source.label())
+        elif pa.types.is_timestamp(field.type):  # another view's time, maybe a string
+            column = utc_micros(column, field.name, f"offline push to feature view "
+                                f"'{view.name}'")
             columns[field.name] = _as_time(column, field, source.label())
         else:
             columns[field.name] = _as_type(column, field, source.label())

@@ -17,7 +17,9 @@ Rules, each broken one a DataError naming the column and the fix:
 * join keys are integers or strings, never null; the event time is never null;
 * times follow ARCHITECTURE.md: timestamps with a zone are converted to UTC, naive ones
   (and naive ISO-8601 strings) are read as UTC, dates are midnight UTC, nanoseconds are
-  truncated to microseconds; a string column mixing zoned and naive values is an error;
+  truncated to microseconds; strings are parsed by the offline engine's own rules
+  (:mod:`~headwater.offline.timestamps`), so a value that does not parse, or a column
+  mixing zoned and naive values, is the same error as offline;
 * feature values are cast without loss: integers and floats to numeric dtypes (a float
   with a fraction never becomes an integer, an out-of-range integer is refused), strings
   only to String, booleans only to Bool, lists to arrays.
@@ -33,7 +35,7 @@ from headwater.definitions import FeatureView, Field
 from headwater.errors import DataError
 from headwater.materialize.encode import CREATED, TS
 from headwater.offline.entity_frame import key_class
-from headwater.offline.timestamps import ZONE_SUFFIX
+from headwater.offline.timestamps import TimeKind, parse_strings, time_kind
 from headwater.types import DType, Timestamp
 
 if TYPE_CHECKING:
@@ -162,50 +164,30 @@ def _join_key(column: pa.ChunkedArray, name: str, owner: str) -> pa.ChunkedArray
 
 
 def utc_micros(column: pa.ChunkedArray, name: str, owner: str) -> pa.ChunkedArray:
-    """A time column as timestamp[us, UTC] by the rules in the module docstring."""
+    """A time column as timestamp[us, UTC] by the rules in the module docstring; strings
+    go through the offline engine's own parser
+    (:func:`~headwater.offline.timestamps.parse_strings`), so a push accepts and refuses
+    exactly the strings a source or an entity frame does."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     column = _decoded(column)
     utc = pa.timestamp("us", UTC_MICROS_TZ)
     kind = column.type
-    fix = ("Fix: pass timestamps, dates or ISO-8601 strings such as "
-           "'2024-01-01T12:00:00Z' (naive values are read as UTC)")
     if pa.types.is_null(kind):
         return column.cast(utc)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        zoned = pc.match_substring_regex(column, ZONE_SUFFIX)
-        has_zone = pc.any(zoned).as_py()
-        if has_zone and not pc.all(zoned).as_py():
-            raise DataError(f"{owner}: time column '{name}' mixes values with a time zone and "
-                            "values without one. Fix: give every value a zone (e.g. a 'Z' "
-                            "suffix for UTC) or none (naive values are read as UTC)")
-        column = _parse_times(column, UTC_MICROS_TZ if has_zone else None, name, owner, fix)
-        kind = column.type
+    if time_kind(kind) is TimeKind.STRING:
+        return parse_strings(column, owner=owner, column=name)
     if pa.types.is_date(kind):
         return column.cast(utc)
     if not pa.types.is_timestamp(kind):
-        raise DataError(f"{owner}: time column '{name}' has type {kind}. {fix}")
+        raise DataError(f"{owner}: time column '{name}' has type {kind}. Fix: pass "
+                        "timestamps, dates or ISO-8601 strings such as "
+                        "'2024-01-01T12:00:00Z' (naive values are read as UTC)")
     if kind.tz is None:
         column = column.cast(pa.timestamp(kind.unit, UTC_MICROS_TZ))
     options = pc.CastOptions(utc, allow_time_truncate=True)
     return pc.cast(column, options=options)
-
-
-def _parse_times(column: pa.ChunkedArray, tz: str | None, name: str, owner: str,
-                 fix: str) -> pa.ChunkedArray:
-    """ISO-8601 strings as timestamps: microseconds cover years 1-9999; nanoseconds take
-    the values with more than six fractional digits (truncated later)."""
-    import pyarrow as pa
-
-    try:
-        return column.cast(pa.timestamp("us", tz))
-    except pa.ArrowInvalid as exc:
-        try:
-            return column.cast(pa.timestamp("ns", tz))
-        except pa.ArrowInvalid:
-            raise DataError(f"{owner}: time column '{name}' holds a value that is not an "
-                            f"ISO-8601 timestamp ({exc}). {fix}") from exc
 
 
 def cast_feature(column: pa.ChunkedArray, field: Field, owner: str) -> pa.ChunkedArray:
