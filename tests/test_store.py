@@ -134,3 +134,23 @@ def test_same_feature_name_from_two_views_needs_full_names(repo: Path) -> None:
             store.get_historical_features(entity_df, features)
         out = store.get_historical_features(entity_df, features, full_feature_names=True)
         assert out.to_arrow().to_pydict()["driver_stats_copy__trips"] == [20]
+
+
+def test_feature_columns_come_in_the_order_of_the_request(repo: Path) -> None:
+    with hw.FeatureStore(repo) as store:
+        store.apply([DRIVER, stats(), stats(name="copy")])
+        store.materialize(T0, T0 + timedelta(hours=2))
+        features = ["copy:trips", "driver_stats:conv_rate", "copy:conv_rate",
+                    "driver_stats:trips", "copy:trips"]
+        expected = ["copy__trips", "driver_stats__conv_rate", "copy__conv_rate",
+                    "driver_stats__trips"]
+        at = T0 + timedelta(hours=2)
+        entity_df = pa.table({"driver_id": [1], "event_timestamp": pa.array(
+            [at], pa.timestamp("us", "UTC"))})
+        offline = store.get_historical_features(entity_df, features, full_feature_names=True)
+        assert offline.to_arrow().column_names == ["driver_id", "event_timestamp", *expected]
+        assert offline.to_arrow().to_pylist()[0]["copy__trips"] == 20
+        online = store.get_online_features(features, [{"driver_id": 1}],
+                                           full_feature_names=True, now=at)
+        assert list(online.to_dict()) == ["driver_id", *expected]
+        assert online.to_arrow().column_names == ["driver_id", *expected]

@@ -18,12 +18,10 @@ from headwater.definitions import (
     Entity,
     FeatureService,
     FeatureView,
-    FeatureViewProjection,
-    parse_feature_ref,
 )
 from headwater.definitions.check import check_view
+from headwater.definitions.selection import FeatureSelection, Selection, resolve_selection
 from headwater.errors import DataError, DefinitionError, NotFoundError
-from headwater.offline.base import ViewRequest
 from headwater.types import to_utc
 
 if TYPE_CHECKING:
@@ -37,7 +35,6 @@ if TYPE_CHECKING:
     from headwater.serving.response import OnlineResponse
     from headwater.streaming.push import PushResult
 
-FeatureSelection = Sequence[str] | FeatureService
 
 PLAN_REFRESH_SECONDS = 2.0
 """How often a store serving online reads checks the registry for changes."""
@@ -198,48 +195,19 @@ class FeatureStore:
         order and duplicates; extra columns pass through. ``features`` takes
         ``"view:feature"``, ``"view:*"`` or a FeatureService. Columns are the entity
         frame's, then the features (``view__feature`` with ``full_feature_names=True``)."""
-        requests = self.resolve_features(features, full_feature_names)
+        selection = self.resolve_features(features, full_feature_names)
         tables = {v.name: v.source for v in self.list_feature_views()}
-        return self.offline.get_historical_features(
-            entity_df, requests, timestamp_field=timestamp_field, tables=tables
-        )
+        job = self.offline.get_historical_features(
+            entity_df, list(selection.requests), timestamp_field=timestamp_field,
+            tables=tables)
+        return job.with_feature_order(selection.order)
 
     def resolve_features(self, features: FeatureSelection, full_feature_names: bool = False,
-                         *, caller: str = "get_historical_features") -> list[ViewRequest]:
-        """Turn a feature selection into typed per-view requests, checking every name;
-        errors name ``caller``."""
-        selected: dict[str, list[str]] = {}
-        views: dict[str, FeatureView] = {}
-        for projection in _projections(features, caller):
-            view = views.get(projection.view) or self.get_feature_view(projection.view)
-            views[view.name] = view
-            names = projection.features or view.feature_names
-            unknown = [n for n in names if n not in view.feature_names]
-            if unknown:
-                raise NotFoundError(
-                    f"feature view '{view.name}' has no feature(s) {unknown}; "
-                    f"its features are {list(view.feature_names)}"
-                )
-            current = selected.setdefault(view.name, [])
-            current.extend(n for n in names if n not in current)
-        requests = []
-        owners: dict[str, str] = {}
-        for view_name, chosen in selected.items():
-            view = views[view_name]
-            by_name = {f.name: f for f in view.features}
-            fields = tuple(by_name[n] for n in chosen)
-            outputs = tuple(f"{view_name}__{f.name}" if full_feature_names else f.name
-                            for f in fields)
-            for out in outputs:
-                if out in owners:
-                    raise DefinitionError(
-                        caller, "features",
-                        f"feature '{out}' comes from both '{owners[out]}' and '{view_name}'",
-                        "pass full_feature_names=True to name columns view__feature",
-                    )
-                owners[out] = view_name
-            requests.append(ViewRequest(view, fields, outputs))
-        return requests
+                         *, caller: str = "get_historical_features") -> Selection:
+        """Turn a feature selection into typed per-view requests and the output column
+        order (the order of the request), checking every name; errors name ``caller``."""
+        return resolve_selection(features, self.get_feature_view, full_feature_names,
+                                 caller=caller)
 
     # -- online -------------------------------------------------------------------------
 
@@ -391,28 +359,4 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return f"FeatureStore(project={self.project!r}, repo_path={str(self.repo_path)!r})"
-
-
-def _projections(features: FeatureSelection, caller: str) -> list[FeatureViewProjection]:
-    if isinstance(features, FeatureService):
-        return list(features.features)
-    if isinstance(features, str) or not isinstance(features, Sequence):
-        raise DefinitionError(
-            caller, "features",
-            f"expected a list of 'view:feature' strings or a FeatureService, got {features!r}",
-            "pass features=['driver_stats:conv_rate'] or a FeatureService",
-        )
-    if not features:
-        raise DefinitionError(caller, "features", "no feature requested",
-                              "name at least one 'view:feature'")
-    out = []
-    for item in features:
-        if not isinstance(item, str):
-            raise DefinitionError(caller, "features",
-                                  f"{item!r} is not a 'view:feature' string",
-                                  "pass strings such as 'driver_stats:conv_rate'")
-        ref = parse_feature_ref(item, obj=caller)
-        out.append(FeatureViewProjection(ref.view, None if ref.feature is None
-                                         else (ref.feature,)))
-    return out
 

@@ -8,30 +8,16 @@ passes the same conformance and property suites.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from headwater.definitions import FeatureView, Field, Source
+from headwater.definitions import FeatureView, Source
+from headwater.definitions.selection import ViewRequest
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from headwater.offline.retrieval import RetrievalJob
-
-
-@dataclass(frozen=True)
-class ViewRequest:
-    """Features asked of one view in a retrieval.
-
-    ``view`` has its schema resolved (given or inferred at apply); ``features`` are the
-    selected fields and ``output_names`` the column names they get in the result
-    (``feature`` or ``view__feature``).
-    """
-
-    view: FeatureView
-    features: tuple[Field, ...]
-    output_names: tuple[str, ...]
 
 
 class OfflineEngine(Protocol):
@@ -73,3 +59,6 @@ class OfflineEngine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+__all__ = ["OfflineEngine", "ViewRequest"]

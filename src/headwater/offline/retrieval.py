@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +20,25 @@ class RetrievalJob:
 
     def __init__(self, open_reader: Callable[[], pa.RecordBatchReader]) -> None:
         self._open_reader = open_reader
+
+    def with_feature_order(self, order: Sequence[str]) -> RetrievalJob:
+        """This job with its last ``len(order)`` (feature) columns in ``order``; the entity
+        columns before them stay as they are."""
+        order = list(order)
+
+        def open_reordered() -> pa.RecordBatchReader:
+            import pyarrow as pa
+
+            reader = self._open_reader()
+            names = list(reader.schema.names)
+            columns = names[:len(names) - len(order)] + order
+            if columns == names:
+                return reader
+            schema = pa.schema([reader.schema.field(name) for name in columns])
+            return pa.RecordBatchReader.from_batches(
+                schema, (batch.select(columns) for batch in reader))
+
+        return RetrievalJob(open_reordered)
 
     def to_reader(self) -> pa.RecordBatchReader:
         """A streaming reader over the result's record batches."""

@@ -110,7 +110,8 @@ def read_online(store: OnlineStore, plan: OnlinePlan, rows: Sequence[Mapping[str
             features[name] = column
             dtypes[name] = field.dtype
         metadata[view.view.name] = ViewMetadata(_datetimes(times, stamps), statuses)
-    return OnlineResponse(entity_columns, features, dtypes, metadata)
+    ordered = {name: features[name] for name in plan.order}  # the order of the request
+    return OnlineResponse(entity_columns, ordered, dtypes, metadata)
 
 
 def _datetimes(times: list[int | None],

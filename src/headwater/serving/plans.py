@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from headwater.definitions import FeatureView, Field
+from headwater.definitions.selection import Selection
 from headwater.errors import StoreUnavailableError
 from headwater.materialize.encode import view_fingerprint
-from headwater.offline.base import ViewRequest
 from headwater.types import String
 
 
@@ -41,6 +41,7 @@ class OnlinePlan:
     """A compiled feature selection: its views in request order."""
 
     views: tuple[CompiledView, ...]
+    order: tuple[str, ...]
 
     @property
     def join_keys(self) -> tuple[str, ...]:
@@ -48,10 +49,10 @@ class OnlinePlan:
         return tuple(dict.fromkeys(k for v in self.views for k in v.join_keys))
 
 
-def compile_plan(requests: list[ViewRequest]) -> OnlinePlan:
-    """Compile resolved per-view requests into an online plan."""
+def compile_plan(selection: Selection) -> OnlinePlan:
+    """Compile a resolved selection into an online plan."""
     views = []
-    for request in requests:
+    for request in selection.requests:
         view = request.view
         position = {f.name: i for i, f in enumerate(view.features)}
         ttl_us = None if view.ttl is None else view.ttl // timedelta(microseconds=1)
@@ -66,7 +67,7 @@ def compile_plan(requests: list[ViewRequest]) -> OnlinePlan:
             key_types=tuple(str if view.key_dtype(k) == String else int
                             for k in view.join_keys),
         ))
-    return OnlinePlan(tuple(views))
+    return OnlinePlan(tuple(views), selection.order)
 
 
 _log = logging.getLogger("headwater.serving")
