@@ -16,9 +16,10 @@ it, so it must not be a lambda or a closure::
             return functools.partial(MyOnlineStore, tmp_path / "online.db")
 
 The laws: reads give each stored record or None, in request order, for any mix of views and
-entities; a write never replaces a record with one whose first
+entities; a write never replaces a record of the same fingerprint with one whose first
 :data:`~headwater.online.encoding.ORDER_BYTES` bytes sort lower (byte order, which is
-``(event time, created time)`` order before 1970 too) and an equal one replaces it; write
+``(event time, created time)`` order before 1970 too), an equal one replaces it, and one of
+another fingerprint (another definition of the view) always replaces it; write
 counts what it stored; keys and records are arbitrary bytes. Random write sequences, from one
 instance, from threads sharing one instance and from two processes writing at once, are
 checked against a brute-force model. Tests wait on barriers, never on the clock.
@@ -30,13 +31,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from multiprocessing.sharedctypes import SynchronizedArray
-from multiprocessing.synchronize import Barrier
-from typing import Any, Protocol
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,147 +40,27 @@ from hypothesis import strategies as st
 
 from headwater.errors import DataError
 from headwater.online.base import OnlineStore, ViewKeys
-from headwater.online.encoding import HEADER_BYTES, ORDER_BYTES, encode_key, encode_record
-
-StoreFactory = Callable[[], OnlineStore]
-Batch = tuple[list[bytes], list[bytes]]
-
-DAY_US = 86_400_000_000
-_BARRIER_TIMEOUT_S = 120.0
-_PASSES = 3  # each concurrent writer writes its whole sequence at least this often
-
-# Keys with NUL and 0xFF bytes, hash-tag braces, and one a prefix of another.
-BINARY_KEYS: tuple[bytes, ...] = (
-    b"\x00", b"\x00\x00", b"\xff", b"\xff\x00\xff", b"{}", b"}{", b"a}b{c",
-    encode_key(["driver_id"], [1001]), encode_key(["origin", "carrier"], ["JFK", 7]),
+from headwater.online.encoding import encode_key
+from headwater.testing.online_model import (
+    BARRIER_TIMEOUT_S,
+    BINARY_KEYS,
+    CREATED_TIMES,
+    DAY_US,
+    EVENT_TIMES,
+    FINGERPRINTS,
+    PAYLOADS,
+    Batch,
+    Model,
+    StoreFactory,
+    batches,
+    expected_after_concurrent,
+    init_writer_process,
+    int_keys,
+    new_view,
+    record,
+    write_in_process,
+    write_passes,
 )
-_EVENT_TIMES = st.sampled_from(
-    [-(2**62), -DAY_US, -1, 0, 1, DAY_US, 2**62])  # before 1970 too
-_CREATED_TIMES = st.none() | st.sampled_from([-DAY_US, -1, 0, 1, DAY_US])
-_FINGERPRINTS = st.sampled_from([0, 1, 0xFFFFFFFF])
-_PAYLOADS = st.binary(max_size=6)
-
-
-def record(event_us: int, created_us: int | None = None, payload: object = b"",
-           fingerprint: int = 0) -> bytes:
-    """A record as :func:`~headwater.online.encoding.encode_record` makes it."""
-    return encode_record(event_us, created_us, fingerprint, [payload])
-
-
-def int_keys(n: int, start: int = 0) -> list[bytes]:
-    """``n`` encoded single-column integer entity keys."""
-    return [encode_key(["id"], [i]) for i in range(start, start + n)]
-
-
-def new_view(prefix: str = "view") -> str:
-    """A view name no other test or example uses."""
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
-
-
-class Model:
-    """The brute-force reference: per key the record with the greatest first ORDER_BYTES
-    bytes; among equal ones the last written; a record with another fingerprint replaces
-    whatever is stored."""
-
-    def __init__(self) -> None:
-        self.records: dict[bytes, bytes] = {}
-
-    def write(self, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
-        stored = 0
-        for key, value in zip(keys, records, strict=True):
-            old = self.records.get(key)
-            if (old is None or value[ORDER_BYTES:HEADER_BYTES] != old[ORDER_BYTES:HEADER_BYTES]
-                    or value[:ORDER_BYTES] >= old[:ORDER_BYTES]):
-                self.records[key] = value
-                stored += 1
-        return stored
-
-
-def _batches(writer_count: int) -> st.SearchStrategy[list[list[Batch]]]:
-    """Per writer, a list of small batches whose order bytes never tie across writers
-    (the created time's remainder modulo ``writer_count`` is the writer) and share one
-    fingerprint (another fingerprint replaces whatever is stored, which would make the end
-    state depend on the interleaving), so the expected end state does not."""
-
-    def one_writer(writer: int) -> st.SearchStrategy[list[Batch]]:
-        item = st.tuples(st.sampled_from(BINARY_KEYS), _EVENT_TIMES,
-                         st.integers(-3, 3), _PAYLOADS, st.just(0))
-
-        def to_batch(items: list[tuple[bytes, int, int, bytes, int]]) -> Batch:
-            keys = [key for key, *_ in items]
-            records = [record(event, created * writer_count + writer, payload, fp)
-                       for _, event, created, payload, fp in items]
-            return keys, records
-
-        return st.lists(st.lists(item, min_size=1, max_size=4).map(to_batch),
-                        min_size=1, max_size=25)
-
-    return st.tuples(*(one_writer(w) for w in range(writer_count))).map(list)
-
-
-def _expected_after_concurrent(writers: list[list[Batch]]) -> dict[bytes, bytes]:
-    """Each writer's own sequential end state, then the greatest across writers (no ties
-    across writers by construction)."""
-    expected: dict[bytes, bytes] = {}
-    for batches in writers:
-        model = Model()
-        for keys, records in batches:
-            model.write(keys, records)
-        for key, value in model.records.items():
-            old = expected.get(key)
-            if old is None or value[:ORDER_BYTES] > old[:ORDER_BYTES]:
-                expected[key] = value
-    return expected
-
-
-class _Counters(Protocol):
-    def __getitem__(self, index: int) -> int: ...
-    def __setitem__(self, index: int, value: int) -> None: ...
-    def __len__(self) -> int: ...
-
-
-def _write_passes(store: OnlineStore, view: str, batches: list[Batch], *, writer: int,
-                  passes: _Counters, lock: AbstractContextManager[Any]) -> None:
-    """Write ``batches`` again and again until every writer has made ``_PASSES`` passes.
-
-    The fastest writer keeps writing while the slowest makes its passes, so the writers
-    overlap for the slowest one's whole run however the scheduler starts them. Repeating a
-    sequence leaves the end state of writing it once. A writer that stops, even on an error,
-    counts as done so that the others stop too."""
-    try:
-        while True:
-            for keys, records in batches:
-                store.write(view, keys, records)
-            with lock:
-                passes[writer] += 1
-                if min(passes[i] for i in range(len(passes))) >= _PASSES:
-                    return
-    finally:
-        with lock:
-            passes[writer] = max(passes[writer], _PASSES)
-
-
-# A writer process's barrier and pass counters, set by the pool's initializer (they must be
-# inherited at process start, not sent with each task).
-_process_state: list[tuple[Barrier, SynchronizedArray[int]]] = []
-
-
-def _init_writer_process(barrier: Barrier, passes: SynchronizedArray[int]) -> None:
-    _process_state[:] = [(barrier, passes)]
-
-
-def _write_in_process(factory: StoreFactory, view: str, batches: list[Batch],
-                      writer: int) -> None:
-    """Run in a worker process: open a store, wait for the other writer, write."""
-    ((barrier, passes),) = _process_state
-    store = factory()
-    try:
-        barrier.wait(_BARRIER_TIMEOUT_S)
-        _write_passes(store, view, batches, writer=writer, passes=passes,
-                      lock=passes.get_lock())
-    finally:
-        store.close()
-
 
 _SUPPRESS = (HealthCheck.function_scoped_fixture, HealthCheck.too_slow)
 
@@ -412,8 +288,8 @@ class OnlineStoreSuite:
 
     def test_write_sequences_match_the_model(self, online_store_factory: StoreFactory) -> None:
         instances = [online_store_factory(), online_store_factory()]
-        item = st.tuples(st.sampled_from(BINARY_KEYS), _EVENT_TIMES, _CREATED_TIMES,
-                         _PAYLOADS, _FINGERPRINTS)
+        item = st.tuples(st.sampled_from(BINARY_KEYS), EVENT_TIMES, CREATED_TIMES,
+                         PAYLOADS, FINGERPRINTS)
         step = st.tuples(st.integers(0, 1), st.lists(item, max_size=6))
 
         @settings(max_examples=self.max_examples, deadline=None,
@@ -445,7 +321,7 @@ class OnlineStoreSuite:
 
         @settings(max_examples=max(1, self.max_examples // 3), deadline=None,
                   suppress_health_check=_SUPPRESS)
-        @given(writers=_batches(threads))
+        @given(writers=batches(threads))
         def check(writers: list[list[Batch]]) -> None:
             view = new_view()
             barrier = threading.Barrier(threads)
@@ -453,15 +329,15 @@ class OnlineStoreSuite:
             lock = threading.Lock()
 
             def run(writer: int) -> None:
-                barrier.wait(_BARRIER_TIMEOUT_S)
-                _write_passes(store, view, writers[writer], writer=writer, passes=passes,
+                barrier.wait(BARRIER_TIMEOUT_S)
+                write_passes(store, view, writers[writer], writer=writer, passes=passes,
                               lock=lock)
 
             with ThreadPoolExecutor(threads) as pool:
                 futures = [pool.submit(run, writer) for writer in range(threads)]
                 for future in futures:
                     future.result()  # re-raises a writer's error here
-            _assert_state(store, view, _expected_after_concurrent(writers))
+            _assert_state(store, view, expected_after_concurrent(writers))
 
         check()
 
@@ -471,21 +347,21 @@ class OnlineStoreSuite:
         barrier = ctx.Barrier(2)
         passes = ctx.Array("i", 2)
         reader = online_store_factory()
-        with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_writer_process,
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_writer_process,
                                  initargs=(barrier, passes)) as pool:
 
             @settings(max_examples=self.concurrent_examples, deadline=None,
                       suppress_health_check=_SUPPRESS)
-            @given(writers=_batches(2))
+            @given(writers=batches(2))
             def check(writers: list[list[Batch]]) -> None:
                 view = new_view()
                 passes[:] = [0, 0]
-                futures = [pool.submit(_write_in_process, online_store_factory, view,
+                futures = [pool.submit(write_in_process, online_store_factory, view,
                                        batches, writer)
                            for writer, batches in enumerate(writers)]
                 for future in futures:
                     future.result()
-                _assert_state(reader, view, _expected_after_concurrent(writers))
+                _assert_state(reader, view, expected_after_concurrent(writers))
 
             try:
                 check()
