@@ -169,3 +169,15 @@ def test_pandas_conversion_problems_are_data_errors(engine: DuckDBEngine) -> Non
         joined(engine, frame)
     with pytest.raises(hw.DataError, match=r"expected a pandas or polars DataFrame"):
         joined(engine, [{"driver_id": 1}])
+
+
+def test_duplicate_column_names_are_data_errors(engine: DuckDBEngine) -> None:
+    entity = entity_rows(TIMES, IDS)
+    frame = entity.to_pandas()
+    frame.columns = ["driver_id", "event_timestamp", "driver_id"]
+    arrow = pa.table([entity.column(0), entity.column(1), entity.column(0)],
+                     names=["driver_id", "event_timestamp", "driver_id"])
+    for duplicated in (frame, arrow):
+        with pytest.raises(hw.DataError,
+                           match=r"entity frame: duplicate column name\(s\) \['driver_id'\].*Fix"):
+            joined(engine, duplicated)

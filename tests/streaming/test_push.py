@@ -168,6 +168,9 @@ def test_created_is_optional_and_breaks_ties_when_given(store: hw.FeatureStore) 
          "mixes values with a time zone"),
         ([row(at=3)], "time column 'event_timestamp' has type int64"),
         ([[1001, LATER, 0.5, 5]], "rows[0] is list"),
+        (pd.DataFrame([[1001, LATER, 0.9, 9]], columns=["driver_id", "event_timestamp",
+                                                       "trips", "trips"]),
+         "duplicate column name(s) ['trips']"),
         ("driver_id,conv_rate", "expected a list of dicts"),
     ],
 )

@@ -38,8 +38,8 @@ from headwater.offline.entity_frame import (
     check_frame,
     find_time_column,
     narrow_table,
-    to_arrow,
 )
+from headwater.offline.frames import to_arrow
 from headwater.offline.pit_join import ViewJoin, build_query, rows_clause, time_bounds
 from headwater.offline.result_stream import output_schema, stitch
 from headwater.offline.retrieval import RetrievalJob
@@ -135,7 +135,7 @@ class DuckDBEngine:
                 table = None
                 schema = entity_query.schema(cursor, self._reader, entity_df, tables)
             else:
-                table = to_arrow(entity_df)
+                table = to_arrow(entity_df, ME, also=("a SQL query string",))
                 schema = table.schema
         finally:
             cursor.close()

@@ -1,7 +1,8 @@
 """The entity frame: the rows a training frame is built for.
 
 Users pass a pandas or polars DataFrame, an Arrow table, or a SQL query (run by the engine,
-see ``duckdb.py``). Here the frame becomes an Arrow table that is never modified: the result
+see ``duckdb.py``). The frame becomes an Arrow table (:func:`headwater.offline.frames.to_arrow`,
+the conversion push uses too) that is never modified: the result
 returns these columns as given, same values and same Arrow types. Only a narrow copy of the
 join keys and the time (:func:`narrow_table`) goes into the join.
 
@@ -12,7 +13,6 @@ only timestamp column. Its values are read by the rules of :mod:`headwater.offli
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,34 +37,6 @@ class EntityFrame:
     table: pa.Table
     time_column: str
     time_kind: TimeKind
-
-
-def to_arrow(entity_df: Any) -> pa.Table:
-    """An Arrow table of a pandas DataFrame (index dropped), a polars DataFrame, an Arrow
-    table or record batch. Anything else is a DataError naming the accepted types."""
-    import pyarrow as pa
-
-    if isinstance(entity_df, pa.Table):
-        return entity_df
-    if isinstance(entity_df, pa.RecordBatch):
-        return pa.Table.from_batches([entity_df])
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(entity_df, pandas.DataFrame):
-        try:
-            return pa.Table.from_pandas(entity_df, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise DataError(
-                f"{ME}: the pandas DataFrame cannot be converted to Arrow ({exc}). Fix: give "
-                "each column one type (e.g. no mix of strings and numbers, one time zone)"
-            ) from exc
-    polars = sys.modules.get("polars")
-    if polars is not None and isinstance(entity_df, polars.DataFrame):
-        table: pa.Table = entity_df.to_arrow()
-        return table
-    raise DataError(
-        f"{ME}: expected a pandas or polars DataFrame, a pyarrow Table or a SQL query string, "
-        f"got {type(entity_df).__name__}. Fix: pass one of those"
-    )
 
 
 def find_time_column(schema: pa.Schema, timestamp_field: str | None) -> tuple[str, TimeKind]:

@@ -1,7 +1,8 @@
 """Pushed rows -> one validated Arrow table shaped like the offline engine's latest rows.
 
 Rows come as a pandas or polars DataFrame, an Arrow table or record batch, or a list of
-dicts (one per row; a key missing from a row is null). The result has the view's join keys
+dicts (one per row; a key missing from a row is null), converted by
+:func:`headwater.offline.frames.to_arrow` as entity frames are. The result has the view's join keys
 (integers as int64, strings as string), ``__hw_ts`` and ``__hw_created`` (timestamp[us, UTC];
 created is null when the rows do not carry the source's created column), then the view's
 features in schema order, cast to their declared dtypes: the batch shape that
@@ -27,14 +28,14 @@ Rules, each broken one a DataError naming the column and the fix:
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView, Field
 from headwater.errors import DataError
 from headwater.materialize.encode import CREATED, TS
 from headwater.offline.entity_frame import key_class
+from headwater.offline.frames import to_arrow
 from headwater.offline.timestamps import TimeKind, parse_strings, time_kind
 from headwater.types import DType, Timestamp
 
@@ -42,57 +43,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 UTC_MICROS_TZ = "UTC"
-
-
-def rows_table(rows: Any, owner: str) -> pa.Table:
-    """An Arrow table of pushed rows (see the module docstring for the accepted kinds)."""
-    import pyarrow as pa
-
-    if isinstance(rows, pa.Table):
-        return rows
-    if isinstance(rows, pa.RecordBatch):
-        return pa.Table.from_batches([rows])
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(rows, pandas.DataFrame):
-        if not rows.columns.is_unique:
-            raise DataError(f"{owner}: the DataFrame has duplicate column names. Fix: give "
-                            "each column one name")
-        try:
-            return pa.Table.from_pandas(rows, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise DataError(f"{owner}: the pandas DataFrame cannot be converted to Arrow "
-                            f"({exc}). Fix: give each column one type") from exc
-    polars = sys.modules.get("polars")
-    if polars is not None and isinstance(rows, polars.DataFrame):
-        table: pa.Table = rows.to_arrow()
-        return table
-    if isinstance(rows, list | tuple):
-        return _from_dicts(rows, owner)
-    raise DataError(f"{owner}: expected a list of dicts, a pandas or polars DataFrame or a "
-                    f"pyarrow Table, got {type(rows).__name__}. Fix: pass one of those")
-
-
-def _from_dicts(rows: list[Any] | tuple[Any, ...], owner: str) -> pa.Table:
-    import pyarrow as pa
-
-    names: dict[str, None] = {}
-    for index, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise DataError(f"{owner}: rows[{index}] is {type(row).__name__}, not a dict of "
-                            "column -> value. Fix: pass one dict per row")
-        names.update(dict.fromkeys(row))
-    columns = {}
-    for name in names:
-        if not isinstance(name, str):
-            raise DataError(f"{owner}: column name {name!r} is not a string. Fix: use the "
-                            "view's column names as dict keys")
-        values = [row.get(name) for row in rows]
-        try:
-            columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise DataError(f"{owner}: column '{name}' mixes values of different types "
-                            f"({exc}). Fix: give every row the same type for '{name}'") from exc
-    return pa.table(columns)
 
 
 def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.Table:
@@ -103,12 +53,9 @@ def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.
     import pyarrow as pa
 
     owner = f"push to feature view '{view.name}'"
-    table = rows_table(rows, owner)
+    table = to_arrow(rows, owner, dicts=True)
     source = view.source
     names = table.column_names
-    if len(set(names)) != len(names):
-        raise DataError(f"{owner}: duplicate column names {sorted(names)}. Fix: give each "
-                        "column one name")
     required = [*view.join_keys, source.timestamp_field, *view.feature_names]
     allowed = [*required, *([] if source.created_timestamp_field is None
                             else [source.created_timestamp_field]), *extra]
