@@ -113,8 +113,7 @@ def _kept_offline(exc: Exception, table: pa.Table, offline_file: Path) -> Headwa
 def write_online(online: OnlineStore, view: FeatureView, table: pa.Table) -> int:
     """Encode prepared rows and write them with the store's compare-and-set; returns how
     many records were stored."""
-    from headwater.materialize.encode import encode_batch
-    from headwater.serving.plans import view_fingerprint
+    from headwater.materialize.encode import encode_batch, view_fingerprint
 
     fingerprint = view_fingerprint(view)
     stored = 0
