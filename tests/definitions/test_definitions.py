@@ -97,6 +97,26 @@ def test_file_source_formats_are_inferred() -> None:
     assert hw.FileSource("a/b.dat", "ts", format="csv").format == "csv"
 
 
+@pytest.mark.parametrize(("path", "glob", "folder", "split"), [
+    ("a/b.parquet", False, False, None),
+    ("a/txns/", False, True, None),
+    ("a/txns", False, True, None),
+    ("a/v1.2/", False, True, None),
+    ("a/*.parquet", True, False, ("a", ("*.parquet",))),
+    ("a/b/**/*.parquet", True, False, ("a/b", ("**", "*.parquet"))),
+    ("part-?.parquet", True, False, (".", ("part-?.parquet",))),
+    ("a/[xy]/c.parquet", True, False, ("a", ("[xy]", "c.parquet"))),
+])
+def test_file_source_paths_are_files_folders_or_globs(path: str, glob: bool, folder: bool,
+                                                      split: object) -> None:
+    """The one place the readers and push learn what a FileSource path names."""
+    source = hw.FileSource(path, "ts", format="parquet")
+    assert source.is_glob is glob
+    assert source.names_folder is folder
+    parts = source.glob_parts()
+    assert (None if parts is None else (parts[0].as_posix(), parts[1])) == split
+
+
 def test_feature_service_merges_selections_per_view() -> None:
     view = make_view()
     svc = hw.FeatureService("svc", features=["stats:a", view[["b"]], "other:*"])

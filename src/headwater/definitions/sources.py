@@ -16,6 +16,8 @@ from headwater.definitions.base import check_identifier, spec_type
 from headwater.errors import DefinitionError
 
 _FORMATS = ("parquet", "csv")
+_GLOB_CHARS = frozenset("*?[")
+"""Characters that make a FileSource path a glob pattern."""
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,43 @@ class FileSource(Source):
     def label(self) -> str:
         return f"FileSource '{self.name or self.path}'"
 
+    # What the path names: the one set of rules the offline reader, push and format
+    # inference share. Definitions do no I/O; readers look at the disk first.
+
+    @property
+    def is_glob(self) -> bool:
+        """Whether ``path`` is a glob pattern: it holds ``*``, ``?`` or ``[``."""
+        return bool(_GLOB_CHARS & set(self.path))
+
+    @property
+    def names_folder(self) -> bool:
+        """Whether ``path``, by its spelling alone, names a folder: it ends with a path
+        separator, or its last component has no ``.`` (``data/trips``)."""
+        return _names_folder(self.path)
+
+    def glob_parts(self) -> tuple[PurePath, tuple[str, ...]] | None:
+        """For a glob, the folder before the first component with a wildcard (``.`` when
+        the first one has one) and the components from there on:
+        ``data/**/*.parquet`` gives ``(data, ('**', '*.parquet'))``. None for a plain
+        path."""
+        parts = PurePath(self.path).parts
+        wild = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), None)
+        if wild is None:
+            return None
+        return (PurePath(*parts[:wild]) if wild else PurePath("."), parts[wild:])
+
+
+def _names_folder(path: str) -> bool:
+    return path.endswith(("/", os.sep)) or "." not in PurePath(path).name
+
 
 def _infer_format(me: str, path: str) -> str:
-    lowered = PurePath(path.rstrip("/")).name.lower()
+    lowered = PurePath(path).name.lower()
     if lowered.endswith((".parquet", ".pq")):
         return "parquet"
     if lowered.endswith((".csv", ".csv.gz")):
         return "csv"
-    if path.endswith(("/", os.sep)) or "." not in lowered:
+    if _names_folder(path):
         return "parquet"  # a folder of Parquet files
     raise DefinitionError(me, "format", f"cannot tell the format of '{path}' from its name",
                           "pass format='parquet' or format='csv'")

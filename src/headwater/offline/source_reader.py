@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _VIRTUAL = ("file_index", "file_row_number")
-_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class SourceReader:
         given = Path(source.path)
         base = given if given.is_absolute() else repo / given
         suffixes = (".parquet", ".pq") if source.format == "parquet" else (".csv", ".csv.gz")
-        if _GLOB_CHARS & set(source.path):
+        if source.is_glob:
             prefix = "" if given.is_absolute() else glob.escape(str(repo)) + "/"
             found = [Path(p) for p in glob.glob(prefix + source.path, recursive=True)]
             files = ingestion_sorted((p for p in found if p.is_file()), by_path=lambda p: p.parts)
@@ -92,7 +91,7 @@ class SourceReader:
         else:
             files = [base] if base.is_file() else []
         if not files:
-            what = "no file matches" if _GLOB_CHARS & set(source.path) else "nothing at"
+            what = "no file matches" if source.is_glob else "nothing at"
             raise DataError(
                 f"{source.label()}: {what} path '{source.path}' (relative to the repo "
                 f"{repo}). Fix: create the data there, or correct the source's path"

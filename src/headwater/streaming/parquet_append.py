@@ -44,7 +44,6 @@ from headwater.streaming.push_rows import utc_micros
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_GLOB_CHARS = frozenset("*?[")
 _FIX = ("give the view a folder FileSource of Parquet files, e.g. "
         "hw.FileSource('data/driver_stats/', timestamp_field=...), or push with to='online'")
 
@@ -69,20 +68,16 @@ def push_folder(view: FeatureView, repo: Path) -> PushFolder:
     if source.format != "parquet":
         raise DefinitionError(me, "source", f"{source.label()} is {source.format}; offline "
                               "pushes append Parquet files", _FIX)
-    given = PurePath(source.path)
-    parts = given.parts
-    wild = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), None)
-    if wild is not None:
-        folder = _absolute(PurePath(*parts[:wild]) if wild else PurePath("."), repo)
-        pattern = parts[wild:]
+    glob = source.glob_parts()
+    if glob is not None:
+        folder = _absolute(glob[0], repo)
+        pattern = glob[1]
         if not _matches((push_file_name(0, "0"),), pattern):
             raise DefinitionError(me, "source", f"a new file in {folder} would not match the "
                                   f"glob '{source.path}'", _FIX)
         return PushFolder(folder, pattern)
-    path = _absolute(given, repo)
-    is_folder = path.is_dir() or (not path.exists() and (
-        source.path.endswith(("/", os.sep)) or "." not in given.name))
-    if not is_folder:
+    path = _absolute(PurePath(source.path), repo)
+    if not (path.is_dir() or (not path.exists() and source.names_folder)):
         raise DefinitionError(me, "source", f"{source.label()} is a single file; offline "
                               "pushes add files to a folder", _FIX)
     return PushFolder(path, None)
