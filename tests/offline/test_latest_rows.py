@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+import headwater as hw
 from headwater.offline.duckdb import DuckDBEngine
-from tests.offline.conftest import UTC_US, hours, stats_table, stats_view
+from tests.offline.conftest import (
+    UTC_US,
+    entity_rows,
+    hours,
+    request,
+    stats_table,
+    stats_view,
+)
 
 
 def latest(engine: DuckDBEngine, start: float, end: float,
@@ -52,3 +61,25 @@ def test_schema_and_null_features_of_the_latest_row(repo: Path, engine: DuckDBEn
     row = next(r for r in table.to_pylist() if r["driver_id"] == 2)
     assert row == {"driver_id": 2, "__hw_ts": hours(4), "__hw_created": None,
                    "conv_rate": None, "trips": 7}
+
+
+def test_a_value_that_does_not_fit_the_declared_dtype_is_the_same_data_error(
+        repo: Path, engine: DuckDBEngine) -> None:
+    """Materialization and retrieval cast source values to the declared dtype alike."""
+    pq.write_table(pa.table({
+        "driver_id": pa.array([1], pa.int64()),
+        "event_timestamp": pa.array([hours(0)], UTC_US),
+        "created": pa.array([hours(0)], UTC_US),
+        "conv_rate": pa.array([0.5]),
+        "trips": pa.array([2**63 + 5], pa.uint64()),  # declared Int64
+    }), repo / "data" / "huge.parquet")
+    view = stats_view("data/huge.parquet")
+    with pytest.raises(hw.DataError) as materialized:
+        engine.latest_rows(view, hours(0), hours(1)).read_all()
+    with pytest.raises(hw.DataError) as retrieved:
+        engine.get_historical_features(entity_rows([hours(1)]), [request(view)]).to_arrow()
+    for err in (materialized, retrieved):
+        message = str(err.value)
+        assert "FeatureView 'driver_stats'" in message
+        assert "feature 'trips'" in message and "uint64" in message and "int64" in message
+        assert "Fix: declare the feature with the source's type" in message

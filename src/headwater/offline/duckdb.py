@@ -168,7 +168,7 @@ class DuckDBEngine:
                                     self._batch_size)
             out = latest.output_schema(view, reader.schema)
         return pa.RecordBatchReader.from_batches(
-            out, latest.cast_batches(_checked_reader(reader), out, cursor.close))
+            out, latest.cast_batches(view, _checked_reader(reader), out, cursor.close))
 
     def close(self) -> None:
         """Close the DuckDB database; jobs cannot be read afterwards."""
@@ -199,7 +199,8 @@ class DuckDBEngine:
             names = [n for r in plan.requests for n in r.output_names]
             types = [f.dtype.to_arrow() for r in plan.requests for f in r.features]
             schema = output_schema(table.schema, names, types)
-        batches = stitch(table, _checked(reader), schema, cursor.close)
+            features = [(r.view.name, f.name) for r in plan.requests for f in r.features]
+        batches = stitch(table, _checked(reader), schema, features, cursor.close)
         return pa.RecordBatchReader.from_batches(schema, batches)
 
     def _run_query(self, cursor: duckdb.DuckDBPyConnection, plan: _Plan) -> pa.Table:

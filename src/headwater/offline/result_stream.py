@@ -4,7 +4,7 @@ The join returns, in entity row order, the row position and the feature columns 
 entity columns never pass through DuckDB, so they come back exactly as given (same values,
 same Arrow types). Each result batch covering rows ``[offset, offset + n)`` is paired with
 the zero-copy slice of the entity table at the same rows, and its feature columns are cast
-to the declared dtypes.
+to the declared dtypes (:mod:`~headwater.offline.feature_cast`, as materialization does).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from headwater.errors import DataError, HeadwaterError
+from headwater.errors import HeadwaterError
+from headwater.offline.feature_cast import cast_feature
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,10 +32,14 @@ def stitch(
     entity: pa.Table,
     joined: Iterator[pa.RecordBatch],
     schema: pa.Schema,
+    features: Sequence[tuple[str, str]],
     close: Callable[[], None],
 ) -> Iterator[pa.RecordBatch]:
     """Yield output batches of ``schema`` from the join's batches (``__hw_row`` then the
-    features, in order); ``close`` runs when the stream ends or is abandoned.
+    features, in order); ``features`` names the (view, feature) of each feature column, for
+    the message when a value does not fit its declared dtype
+    (:func:`~headwater.offline.feature_cast.cast_feature`); ``close`` runs when the stream
+    ends or is abandoned.
 
     Raises HeadwaterError if the join's rows are not exactly the entity rows in order, which
     would be a bug in the engine, never a user error."""
@@ -54,11 +59,13 @@ def stitch(
                     f"the point-in-time join returned rows out of order at row {offset}; "
                     "this is a bug in Headwater's DuckDB engine, please report it"
                 )
-            features = [_cast(batch.column(i + 1), target) for i, target in enumerate(targets)]
+            values = [cast_feature(batch.column(i + 1), target.type, view=view, feature=name)
+                      for i, (target, (view, name)) in enumerate(zip(targets, features,
+                                                                     strict=True))]
             start = 0
             for part in entity.slice(offset, n).to_batches():
                 m = part.num_rows
-                arrays = [*part.columns, *(f.slice(start, m) for f in features)]
+                arrays = [*part.columns, *(v.slice(start, m) for v in values)]
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
                 start += m
             offset += n
@@ -70,17 +77,3 @@ def stitch(
     finally:
         close()
 
-
-def _cast(array: pa.Array, target: pa.Field) -> pa.Array:
-    import pyarrow as pa
-
-    if array.type == target.type:
-        return array
-    try:
-        return array.cast(target.type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DataError(
-            f"feature '{target.name}': source values of type {array.type} cannot be served as "
-            f"{target.type} ({exc}). Fix: declare the feature with the source's type, or "
-            "convert the source column"
-        ) from exc
