@@ -118,7 +118,8 @@ def test_push_online_is_served_and_offline_is_a_file_in_the_repo(
     assert post_features(client).json()["results"]["conv_rate"] == [0.75]
 
     offline = client.post("/push", json={"view": "globbed", "to": "offline", "rows": [
-        {"driver_id": 1003, "event_timestamp": at, "conv_rate": 0.5, "trips": 1}]})
+        {"driver_id": 1003, "event_timestamp": at, "conv_rate": 0.5, "trips": 1,
+         "unused": "u"}]})  # offline pushes carry every column of the source's files
     assert offline.status_code == 200, offline.text
     path = offline.json()["offline_file"]
     assert re.fullmatch(r"data/globbed/push-\d{19}-[0-9a-f]{8}\.parquet", path)
