@@ -22,7 +22,7 @@ from headwater.definitions import (
 from headwater.definitions.check import check_view
 from headwater.definitions.selection import FeatureSelection, Selection, resolve_selection
 from headwater.errors import DataError, DefinitionError, NotFoundError
-from headwater.types import to_utc
+from headwater.types import to_micros, to_utc
 
 if TYPE_CHECKING:
     from headwater.materialize.job import MaterializeResult, Progress
@@ -39,12 +39,8 @@ if TYPE_CHECKING:
 PLAN_REFRESH_SECONDS = 2.0
 """How often a store serving online reads checks the registry for changes."""
 
-_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
 
-
-def _micros(moment: datetime) -> int:
-    return (moment - _BEGINNING) // timedelta(microseconds=1)
 
 
 class FeatureStore:
@@ -237,7 +233,7 @@ class FeatureStore:
                             "pass datetime(2024, 1, 1, tzinfo=timezone.utc) or omit it")
         plan = self._online_plan(features, full_feature_names)
         moment = to_utc(now) if now is not None else datetime.now(UTC)
-        return read_online(self.online, plan, entity_rows, _micros(moment))
+        return read_online(self.online, plan, entity_rows, to_micros(moment))
 
     def plan_generation(self) -> int:
         """The registry change id the compiled online plans follow (no registry query);

@@ -8,7 +8,7 @@ instances; ``Array(Float64)`` builds a list type. Each maps to one Arrow type, a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -138,6 +138,20 @@ def compatible(declared: DType, actual: DType) -> bool:
         "int64": {"int32"},
     }
     return actual.name in widen.get(declared.name, set())
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch of a UTC instant (naive datetimes are read as UTC)."""
+    return (to_utc(moment) - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int | None) -> datetime | None:
+    """The UTC datetime of microseconds since the epoch (None stays None)."""
+    return None if value is None else EPOCH + timedelta(microseconds=value)
 
 
 def to_utc(value: datetime) -> datetime:

@@ -11,14 +11,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView, to_spec
+from headwater.offline.base import LATEST_CREATED, LATEST_TS
 from headwater.online.encoding import encode_key, encode_record, fingerprint
 from headwater.types import Array, Timestamp
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-TS = "__hw_ts"
-CREATED = "__hw_created"
 _TIMESTAMP_LIST = Array(Timestamp)
 
 
@@ -54,8 +53,8 @@ def encode_batch(view: FeatureView, fingerprint: int,
     names = view.join_keys
     key_columns = [batch.column(name).to_pylist() for name in names]
     keys = [encode_key(names, values) for values in zip(*key_columns, strict=True)]
-    event = _micros(batch.column(TS))
-    created = _micros(batch.column(CREATED))
+    event = _micros(batch.column(LATEST_TS))
+    created = _micros(batch.column(LATEST_CREATED))
     columns: list[list[Any]] = []
     for field in view.features:
         column = batch.column(field.name)

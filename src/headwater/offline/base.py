@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from headwater.offline.retrieval import RetrievalJob
 
 
+LATEST_TS = "__hw_ts"
+"""The event-time column of :meth:`OfflineEngine.latest_rows`."""
+LATEST_CREATED = "__hw_created"
+"""The created-time column of :meth:`OfflineEngine.latest_rows`."""
+
+
 class OfflineEngine(Protocol):
     """What the feature store needs from an offline engine."""
 
@@ -61,4 +67,4 @@ class OfflineEngine(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["OfflineEngine", "ViewRequest"]
+__all__ = ["LATEST_CREATED", "LATEST_TS", "OfflineEngine", "ViewRequest"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ from headwater.offline.source_reader import SourceReader
 from headwater.offline.sql_names import TIME, quote, unique_name
 from headwater.offline.timestamps import TimeKind, as_instant, check_strings
 from headwater.offline.view_rows import read_view
+from headwater.types import to_utc
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -153,7 +154,7 @@ class DuckDBEngine:
         (online reads apply it)."""
         import pyarrow as pa
 
-        start, end = _utc(start), _utc(end)
+        start, end = to_utc(start), to_utc(end)
         cursor = self._cursor()
         with _close_on_error(cursor):
             schema = self._reader.schema(cursor, view.source)
@@ -255,10 +256,6 @@ def _close_on_error(cursor: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if not succeeded:
             cursor.close()
 
-
-def _utc(moment: datetime) -> datetime:
-    """A naive datetime read as UTC; an aware one converted."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _checked_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:

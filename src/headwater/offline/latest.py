@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView
+from headwater.offline.base import LATEST_CREATED, LATEST_TS
 from headwater.offline.feature_cast import cast_feature
 from headwater.offline.order_key import OrderKey
 from headwater.offline.sql_names import quote
@@ -27,8 +28,6 @@ from headwater.offline.view_rows import ViewRows
 if TYPE_CHECKING:
     import pyarrow as pa
 
-TS = "__hw_ts"
-CREATED = "__hw_created"
 
 
 def rows_clause(rows: ViewRows) -> str:
@@ -46,10 +45,11 @@ def latest_query(view: FeatureView, rows: ViewRows, order: OrderKey, start: date
     """The statement and its parameters."""
     keys = [quote(k) for k in view.join_keys]
     created = rows.created if rows.created is not None else f"NULL::{INSTANT}"
-    payload = [f"'{TS}': {rows.ts}", f"'{CREATED}': {created}",
+    payload = [f"'{LATEST_TS}': {rows.ts}", f"'{LATEST_CREATED}': {created}",
                *(f"'v{j}': {expr}" for j, expr in enumerate(rows.features))]
     picked = f"arg_max({{{', '.join(payload)}}}, {order.feature_sql})"
-    outputs = [f"__hw_m['{TS}'] AS {TS}", f"__hw_m['{CREATED}'] AS {CREATED}",
+    outputs = [f"__hw_m['{LATEST_TS}'] AS {LATEST_TS}",
+               f"__hw_m['{LATEST_CREATED}'] AS {LATEST_CREATED}",
                *(f"__hw_m['v{j}'] AS {quote(f.name)}" for j, f in enumerate(view.features))]
     sql = (f"SELECT {', '.join(keys)}, {', '.join(outputs)} FROM ("
            f"SELECT {', '.join(keys)}, {picked} AS __hw_m {rows_clause(rows)} "
@@ -68,7 +68,7 @@ def output_schema(view: FeatureView, raw: pa.Schema) -> pa.Schema:
 
     utc = pa.timestamp("us", tz="UTC")
     fields = [raw.field(k) for k in view.join_keys]
-    fields += [pa.field(TS, utc), pa.field(CREATED, utc)]
+    fields += [pa.field(LATEST_TS, utc), pa.field(LATEST_CREATED, utc)]
     fields += [pa.field(f.name, f.dtype.to_arrow()) for f in view.features]
     return pa.schema(fields)
 

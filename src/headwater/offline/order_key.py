@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater.offline.timestamps import INSTANT
+from headwater.types import EPOCH
 
 if TYPE_CHECKING:
     import duckdb
@@ -40,7 +41,6 @@ _BITS = 63  # every key is a non-negative BIGINT; -1 is below them all
 _WIDE_BITS = 127  # the same in a HUGEINT: slower to sort than BIGINT, faster than a struct
 _SAMPLE = 65_536  # rows read to guess the units of the time fields
 _MAX_ORDER = "9223372036854775807"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -170,6 +170,6 @@ def _entity_fits(entity_range: tuple[datetime | None, datetime | None], t_min: i
         if moment is None:
             continue
         aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-        if abs((aware - _EPOCH) // _MICROSECOND - t_min) >= 1 << _BITS:
+        if abs((aware - EPOCH) // _MICROSECOND - t_min) >= 1 << _BITS:
             return False
     return True

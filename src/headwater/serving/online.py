@@ -24,9 +24,8 @@ from headwater.serving.response import (
     PRESENT,
     OnlineResponse,
     ViewMetadata,
-    from_micros,
 )
-from headwater.types import DType
+from headwater.types import DType, from_micros
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 

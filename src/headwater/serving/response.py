@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from headwater.types import Array, DType, Timestamp
+from headwater.types import Array, DType, Timestamp, from_micros
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -15,13 +15,8 @@ PRESENT = "PRESENT"
 MISSING = "MISSING"
 EXPIRED = "EXPIRED"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIMESTAMP_LIST = Array(Timestamp)
 
-
-def from_micros(value: int | None) -> datetime | None:
-    """A UTC datetime from microseconds since the epoch."""
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from headwater.definitions import FeatureView, FileSource
 from headwater.errors import DataError, DefinitionError, StoreUnavailableError
-from headwater.materialize.encode import CREATED, TS
+from headwater.offline.base import LATEST_CREATED, LATEST_TS
 from headwater.offline.file_order import push_file_name
 from headwater.streaming.push_rows import utc_micros
 
@@ -118,9 +118,9 @@ def source_table(view: FeatureView, rows: pa.Table, schema: pa.Schema | None) ->
 
     source = view.source
     named = {k: rows.column(k) for k in view.join_keys}
-    named[source.timestamp_field] = rows.column(TS)
+    named[source.timestamp_field] = rows.column(LATEST_TS)
     if source.created_timestamp_field is not None:
-        named[source.created_timestamp_field] = rows.column(CREATED)
+        named[source.created_timestamp_field] = rows.column(LATEST_CREATED)
     named.update({f.name: rows.column(f.name) for f in view.features})
     if schema is None:
         return pa.table(named)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView, Field
 from headwater.errors import DataError
-from headwater.materialize.encode import CREATED, TS
+from headwater.offline.base import LATEST_CREATED, LATEST_TS
 from headwater.offline.entity_frame import key_class
 from headwater.offline.frames import to_arrow
 from headwater.offline.timestamps import TimeKind, parse_strings, time_kind
@@ -70,16 +70,16 @@ def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.
     columns: dict[str, Any] = {}
     for key in view.join_keys:
         columns[key] = _join_key(table.column(key), key, owner)
-    columns[TS] = utc_micros(table.column(source.timestamp_field),
+    columns[LATEST_TS] = utc_micros(table.column(source.timestamp_field),
                              source.timestamp_field, owner)
-    if columns[TS].null_count:
+    if columns[LATEST_TS].null_count:
         raise DataError(f"{owner}: column '{source.timestamp_field}' has null values. Fix: "
                         "give every row its event time")
     created = source.created_timestamp_field
     if created is not None and created in names:
-        columns[CREATED] = utc_micros(table.column(created), created, owner)
+        columns[LATEST_CREATED] = utc_micros(table.column(created), created, owner)
     else:
-        columns[CREATED] = pa.nulls(table.num_rows, pa.timestamp("us", UTC_MICROS_TZ))
+        columns[LATEST_CREATED] = pa.nulls(table.num_rows, pa.timestamp("us", UTC_MICROS_TZ))
     for field in view.features:
         columns[field.name] = cast_feature(table.column(field.name), field, owner)
     for name in extra:
