@@ -56,6 +56,9 @@ def _key_columns(view: CompiledView, rows: Sequence[Mapping[str, Any]]) -> list[
             if kind is str:
                 if type(value) is str:
                     continue
+            elif type(value) is int:  # the common case, without the ABC check (~0.4 us)
+                if _INT_MIN <= value <= _INT_MAX:
+                    continue
             elif (isinstance(value, Integral) and not isinstance(value, bool)
                   and _INT_MIN <= int(value) <= _INT_MAX):
                 values[index] = int(value)  # numpy integers and the like become int
