@@ -21,17 +21,19 @@ key otherwise (the second).
 
 Each side runs in a fresh process (``python -m benchmarks.historical SIDE REPO VIEW``) that loads
 the entity rows from Parquet, times only the operation, and reports its own peak resident
-memory (``ru_maxrss``), so the figures do not leak into each other.
+memory (``VmHWM``, see :func:`benchmarks.measure.peak_mb`), so the figures do not leak into
+each other.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.measure import peak_mb
 
 FEATURES = ["conv_rate", "trips", *(f"f{i}" for i in range(2, 10))]
 
@@ -136,8 +138,7 @@ def main(argv: list[str]) -> None:
     """Child process: ``SIDE REPO VIEW`` -> one JSON line with seconds, rows and peak_mb."""
     side, repo, view = argv[0], Path(argv[1]), argv[2]
     seconds, rows = (run_headwater if side == "headwater" else run_baseline)(repo, view)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_mb": peak_mb()}))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import gc
 import hashlib
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -52,6 +51,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchmarks.measure import peak_mb
 
 FEATURES = ["conv_rate", "trips", *(f"f{i}" for i in range(2, 10))]
 VIEW = "driver_stats"
@@ -702,22 +703,6 @@ def latency_table(results: Sequence[LatencyResult]) -> str:
 
 
 # -- child processes -------------------------------------------------------------------------
-
-
-def peak_mb() -> float:
-    """This process's peak resident memory in MB.
-
-    ``VmHWM`` where there is one: ``ru_maxrss`` survives ``exec``, and ``subprocess`` starts
-    children with ``vfork``, so a child's ``ru_maxrss`` is at least its parent's peak (here
-    the parent that generated the data)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv: list[str]) -> None:

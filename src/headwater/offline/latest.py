@@ -3,8 +3,8 @@
 For each entity (the view's join keys), the row with ``start <= ts <= end`` that the
 point-in-time rule would pick at ``end``: the greatest ``(ts, created, ingestion order)``.
 With the tie-free order key of :mod:`~headwater.offline.order_key` this is one hash
-aggregate, ``arg_max(row, order key)`` grouped by the keys; the row travels as one struct so
-that null feature values are kept (``arg_max`` skips null arguments).
+aggregate grouped by the keys, ``arg_max_null(column, order key)`` per column: the key is
+unique per row, so every column comes from the same row, nulls included.
 
 Columns: the join keys (as the source stores them), ``__hw_ts`` and ``__hw_created``
 (timestamp[us, UTC]; null created when the source has none), then the features in schema
@@ -42,18 +42,18 @@ def bounds(rows: ViewRows, start: datetime, end: datetime) -> dict[str, Any]:
 
 def latest_query(view: FeatureView, rows: ViewRows, order: OrderKey, start: datetime,
                  end: datetime) -> tuple[str, dict[str, Any]]:
-    """The statement and its parameters."""
+    """The statement and its parameters: the order key computed once per row, then one
+    ``arg_max_null`` per column grouped by the keys (the key is tie-free, so every column
+    comes from the same row, and ``arg_max_null`` keeps null values)."""
     keys = [quote(k) for k in view.join_keys]
     created = rows.created if rows.created is not None else f"NULL::{INSTANT}"
-    payload = [f"'{LATEST_TS}': {rows.ts}", f"'{LATEST_CREATED}': {created}",
-               *(f"'v{j}': {expr}" for j, expr in enumerate(rows.features))]
-    picked = f"arg_max({{{', '.join(payload)}}}, {order.feature_sql})"
-    outputs = [f"__hw_m['{LATEST_TS}'] AS {LATEST_TS}",
-               f"__hw_m['{LATEST_CREATED}'] AS {LATEST_CREATED}",
-               *(f"__hw_m['v{j}'] AS {quote(f.name)}" for j, f in enumerate(view.features))]
-    sql = (f"SELECT {', '.join(keys)}, {', '.join(outputs)} FROM ("
-           f"SELECT {', '.join(keys)}, {picked} AS __hw_m {rows_clause(rows)} "
-           f"GROUP BY {', '.join(keys)})")
+    inner = [*keys, f"{rows.ts} AS __hw_c0", f"{created} AS __hw_c1",
+             *(f"{expr} AS __hw_c{j + 2}" for j, expr in enumerate(rows.features)),
+             f"{order.feature_sql} AS __hw_k"]
+    names = [LATEST_TS, LATEST_CREATED, *(quote(f.name) for f in view.features)]
+    picked = [f"arg_max_null(__hw_c{j}, __hw_k) AS {name}" for j, name in enumerate(names)]
+    sql = (f"SELECT {', '.join(keys)}, {', '.join(picked)} FROM ("
+           f"SELECT {', '.join(inner)} {rows_clause(rows)}) GROUP BY {', '.join(keys)}")
     return sql, {**bounds(rows, start, end), **_used(order)}
 
 
