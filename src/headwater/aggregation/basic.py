@@ -1,0 +1,131 @@
+"""count, sum, min and max: aggregators whose state is a single number.
+
+``count`` counts the non-null values (SQL ``count(column)``). ``sum`` keeps an exact Python int
+while every value is an integer, and a float64 once any float is seen. ``min`` and ``max`` keep the
+value's type (int or float). Empty windows give 0 for count and sum, ``None`` for min and max.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from headwater.aggregation.batch import Order, Values, numeric, valid_values
+from headwater.aggregation.codec import decode_scalar, encode_scalar
+from headwater.errors import DataError
+
+Number = int | float
+
+
+@dataclass(frozen=True)
+class Count:
+    """The number of non-null values."""
+
+    name: str = "count"
+
+    def init(self) -> int:
+        return 0
+
+    def update(self, state: int, values: Values, order: Order | None = None) -> int:
+        return state + int(valid_values(values).shape[0])
+
+    def merge(self, a: int, b: int) -> int:
+        return a + b
+
+    def finalize(self, state: int) -> int:
+        return state
+
+    def encode(self, state: int) -> bytes:
+        return struct.pack("<q", state)
+
+    def decode(self, data: bytes) -> int:
+        return int(struct.unpack("<q", data)[0])
+
+
+def _number(data: bytes, function: str) -> Number | None:
+    value, _ = decode_scalar(data)
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise DataError(f"aggregation '{function}': a stored tile holds {value!r}, not a number")
+
+
+@dataclass(frozen=True)
+class Sum:
+    """The sum of the non-null values: exact for integers, float64 otherwise."""
+
+    name: str = "sum"
+
+    def init(self) -> Number:
+        return 0
+
+    def update(self, state: Number, values: Values, order: Order | None = None) -> Number:
+        arr = numeric(values, self.name)
+        if arr.shape[0] == 0:
+            return state
+        if arr.dtype.kind == "f":
+            return state + float(np.sum(arr))
+        return state + int(np.sum(arr, dtype=np.int64))
+
+    def merge(self, a: Number, b: Number) -> Number:
+        return a + b
+
+    def finalize(self, state: Number) -> Number:
+        return state
+
+    def encode(self, state: Number) -> bytes:
+        return encode_scalar(state)
+
+    def decode(self, data: bytes) -> Number:
+        value = _number(data, self.name)
+        return 0 if value is None else value
+
+
+def _pick(a: Number | None, b: Number | None, smallest: bool) -> Number | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if smallest:
+        return b if b < a else a
+    return b if b > a else a
+
+
+@dataclass(frozen=True)
+class Extreme:
+    """The smallest (``min``) or largest (``max``) non-null value."""
+
+    name: str
+    smallest: bool
+
+    def init(self) -> Number | None:
+        return None
+
+    def update(
+        self, state: Number | None, values: Values, order: Order | None = None
+    ) -> Number | None:
+        arr = numeric(values, self.name)
+        if arr.shape[0] == 0:
+            return state
+        found = np.min(arr) if self.smallest else np.max(arr)
+        value: Number = float(found) if arr.dtype.kind == "f" else int(found)
+        return _pick(state, value, self.smallest)
+
+    def merge(self, a: Number | None, b: Number | None) -> Number | None:
+        return _pick(a, b, self.smallest)
+
+    def finalize(self, state: Number | None) -> Number | None:
+        return state
+
+    def encode(self, state: Number | None) -> bytes:
+        return encode_scalar(state)
+
+    def decode(self, data: bytes) -> Number | None:
+        return _number(data, self.name)
+
+
+COUNT = Count()
+SUM = Sum()
+MIN = Extreme("min", smallest=True)
+MAX = Extreme("max", smallest=False)

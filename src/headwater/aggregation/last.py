@@ -1,0 +1,98 @@
+"""last: the value of the latest event, latest meaning the greatest ``(ts, created, seq)``.
+
+The state carries that order key next to the value, so merging two tiles keeps the value with
+the greater key whatever order the tiles are merged in. Ingestion order ``seq`` is unique per
+event; should two states still carry equal keys, the smaller encoded value wins, so ``merge`` is
+commutative in every case. Null values are ignored, as DuckDB's ``arg_max`` ignores them: the
+result is the latest non-null value, or ``None`` for a window without one.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from headwater.aggregation.batch import Order, Values, valid_mask
+from headwater.aggregation.codec import Scalar, decode_scalar, encode_scalar, to_scalar
+from headwater.errors import DataError
+
+
+class Latest(NamedTuple):
+    """The order key of the latest event seen and its value."""
+
+    ts: int
+    created: int
+    seq: int
+    value: Scalar
+
+
+def _later(a: Latest | None, b: Latest | None) -> Latest | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    ka, kb = (a.ts, a.created, a.seq), (b.ts, b.created, b.seq)
+    if ka != kb:
+        return b if kb > ka else a
+    return b if encode_scalar(b.value) < encode_scalar(a.value) else a
+
+
+@dataclass(frozen=True)
+class Last:
+    """The latest non-null value by ``(ts, created, seq)``."""
+
+    name: str = "last"
+
+    def init(self) -> Latest | None:
+        return None
+
+    def update(
+        self, state: Latest | None, values: Values, order: Order | None = None
+    ) -> Latest | None:
+        if order is None:
+            raise DataError(
+                "aggregation 'last': the order key is missing. "
+                "Fix: pass order=Order.of(ts, created, seq) with one entry per event"
+            )
+        arr, mask = valid_mask(values)
+        if order.ts.shape[0] != arr.shape[0]:
+            raise DataError(
+                f"aggregation 'last': {arr.shape[0]} values but {order.ts.shape[0]} order keys. "
+                "Fix: pass one order key per event"
+            )
+        idx = np.flatnonzero(mask)
+        if idx.shape[0] == 0:
+            return state
+        # lexsort sorts by the last key first: ts, then created, then seq.
+        best = idx[np.lexsort((order.seq[idx], order.created[idx], order.ts[idx]))[-1]]
+        found = Latest(
+            int(order.ts[best]),
+            int(order.created[best]),
+            int(order.seq[best]),
+            to_scalar(arr[best]),
+        )
+        return _later(state, found)
+
+    def merge(self, a: Latest | None, b: Latest | None) -> Latest | None:
+        return _later(a, b)
+
+    def finalize(self, state: Latest | None) -> Scalar:
+        return None if state is None else state.value
+
+    def encode(self, state: Latest | None) -> bytes:
+        if state is None:
+            return b""
+        return struct.pack("<qqq", state.ts, state.created, state.seq) + encode_scalar(state.value)
+
+    def decode(self, data: bytes) -> Latest | None:
+        if not data:
+            return None
+        ts, created, seq = struct.unpack_from("<qqq", data)
+        value, _ = decode_scalar(data, 24)
+        return Latest(int(ts), int(created), int(seq), value)
+
+
+LAST = Last()

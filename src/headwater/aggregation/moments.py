@@ -1,0 +1,94 @@
+"""mean, variance and stddev from one numerically stable state: count, mean and M2.
+
+A batch is summarised with numpy (its mean, then the sum of squared deviations from that mean)
+and combined with Chan et al.'s parallel formula, which is Welford's update generalised to two
+partial results. This avoids the cancellation of the naive ``sum(x^2) - n*mean^2``.
+
+``variance`` and ``stddev`` are the *sample* statistics (divide by ``n - 1``), as DuckDB's
+``var_samp`` / ``stddev_samp`` (and its ``variance`` / ``stddev``) compute them, so offline
+backfills in DuckDB give the same numbers. Like DuckDB they are ``None`` for fewer than two values;
+``mean`` is ``None`` for an empty window.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from headwater.aggregation.batch import Order, Values, numeric
+
+
+class Moments(NamedTuple):
+    """Count, mean and sum of squared deviations from the mean of the values seen."""
+
+    n: int
+    mean: float
+    m2: float
+
+
+EMPTY = Moments(0, 0.0, 0.0)
+
+
+def combine(a: Moments, b: Moments) -> Moments:
+    """Chan's parallel merge of two partial moments."""
+    if a.n == 0:
+        return b
+    if b.n == 0:
+        return a
+    n = a.n + b.n
+    delta = b.mean - a.mean
+    mean = a.mean + delta * (b.n / n)
+    m2 = a.m2 + b.m2 + delta * delta * (a.n * b.n / n)
+    return Moments(n, mean, m2)
+
+
+def of_batch(values: Values, function: str) -> Moments:
+    """The moments of the non-null values of one batch."""
+    arr = numeric(values, function).astype(np.float64)
+    n = int(arr.shape[0])
+    if n == 0:
+        return EMPTY
+    mean = float(np.mean(arr))
+    dev = arr - mean
+    return Moments(n, mean, float(np.dot(dev, dev)))
+
+
+@dataclass(frozen=True)
+class MomentsAggregator:
+    """An aggregator over :class:`Moments`; ``statistic`` picks what ``finalize`` gives."""
+
+    name: str
+    statistic: str  # "mean", "variance" or "stddev"
+
+    def init(self) -> Moments:
+        return EMPTY
+
+    def update(self, state: Moments, values: Values, order: Order | None = None) -> Moments:
+        return combine(state, of_batch(values, self.name))
+
+    def merge(self, a: Moments, b: Moments) -> Moments:
+        return combine(a, b)
+
+    def finalize(self, state: Moments) -> float | None:
+        if self.statistic == "mean":
+            return state.mean if state.n else None
+        if state.n < 2:
+            return None
+        var = max(state.m2, 0.0) / (state.n - 1)
+        return math.sqrt(var) if self.statistic == "stddev" else var
+
+    def encode(self, state: Moments) -> bytes:
+        return struct.pack("<qdd", state.n, state.mean, state.m2)
+
+    def decode(self, data: bytes) -> Moments:
+        n, mean, m2 = struct.unpack("<qdd", data)
+        return Moments(int(n), float(mean), float(m2))
+
+
+MEAN = MomentsAggregator("mean", "mean")
+VARIANCE = MomentsAggregator("variance", "variance")
+STDDEV = MomentsAggregator("stddev", "stddev")
