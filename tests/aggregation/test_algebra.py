@@ -188,3 +188,11 @@ def test_integer_sum_is_exact_and_stays_int() -> None:
 def test_non_numeric_values_are_a_clear_error() -> None:
     with pytest.raises(DataError, match="must be numeric"):
         FUNCTIONS["sum"].update(0, np.array(["a", "b"]))
+
+
+def test_integer_sum_beyond_int64_is_exact_and_round_trips() -> None:
+    agg = FUNCTIONS["sum"]
+    big = np.array([2**62, 2**62, 2**62], dtype=np.int64)
+    state = agg.update(agg.update(agg.init(), big), big)
+    assert agg.finalize(state) == 6 * 2**62
+    assert agg.finalize(agg.decode(agg.encode(state))) == 6 * 2**62

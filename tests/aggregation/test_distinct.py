@@ -66,3 +66,9 @@ def test_strings_from_arrow_and_hashes_are_stable_across_processes() -> None:
     assert int(hash_values(np.array(["abc"]))[0]) == 13178474878074054718
     assert int(hash_values(np.array([1], dtype=np.int64))[0]) == 16294208416658607535
     assert int(hash_values(np.array([1.5]))[0]) == 4519997290006579728
+
+
+def test_equal_numbers_of_different_types_are_one_value() -> None:
+    ints = DISTINCT.update(DISTINCT.init(), np.array([0, 1, 2], dtype=np.int64))
+    floats = DISTINCT.update(DISTINCT.init(), np.array([-0.0, 1.0, 2.0, 2.5]))
+    assert DISTINCT.finalize(DISTINCT.merge(ints, floats)) == 4

@@ -66,7 +66,11 @@ class Sum:
             return state
         if arr.dtype.kind == "f":
             return state + float(np.sum(arr))
-        return state + int(np.sum(arr, dtype=np.int64))
+        if float(np.max(np.abs(arr.astype(np.float64)))) * arr.shape[0] < 2.0**62:
+            return state + int(np.sum(arr, dtype=np.int64))
+        # int64 could overflow: add exactly as Python ints (only for huge magnitudes).
+        exact: int = sum(int(v) for v in arr.tolist())
+        return state + exact
 
     def merge(self, a: Number, b: Number) -> Number:
         return a + b

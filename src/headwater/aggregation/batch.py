@@ -43,7 +43,8 @@ class Order:
         """An order key from event times, with optional created times and ingestion order.
 
         Without ``created`` every event gets the minimum int64; without ``seq`` the position in
-        the batch is the ingestion order.
+        the batch is the ingestion order, which orders events within this one batch only: pass
+        a global ingestion order when states built from several batches are merged.
         """
         ts_a = np.asarray(ts, dtype=np.int64)
         n = ts_a.shape[0]
@@ -88,7 +89,8 @@ def _to_numpy(values: Values) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_] |
 def valid_values(values: Values) -> npt.NDArray[Any]:
     """The non-null values of a batch as a 1-d numpy array.
 
-    Object arrays of numbers become int64 or float64 when every value is an int or a float.
+    Object arrays of numbers become int64 or float64 when every value is an int or a float; that
+    conversion is a Python pass over the batch, so hot paths should pass numpy or Arrow arrays.
     """
     arr, mask = _to_numpy(values)
     if mask is not None:
@@ -128,5 +130,7 @@ def numeric(values: Values, function: str) -> npt.NDArray[Any]:
             "Fix: aggregate a numeric column, or use count, last or count_distinct"
         )
     if arr.dtype.kind == "u":
+        if arr.dtype.itemsize == 8 and arr.shape[0] and int(arr.max()) > np.iinfo(np.int64).max:
+            return arr.astype(np.float64)
         return arr.astype(np.int64)
     return arr

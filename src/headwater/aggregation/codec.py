@@ -1,8 +1,9 @@
 """Deterministic byte encoding of the scalars that aggregation states hold.
 
-A scalar is one tag byte and a fixed or length-prefixed payload, little endian:
-``n`` None, ``b`` bool, ``i`` int64, ``f`` float64, ``s`` UTF-8 string, ``y`` bytes. Only ``struct``
-is used, never pickle, so a stored tile can be read by any version that knows these tags.
+A scalar is one tag byte and a fixed or length-prefixed payload, little endian: ``n`` None,
+``b`` bool, ``i`` int64, ``I`` a wider int (length-prefixed), ``f`` float64, ``s`` UTF-8 string,
+``y`` bytes. Only ``struct`` is used, never pickle, so a stored tile can be read by any version
+that knows these tags.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import struct
 import numpy as np
 
 from headwater.errors import DataError
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
 
 Scalar = None | bool | int | float | str | bytes
 
@@ -41,7 +45,10 @@ def encode_scalar(value: Scalar) -> bytes:
     if isinstance(value, bool):
         return b"b" + (b"\x01" if value else b"\x00")
     if isinstance(value, int):
-        return b"i" + struct.pack("<q", value)
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return b"i" + struct.pack("<q", value)
+        raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+        return b"I" + struct.pack("<I", len(raw)) + raw
     if isinstance(value, float):
         return b"f" + struct.pack("<d", value)
     if isinstance(value, str):
@@ -62,6 +69,10 @@ def decode_scalar(data: bytes, offset: int = 0) -> tuple[Scalar, int]:
         return int(struct.unpack_from("<q", data, pos)[0]), pos + 8
     if tag == b"f":
         return float(struct.unpack_from("<d", data, pos)[0]), pos + 8
+    if tag == b"I":
+        (length,) = struct.unpack_from("<I", data, pos)
+        raw = bytes(data[pos + 4 : pos + 4 + length])
+        return int.from_bytes(raw, "little", signed=True), pos + 4 + length
     if tag in (b"s", b"y"):
         (length,) = struct.unpack_from("<I", data, pos)
         raw = bytes(data[pos + 4 : pos + 4 + length])

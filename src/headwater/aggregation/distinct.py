@@ -2,8 +2,9 @@
 
 Values are hashed to 64 bits deterministically (never Python's salted ``hash()``): numbers by
 their int64 or float64 bits through the SplitMix64 finalizer, vectorized in numpy; strings and
-bytes by BLAKE2b, once per distinct value of a batch. Values of different types are different
-(``1`` and ``1.0`` count twice), and ``-0.0`` equals ``0.0``.
+bytes by BLAKE2b, once per distinct value of a batch. Numbers compare as SQL compares them: an
+integral float hashes as the equal int (``1`` and ``1.0`` are one value, as are ``-0.0`` and
+``0``, and ``True`` and ``1``); a number never equals a string.
 
 Up to :data:`EXACT_LIMIT` distinct hashes the state is the sorted set of hashes and the count is
 exact (barring a 64-bit hash collision, about 1 in 10^14 for such sets). Past that it becomes a
@@ -55,7 +56,11 @@ def hash_values(values: Values) -> Hashes:
         return _mix(arr.astype(np.int64).view(np.uint64) ^ np.uint64(0x1))
     if kind == "f":
         floats = arr.astype(np.float64) + 0.0  # -0.0 + 0.0 is 0.0
-        return _mix(floats.view(np.uint64) ^ np.uint64(0x2))
+        out = _mix(floats.view(np.uint64) ^ np.uint64(0x2))
+        # Integral floats hash as the equal int, so 1 and 1.0 are one value, as in SQL.
+        integral = (floats == np.floor(floats)) & (np.abs(floats) < 2.0**63)
+        out[integral] = _mix(floats[integral].astype(np.int64).view(np.uint64) ^ np.uint64(0x1))
+        return out
     if kind in "USO":
         unique = np.unique(arr) if kind != "O" else np.asarray(sorted(set(arr.tolist()), key=repr))
         out = np.empty(unique.shape[0], dtype=np.uint64)
