@@ -228,6 +228,12 @@ class FeatureStore:
         if isinstance(entity_rows, Mapping | str | bytes) or not isinstance(entity_rows, Sequence):
             raise DataError(f"get_online_features: entity_rows must be a list of dicts such as "
                             f"[{{'driver_id': 1001}}], got {type(entity_rows).__name__}")
+        bad = next((i for i, row in enumerate(entity_rows) if not isinstance(row, Mapping)),
+                   None)
+        if bad is not None:
+            raise DataError(f"get_online_features: entity_rows[{bad}] is "
+                            f"{type(entity_rows[bad]).__name__}, not a dict of join keys. "
+                            "Fix: pass one dict per entity, e.g. {'driver_id': 1001}")
         if now is not None and not isinstance(now, datetime):
             raise DataError(f"get_online_features: now must be a datetime, got {now!r}. Fix: "
                             "pass datetime(2024, 1, 1, tzinfo=timezone.utc) or omit it")

@@ -172,6 +172,10 @@ def test_created_is_optional_and_breaks_ties_when_given(store: hw.FeatureStore) 
                                                        "trips", "trips"]),
          "duplicate column name(s) ['trips']"),
         ("driver_id,conv_rate", "expected a list of dicts"),
+        ([full(), {"driver_id": 1002, "event_timestamp": LATER, "unused": "u"}],
+         "rows[1] has no ['conv_rate', 'trips']"),
+        ([full(trips=2**63)], "outside the 64-bit range"),
+        ([full(at=pd.Timestamp("3000-01-01", tz="UTC"))], "after the current time"),
     ],
 )
 def test_bad_rows_are_data_errors_naming_the_column_and_fix(
@@ -372,3 +376,24 @@ def test_any_online_failure_after_the_offline_write_says_the_rows_are_kept(
     with pytest.raises(type(failure)) as alone:
         store.push("stats", [row()])
     assert alone.value is failure
+
+
+def test_float32_overflow_is_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    narrow = hw.FeatureView("narrow", entities=[DRIVER],
+                            schema=[hw.Field("trips", hw.Float32)],
+                            source=hw.FileSource("data/stats/", "event_timestamp", "created"))
+    with hw.FeatureStore(repo) as store:
+        store.apply([DRIVER, narrow])
+        with pytest.raises(hw.DataError, match="beyond the Float32 range"):
+            store.push("narrow", [{"driver_id": 1001, "event_timestamp": LATER,
+                                   "trips": 1e300}])
+        assert store.push("narrow", [{"driver_id": 1001, "event_timestamp": LATER,
+                                      "trips": 2.5}]).online_stored == 1
+
+
+def test_offline_only_views_are_not_read_online(store: hw.FeatureStore) -> None:
+    with pytest.raises(hw.DefinitionError, match="not served online"):
+        store.get_online_features(["offline_only:conv_rate"], [{"driver_id": 1001}])
+    with pytest.raises(hw.DataError, match=r"entity_rows\[1\] is str"):
+        store.get_online_features(["stats:conv_rate"], [{"driver_id": 1001}, "x"])

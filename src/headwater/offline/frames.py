@@ -75,6 +75,11 @@ def _from_dicts(rows: list[Any] | tuple[Any, ...], owner: str) -> pa.Table:
             raise DataError(f"{owner}: rows[{index}] is {type(row).__name__}, not a dict of "
                             "column -> value. Fix: pass one dict per row")
         names.update(dict.fromkeys(row))
+    for index, row in enumerate(rows):
+        if len(row) != len(names):
+            missing = [name for name in names if name not in row]
+            raise DataError(f"{owner}: rows[{index}] has no {missing}, which other rows have. "
+                            "Fix: give every row the same columns (None for a null value)")
     columns = {}
     for name in names:
         if not isinstance(name, str):
@@ -86,4 +91,7 @@ def _from_dicts(rows: list[Any] | tuple[Any, ...], owner: str) -> pa.Table:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"{owner}: column '{name}' mixes values of different types "
                             f"({exc}). Fix: give every row the same type for '{name}'") from exc
+        except OverflowError as exc:
+            raise DataError(f"{owner}: column '{name}' holds an integer outside the 64-bit "
+                            f"range. Fix: pass values that fit a 64-bit integer") from exc
     return pa.table(columns)

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from headwater.definitions import FeatureView, Field
 from headwater.definitions.selection import Selection
-from headwater.errors import StoreUnavailableError
+from headwater.errors import DefinitionError, StoreUnavailableError
 from headwater.materialize.encode import view_fingerprint
 from headwater.types import String
 
@@ -54,6 +54,11 @@ def compile_plan(selection: Selection) -> OnlinePlan:
     views = []
     for request in selection.requests:
         view = request.view
+        if not view.online:
+            raise DefinitionError(f"FeatureView '{view.name}'", "online",
+                                  "the view is not served online (online=False)",
+                                  "read it with get_historical_features, or set online=True, "
+                                  "apply and materialize it")
         position = {f.name: i for i, f in enumerate(view.features)}
         ttl_us = None if view.ttl is None else view.ttl // timedelta(microseconds=1)
         views.append(CompiledView(

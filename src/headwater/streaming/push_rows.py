@@ -29,6 +29,7 @@ Rules, each broken one a DataError naming the column and the fix:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView, Field
@@ -37,13 +38,16 @@ from headwater.offline.base import LATEST_CREATED, LATEST_TS
 from headwater.offline.entity_frame import key_class
 from headwater.offline.frames import to_arrow
 from headwater.offline.timestamps import TimeKind, parse_strings, time_kind
-from headwater.types import DType, Timestamp
+from headwater.types import DType, Float32, Timestamp, from_micros, to_micros
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 UTC_MICROS_TZ = "UTC"
 
+
+MAX_FUTURE = timedelta(minutes=5)
+"""How far after the current time a pushed event time may lie (clock skew)."""
 
 def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.Table:
     """Validate ``rows`` against ``view`` and return them typed (see the module docstring).
@@ -75,6 +79,7 @@ def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.
     if columns[LATEST_TS].null_count:
         raise DataError(f"{owner}: column '{source.timestamp_field}' has null values. Fix: "
                         "give every row its event time")
+    _check_not_future(columns[LATEST_TS], source.timestamp_field, owner)
     created = source.created_timestamp_field
     if created is not None and created in names:
         columns[LATEST_CREATED] = utc_micros(table.column(created), created, owner)
@@ -150,11 +155,39 @@ def cast_feature(column: pa.ChunkedArray, field: Field, owner: str) -> pa.Chunke
                         f"pushed column has type {column.type}. Fix: pass "
                         f"{_expected(dtype)} values for '{field.name}'")
     try:
-        return column.cast(dtype.to_arrow())
+        cast = column.cast(dtype.to_arrow())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise DataError(f"{owner}: feature '{field.name}' cannot be cast to {dtype!r} "
                         f"without loss ({exc}). Fix: pass {_expected(dtype)} values that "
                         f"fit {dtype!r} for '{field.name}'") from exc
+    if dtype == Float32 and _infinities(cast) > _infinities(column):
+        raise DataError(f"{owner}: feature '{field.name}' holds values beyond the Float32 "
+                        f"range. Fix: declare it Float64, or pass smaller values")
+    return cast
+
+
+def _infinities(column: pa.ChunkedArray) -> int:
+    import pyarrow.compute as pc
+    import pyarrow.types as pat
+
+    if not pat.is_floating(column.type):
+        return 0
+    return int(pc.sum(pc.is_inf(column)).as_py() or 0)
+
+
+def _check_not_future(times: pa.ChunkedArray, name: str, owner: str) -> None:
+    """Refuse event times beyond ``MAX_FUTURE`` from now: online, a value is served only
+    from its event time on, and a stored record from far in the future would hide every
+    real value of its entity until then."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    latest = pc.max(times.cast(pa.int64())).as_py()
+    limit = to_micros(datetime.now(UTC) + MAX_FUTURE)
+    if latest is not None and latest > limit:
+        raise DataError(f"{owner}: column '{name}' holds {from_micros(latest)}, more than "
+                        f"{MAX_FUTURE} after the current time. Fix: push events when they "
+                        "happen, with their real event times")
 
 
 def _castable(arrow_type: pa.DataType, dtype: DType) -> bool:
