@@ -117,9 +117,9 @@ class PlanCache:
     def check(self) -> bool:
         """Drop every plan if the registry changed; returns whether it did."""
         latest = self._change_id()
-        if latest == self._seen:
-            return False
         with self._lock:
+            if latest == self._seen:
+                return False
             self._plans = {}
             self._seen = latest
         return True
