@@ -317,21 +317,20 @@ def _redis_records(url: str, project: str, view: str) -> list[tuple[bytes, bytes
 # -- materialization -------------------------------------------------------------------------
 
 
-def _fingerprint(repo: Path) -> int:
+def _generation(repo: Path) -> int:
     import headwater as hw
-    from headwater.materialize.encode import view_fingerprint
 
     with hw.FeatureStore(repo) as store:
-        return view_fingerprint(store.get_feature_view(VIEW))
+        return store.record_generation(VIEW)
 
 
 def measure_materialize(ws: Workspace, backend: str, side: str,
-                        fingerprint: int) -> dict[str, Any]:
+                        generation: int) -> dict[str, Any]:
     """Empty the store, run one side in a fresh process, and add what the store holds."""
     ws.clear(backend)
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.online", "materialize", side,
-         str(ws.repos[backend]), ws.start.isoformat(), ws.end.isoformat(), str(fingerprint)],
+         str(ws.repos[backend]), ws.start.isoformat(), ws.end.isoformat(), str(generation)],
         check=True, capture_output=True, text=True, cwd=_ROOT,
     )
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -344,16 +343,16 @@ def run_materialize(ws: Workspace, repeat: int = 1,
     """Materialize ``driver_stats`` into each backend, ``repeat`` runs per side."""
     import statistics
 
-    fingerprint = _fingerprint(ws.repos["sqlite"])
+    generation = _generation(ws.repos["sqlite"])
     results = []
     for backend in BACKENDS:
         runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
         if warmup:
             for side in SIDES:  # unrecorded, so both read the Parquet file from a warm cache
-                measure_materialize(ws, backend, side, fingerprint)
+                measure_materialize(ws, backend, side, generation)
         for _ in range(repeat):
             for side in SIDES:  # alternate, so drift in the machine hits both alike
-                runs[side].append(measure_materialize(ws, backend, side, fingerprint))
+                runs[side].append(measure_materialize(ws, backend, side, generation))
         hw, base = runs["headwater"], runs["baseline"]
         digests = {r["digest"] for r in hw + base}
         results.append(MaterializeResult(
@@ -371,7 +370,7 @@ def run_materialize(ws: Workspace, repeat: int = 1,
 
 
 def materialize_headwater(repo: Path, start: datetime, end: datetime,
-                          fingerprint: int) -> tuple[float, int]:
+                          generation: int) -> tuple[float, int]:
     """Seconds and records of ``store.materialize`` of the one view."""
     import headwater as hw
 
@@ -396,7 +395,7 @@ def _latest_query() -> str:
 
 
 def materialize_baseline(repo: Path, start: datetime, end: datetime,
-                         fingerprint: int) -> tuple[float, int]:
+                         generation: int) -> tuple[float, int]:
     """Seconds and records of the hand-written DuckDB query plus raw client writes."""
     import duckdb
     import msgpack
@@ -404,7 +403,7 @@ def materialize_baseline(repo: Path, start: datetime, end: datetime,
 
     config = yaml.safe_load((repo / "headwater.yaml").read_text())
     online, project = config["online"], config["project"]
-    header = struct.Struct(">QQI").pack
+    header = struct.Struct(">IQQ").pack
     packb = msgpack.packb
     con = duckdb.connect()
     params = {"path": str(repo / "data" / "driver_stats.parquet"), "start": start, "end": end}
@@ -420,7 +419,7 @@ def materialize_baseline(repo: Path, start: datetime, end: datetime,
         began = time.perf_counter()
         rows = con.execute(query, params).fetchall()
         records = [(VIEW, packb(["driver_id", r[0]]),
-                    header(r[1] + _FLIP, r[2] + _FLIP, fingerprint) + packb(r[3:]))
+                    header(generation, r[1] + _FLIP, r[2] + _FLIP) + packb(r[3:]))
                    for r in rows]
         db.execute("BEGIN")
         db.executemany("INSERT OR REPLACE INTO hw_online (view, key, value) VALUES (?, ?, ?)",
@@ -439,7 +438,7 @@ def materialize_baseline(repo: Path, start: datetime, end: datetime,
         pipe = client.pipeline(transaction=False)
         for r in rows:
             pipe.hset(prefix + packb(["driver_id", r[0]]) + b"}", field_,
-                      header(r[1] + _FLIP, r[2] + _FLIP, fingerprint) + packb(r[3:]))
+                      header(generation, r[1] + _FLIP, r[2] + _FLIP) + packb(r[3:]))
         pipe.execute()
         seconds = time.perf_counter() - began
         client.close()
@@ -706,7 +705,7 @@ def latency_table(results: Sequence[LatencyResult]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """``materialize SIDE REPO START END FINGERPRINT`` or ``reads REPO CALLS WARMUP
+    """``materialize SIDE REPO START END GENERATION`` or ``reads REPO CALLS WARMUP
     ENTITIES SEED``; prints one JSON line."""
     if argv[0] == "materialize":
         side, repo = argv[1], Path(argv[2])

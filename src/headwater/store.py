@@ -241,6 +241,14 @@ class FeatureStore:
         moment = to_utc(now) if now is not None else datetime.now(UTC)
         return read_online(self.online, plan, entity_rows, to_micros(moment))
 
+    def record_generation(self, view_name: str) -> int:
+        """The definition generation online records of ``view_name`` are written with: it
+        grows each time the view's features, keys or source change (one registry query)."""
+        from headwater.materialize.encode import view_generation
+
+        return view_generation([r.spec for r in
+                                self.registry.history(FeatureView.kind, view_name)])
+
     def plan_generation(self) -> int:
         """The registry change id the compiled online plans follow (no registry query);
         it moves when the background refresher sees a registry change."""
@@ -264,7 +272,8 @@ class FeatureStore:
             key = ("refs", tuple(features) if isinstance(features, Sequence) else features,
                    full_feature_names)
         return self._plan_cache().get(key, lambda: compile_plan(
-            self.resolve_features(features, full_feature_names, caller="get_online_features")))
+            self.resolve_features(features, full_feature_names, caller="get_online_features"),
+            self.record_generation))
 
     def materialize(self, start_date: datetime, end_date: datetime,
                     views: Sequence[str] | None = None, *,
@@ -309,6 +318,7 @@ class FeatureStore:
         mark = self.registry.backend.watermarks(self.project).get(view.name)
         current = mark[1] if mark is not None and mark[0] == version else None
         result = materialize_view(self.offline, self.online, view, start, end,
+                                  generation=self.record_generation(view.name),
                                   progress=progress)
         # the watermark only advances over a range contiguous with what is online: a range
         # after a gap, or an older backfill, leaves it where it is

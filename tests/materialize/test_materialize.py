@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -262,3 +263,42 @@ def test_every_dtype_goes_through_materialization_and_online_reads(tmp_path: Pat
             assert online.column(name).to_pylist() == offline.column(name).to_pylist(), name
             assert online.schema.field(name).type == offline.schema.field(name).type, name
         assert response.to_dict()["at"][0] == [START, START + timedelta(seconds=1)]
+
+
+def test_a_writer_still_on_an_old_definition_never_hides_the_new_records(
+        tmp_path: Path) -> None:
+    from headwater.materialize.job import materialize_view
+
+    repo = make_repo(tmp_path / "repo", "")
+    pq.write_table(driver_stats(N_DRIVERS, N_HOURS, start=START, seed=11),
+                   repo / "data" / "other.parquet")
+    end = START + timedelta(hours=10)
+    with hw.FeatureStore(repo) as store:
+        first = views()[0]
+        store.apply([DRIVER, first])
+        old_generation = store.record_generation("stats_a")
+        old_view = store.get_feature_view("stats_a")
+        moved = dataclasses.replace(
+            first, source=hw.FileSource("data/other.parquet", "event_timestamp", "created"))
+        store.apply([moved])
+        assert store.record_generation("stats_a") == old_generation + 1
+        store.materialize(START, end, views=["stats_a"])
+        expected = store.get_online_features(["stats_a:trips"], [{"driver_id": 1001}], now=end)
+        # a job that started before the apply finishes now, with the old definition
+        result = materialize_view(store.offline, store.online, old_view, START, end,
+                                  generation=old_generation)
+        assert result.rows == 0
+        again = store.get_online_features(["stats_a:trips"], [{"driver_id": 1001}], now=end)
+        assert again.to_dict() == expected.to_dict()
+        assert again.metadata["stats_a"].statuses == ["PRESENT"]
+
+
+def test_a_description_change_keeps_the_online_records(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", "")
+    end = START + timedelta(hours=10)
+    with hw.FeatureStore(repo) as store:
+        store.apply([DRIVER, views()[0]])
+        store.materialize(START, end, views=["stats_a"])
+        store.apply([dataclasses.replace(views()[0], description="now documented")])
+        response = store.get_online_features(["stats_a:trips"], [{"driver_id": 1001}], now=end)
+        assert response.metadata["stats_a"].statuses == ["PRESENT"]

@@ -29,13 +29,13 @@ def test_encode_keys_gives_the_bytes_of_encode_key(names: list[str], data: Any) 
 
 @given(event=st.integers(min_value=-(2**62), max_value=2**62),
        created=st.none() | st.integers(min_value=-(2**62), max_value=2**62),
-       fingerprint=st.integers(min_value=0, max_value=2**32 - 1),
+       generation=st.integers(min_value=0, max_value=2**32 - 1),
        values=st.lists(st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
                        | st.floats(allow_nan=False) | st.text(max_size=20) | st.booleans(),
                        max_size=12))
 def test_decode_event_and_values_split_decode_record(
-        event: int, created: int | None, fingerprint: int, values: list[Any]) -> None:
-    data = encode_record(event, created, fingerprint, values)
+        event: int, created: int | None, generation: int, values: list[Any]) -> None:
+    data = encode_record(event, created, generation, values)
     record = decode_record(data)
-    assert decode_event(data) == (record.event_us, record.fingerprint) == (event, fingerprint)
+    assert decode_event(data) == (record.event_us, record.generation) == (event, generation)
     assert decode_values(data) == record.values == values

@@ -8,11 +8,12 @@ are converted to Python lists once per batch, never per cell.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from headwater.definitions import FeatureView, to_spec
+from headwater.definitions import FeatureView
 from headwater.offline.base import LATEST_CREATED, LATEST_TS
-from headwater.online.encoding import encode_key, encode_record, fingerprint
+from headwater.online.encoding import encode_key, encode_record
 from headwater.types import Array, Timestamp
 
 if TYPE_CHECKING:
@@ -21,15 +22,26 @@ if TYPE_CHECKING:
 _TIMESTAMP_LIST = Array(Timestamp)
 
 
-def view_fingerprint(view: FeatureView) -> int:
-    """What a view's online records depend on: its features and dtypes, join keys and
-    source. Records written under another fingerprint are not served (status MISSING), so
-    a view whose definition changed serves nothing stale until it is materialized again.
-    The ttl is applied at read time and metadata does not matter, so neither counts."""
-    parts = [f"{f.name}:{f.dtype.spec()}" for f in view.features]
-    parts.append("keys:" + ",".join(view.join_keys))
-    parts.append("source:" + json.dumps(to_spec(view.source), sort_keys=True))
-    return fingerprint(parts)
+def record_layout(spec: Mapping[str, Any]) -> str:
+    """What a view's online records depend on, read from one stored spec of the view: its
+    features and dtypes, its entities and its source (not the ttl, applied at read time, nor
+    descriptions and tags)."""
+    parts = [spec.get("schema"), spec.get("entities"), spec.get("source")]
+    return json.dumps(parts, sort_keys=True)
+
+
+def view_generation(specs: Sequence[Mapping[str, Any]]) -> int:
+    """The definition generation of a view's latest version, given the stored specs of all
+    its versions, oldest first: 1, plus one for every version whose record layout differs
+    from the one before. Online records carry it (:mod:`headwater.online.encoding`)."""
+    generation = 0
+    previous = None
+    for spec in specs:
+        layout = record_layout(spec)
+        if layout != previous:
+            generation += 1
+            previous = layout
+    return generation
 
 
 def _micros(column: pa.ChunkedArray | pa.Array) -> list[int | None]:
@@ -46,7 +58,7 @@ def _micro_lists(column: pa.ChunkedArray | pa.Array) -> list[list[int | None] | 
     return list(stamped.cast(as_micros).to_pylist())
 
 
-def encode_batch(view: FeatureView, fingerprint: int,
+def encode_batch(view: FeatureView, generation: int,
                  batch: pa.RecordBatch) -> tuple[list[bytes], list[bytes]]:
     """Keys and records for a batch with the view's join keys, ``__hw_ts``,
     ``__hw_created`` and its features in schema order (see ``OfflineEngine.latest_rows``)."""
@@ -66,7 +78,7 @@ def encode_batch(view: FeatureView, fingerprint: int,
             columns.append(column.to_pylist())
     rows = zip(*columns, strict=True) if columns else iter([()] * batch.num_rows)
     records = [
-        encode_record(ts, made, fingerprint, values)  # type: ignore[arg-type]  # ts not null
+        encode_record(ts, made, generation, values)  # type: ignore[arg-type]  # ts not null
         for ts, made, values in zip(event, created, rows, strict=True)
     ]
     return keys, records

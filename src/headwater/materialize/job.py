@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from headwater.definitions import FeatureView
-from headwater.materialize.encode import encode_batch, view_fingerprint
+from headwater.materialize.encode import encode_batch
 from headwater.offline.base import OfflineEngine
 from headwater.online.base import OnlineStore
 
@@ -37,16 +37,16 @@ class MaterializeResult:
 
 
 def materialize_view(offline: OfflineEngine, online: OnlineStore, view: FeatureView,
-                     start: datetime, end: datetime, *,
+                     start: datetime, end: datetime, *, generation: int,
                      progress: Progress | None = None) -> MaterializeResult:
-    """Write the latest row per entity with ``start <= ts <= end`` of ``view`` online."""
+    """Write the latest row per entity with ``start <= ts <= end`` of ``view`` online, as
+    records of definition ``generation``."""
     began = time.perf_counter()
-    fingerprint = view_fingerprint(view)
     rows = 0
     for batch in offline.latest_rows(view, start, end):
         if batch.num_rows == 0:
             continue
-        keys, records = encode_batch(view, fingerprint, batch)
+        keys, records = encode_batch(view, generation, batch)
         stored = online.write(view.name, keys, records)
         rows += stored
         if progress is not None:

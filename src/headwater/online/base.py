@@ -4,10 +4,10 @@ An online store keeps one record per (feature view, entity): the latest feature 
 given, with its event time. Keys and records are opaque bytes made by
 :mod:`headwater.online.encoding`; a store only compares the first
 :data:`~headwater.online.encoding.ORDER_BYTES` bytes of records, which sort like the
-``(event time, created time)`` pair. A write never replaces a stored record with one that
-sorts lower; an equal one replaces it (a later delivery wins a tie, as in the offline join).
-A record whose schema fingerprint (the next FINGERPRINT_BYTES bytes) differs from the stored
-one's always replaces it: the stored one was written under another definition of the view.
+``(definition generation, event time, created time)`` triple. A write never replaces a
+stored record with one that sorts lower; an equal one replaces it (a later delivery wins a
+tie, as in the offline join). So a newer definition of a view always replaces records of an
+older one, and a writer still working under an older definition never overwrites newer ones.
 
 Implementations: ``sqlite.py`` (embedded default), ``redis.py`` (production). One
 conformance suite (``headwater.testing.online``) runs against every implementation.
@@ -32,9 +32,8 @@ class OnlineStore(Protocol):
     """What serving and materialization need from an online store."""
 
     def write(self, view: str, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
-        """Upsert ``records[i]`` under ``(view, keys[i])`` unless the stored record has the
-        same fingerprint and sorts higher. Atomic per record; returns how many records were
-        stored."""
+        """Upsert ``records[i]`` under ``(view, keys[i])`` unless the stored record sorts
+        higher. Atomic per record; returns how many records were stored."""
         ...
 
     def read(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:

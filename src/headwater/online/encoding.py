@@ -5,26 +5,26 @@ in entity order (integer and string values only), so views keyed by the same ent
 keys and different entities never collide.
 
 Record: a 20-byte header, then the msgpack array of the view's feature values in schema
-order. The header is ``event_us`` and ``created_us`` as big-endian unsigned integers with the
-sign bit flipped (so byte order equals time order, before 1970 included), then a 4-byte
-fingerprint of the view's definition (features, keys, source). A store keeps the record
-whose first 16 bytes sort higher, unless the fingerprints differ: then the new record
-replaces the old, which was written under another definition of the view. A reader treats
-a record whose fingerprint differs from the view's current one as absent.
+order. The header is the view's definition *generation* (a 4-byte big-endian counter that
+grows each time the view's features, keys or source change), then ``event_us`` and
+``created_us`` as big-endian unsigned integers with the sign bit flipped (so byte order
+equals time order, before 1970 included). A store keeps the record whose header sorts
+higher (memcmp of all 20 bytes): a newer definition always wins, a writer still working
+under an older one never overwrites the newer records, and within one definition the later
+``(event time, created time)`` wins. A reader treats a record of another generation than
+the view's current one as absent.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-ORDER_BYTES = 16
-FINGERPRINT_BYTES = 4
-HEADER_BYTES = ORDER_BYTES + FINGERPRINT_BYTES
-_HEADER = struct.Struct(">QQI")
+ORDER_BYTES = 20
+HEADER_BYTES = ORDER_BYTES
+_HEADER = struct.Struct(">IQQ")
 _FLIP = 1 << 63
 
 
@@ -34,13 +34,8 @@ class Record:
 
     event_us: int
     created_us: int | None
-    fingerprint: int
+    generation: int
     values: list[Any]
-
-
-def fingerprint(parts: Sequence[str]) -> int:
-    """A 32-bit fingerprint of the strings that determine a view's records."""
-    return zlib.crc32("|".join(parts).encode())
 
 
 def encode_key(names: Sequence[str], values: Sequence[Any]) -> bytes:
@@ -67,7 +62,7 @@ def encode_keys(names: Sequence[str], columns: Sequence[Sequence[Any]]) -> list[
     return [head + packb(value) for value in columns[0]]
 
 
-def encode_record(event_us: int, created_us: int | None, fingerprint: int,
+def encode_record(event_us: int, created_us: int | None, generation: int,
                   values: Sequence[Any]) -> bytes:
     """Header plus msgpack payload; ``values`` hold ints, floats, str, bool, None or lists.
 
@@ -75,24 +70,24 @@ def encode_record(event_us: int, created_us: int | None, fingerprint: int,
     import msgpack
 
     created = 0 if created_us is None else created_us + _FLIP
-    header = _HEADER.pack(event_us + _FLIP, created, fingerprint)
+    header = _HEADER.pack(generation, event_us + _FLIP, created)
     return header + bytes(msgpack.packb(list(values)))
 
 
 def decode_record(data: bytes) -> Record:
-    """Split a stored record back into times, fingerprint and values."""
+    """Split a stored record back into generation, times and values."""
     import msgpack
 
-    event, created, fingerprint = _HEADER.unpack_from(data)
+    generation, event, created = _HEADER.unpack_from(data)
     values = msgpack.unpackb(data[HEADER_BYTES:])
-    return Record(event - _FLIP, None if created == 0 else created - _FLIP, fingerprint, values)
+    return Record(event - _FLIP, None if created == 0 else created - _FLIP, generation, values)
 
 
 def decode_event(data: bytes) -> tuple[int, int]:
-    """Only ``(event_us, fingerprint)``, for a reader that checks them before
+    """Only ``(event_us, generation)``, for a reader that checks them before
     :func:`decode_values`."""
-    event, _, fingerprint = _HEADER.unpack_from(data)
-    return event - _FLIP, fingerprint
+    generation, event, _ = _HEADER.unpack_from(data)
+    return event - _FLIP, generation
 
 
 def decode_values(data: bytes) -> list[Any]:

@@ -38,15 +38,13 @@ from headwater.config import redact_url
 from headwater.errors import ConfigError, StoreUnavailableError
 from headwater.online import check_write_batch
 from headwater.online.base import ViewKeys
-from headwater.online.encoding import FINGERPRINT_BYTES, ORDER_BYTES
+from headwater.online.encoding import ORDER_BYTES
 
 # KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record.
 _CAS_SCRIPT = f"""
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local new = ARGV[2]
-local fp = {ORDER_BYTES + 1}
-local fp_end = {ORDER_BYTES + FINGERPRINT_BYTES}
-if old and string.sub(new, fp, fp_end) == string.sub(old, fp, fp_end) then
+if old then
   for i = 1, {ORDER_BYTES} do
     local a, b = string.byte(new, i), string.byte(old, i)
     if a ~= b then

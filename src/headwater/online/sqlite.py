@@ -26,7 +26,7 @@ from pathlib import Path
 from headwater.errors import StoreUnavailableError
 from headwater.online import check_write_batch
 from headwater.online.base import ViewKeys
-from headwater.online.encoding import FINGERPRINT_BYTES, ORDER_BYTES
+from headwater.online.encoding import ORDER_BYTES
 
 _DDL = """CREATE TABLE IF NOT EXISTS hw_online (
     view TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,
@@ -34,9 +34,7 @@ _DDL = """CREATE TABLE IF NOT EXISTS hw_online (
 _UPSERT = (
     "INSERT INTO hw_online (view, key, value) VALUES (?, ?, ?) "
     "ON CONFLICT (view, key) DO UPDATE SET value = excluded.value "
-    f"WHERE substr(excluded.value, {ORDER_BYTES + 1}, {FINGERPRINT_BYTES}) <> "
-    f"substr(value, {ORDER_BYTES + 1}, {FINGERPRINT_BYTES}) "
-    f"OR substr(excluded.value, 1, {ORDER_BYTES}) >= substr(value, 1, {ORDER_BYTES})"
+    f"WHERE substr(excluded.value, 1, {ORDER_BYTES}) >= substr(value, 1, {ORDER_BYTES})"
 )
 _GET_ONE = "SELECT value FROM hw_online WHERE view = ? AND key = ?"
 _DELETE_VIEW = "DELETE FROM hw_online WHERE view = ?"

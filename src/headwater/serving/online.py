@@ -96,8 +96,8 @@ def read_online(store: OnlineStore, plan: OnlinePlan, rows: Sequence[Mapping[str
         for i, data in enumerate(records):
             if data is None:
                 continue
-            event_us, fingerprint = decode_event(data)
-            if fingerprint != view.fingerprint or event_us > now_us:
+            event_us, generation = decode_event(data)
+            if generation != view.generation or event_us > now_us:
                 continue
             times[i] = event_us
             if oldest is not None and event_us < oldest:

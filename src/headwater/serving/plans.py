@@ -2,7 +2,7 @@
 
 A plan is everything a request needs, resolved once from the registry: per view, the join
 keys, the positions of the requested features in the stored record, output names, the
-schema fingerprint and the ttl. The request path uses only plans; :class:`PlanCache` drops
+definition generation and the ttl. The request path uses only plans; :class:`PlanCache` drops
 them when the registry's change log moves, which a background thread watches, so no request
 queries the registry.
 """
@@ -18,7 +18,6 @@ from datetime import timedelta
 from headwater.definitions import FeatureView, Field
 from headwater.definitions.selection import Selection
 from headwater.errors import DefinitionError, StoreUnavailableError
-from headwater.materialize.encode import view_fingerprint
 from headwater.types import String
 
 
@@ -31,7 +30,7 @@ class CompiledView:
     features: tuple[Field, ...]
     positions: tuple[int, ...]
     output_names: tuple[str, ...]
-    fingerprint: int
+    generation: int
     ttl_us: int | None
     key_types: tuple[type[int] | type[str], ...]
 
@@ -49,8 +48,9 @@ class OnlinePlan:
         return tuple(dict.fromkeys(k for v in self.views for k in v.join_keys))
 
 
-def compile_plan(selection: Selection) -> OnlinePlan:
-    """Compile a resolved selection into an online plan."""
+def compile_plan(selection: Selection, generation: Callable[[str], int]) -> OnlinePlan:
+    """Compile a resolved selection into an online plan; ``generation(view)`` gives a
+    view's current definition generation."""
     views = []
     for request in selection.requests:
         view = request.view
@@ -67,7 +67,7 @@ def compile_plan(selection: Selection) -> OnlinePlan:
             features=request.features,
             positions=tuple(position[f.name] for f in request.features),
             output_names=request.output_names,
-            fingerprint=view_fingerprint(view),
+            generation=generation(view.name),
             ttl_us=ttl_us,
             key_types=tuple(str if view.key_dtype(k) == String else int
                             for k in view.join_keys),

@@ -88,7 +88,7 @@ def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> 
     stored = 0
     if to != "offline":
         try:
-            stored = write_online(store.online, view, table)
+            stored = write_online(store.online, view, store.record_generation(view.name), table)
         except Exception as exc:
             # The rows are durable offline whatever the online store raised, and the caller
             # must learn that to recover, so every failure is re-raised saying so (chained).
@@ -110,15 +110,15 @@ def _kept_offline(exc: Exception, table: pa.Table, offline_file: Path) -> Headwa
     )
 
 
-def write_online(online: OnlineStore, view: FeatureView, table: pa.Table) -> int:
-    """Encode prepared rows and write them with the store's compare-and-set; returns how
-    many records were stored."""
-    from headwater.materialize.encode import encode_batch, view_fingerprint
+def write_online(online: OnlineStore, view: FeatureView, generation: int,
+                 table: pa.Table) -> int:
+    """Encode prepared rows as records of definition ``generation`` and write them with the
+    store's compare-and-set; returns how many records were stored."""
+    from headwater.materialize.encode import encode_batch
 
-    fingerprint = view_fingerprint(view)
     stored = 0
     for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
-        keys, records = encode_batch(view, fingerprint, batch)
+        keys, records = encode_batch(view, generation, batch)
         stored += online.write(view.name, keys, records)
     return stored
 

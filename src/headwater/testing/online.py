@@ -16,10 +16,10 @@ it, so it must not be a lambda or a closure::
             return functools.partial(MyOnlineStore, tmp_path / "online.db")
 
 The laws: reads give each stored record or None, in request order, for any mix of views and
-entities; a write never replaces a record of the same fingerprint with one whose first
+entities; a write never replaces a record with one whose first
 :data:`~headwater.online.encoding.ORDER_BYTES` bytes sort lower (byte order, which is
-``(event time, created time)`` order before 1970 too), an equal one replaces it, and one of
-another fingerprint (another definition of the view) always replaces it; write
+``(definition generation, event time, created time)`` order, before 1970 too), and an
+equal one replaces it; write
 counts what it stored; keys and records are arbitrary bytes. Random write sequences, from one
 instance, from threads sharing one instance and from two processes writing at once, are
 checked against a brute-force model. Tests wait on barriers, never on the clock.
@@ -47,7 +47,7 @@ from headwater.testing.online_model import (
     CREATED_TIMES,
     DAY_US,
     EVENT_TIMES,
-    FINGERPRINTS,
+    GENERATIONS,
     PAYLOADS,
     Batch,
     Model,
@@ -161,12 +161,16 @@ class OnlineStoreSuite:
         assert store.write(view, key, [record(99, DAY_US, "old")]) == 0
         assert store.read([ViewKeys(view, key)]) == [[record(100, 0, "new")]]
 
-    def test_another_fingerprint_replaces_whatever_is_stored(self, store: OnlineStore) -> None:
+    def test_a_newer_definition_replaces_and_an_older_one_never(self, store: OnlineStore
+                                                                ) -> None:
         view, key = new_view(), int_keys(1)
         store.write(view, key, [record(100, 0, "old definition", 1)])
         assert store.write(view, key, [record(5, None, "new definition", 2)]) == 1
         assert store.read([ViewKeys(view, key)]) == [[record(5, None, "new definition", 2)]]
         assert store.write(view, key, [record(4, None, "older, same definition", 2)]) == 0
+        # a writer still on the old definition never hides the new one, however late
+        assert store.write(view, key, [record(10**12, None, "stale writer", 1)]) == 0
+        assert store.read([ViewKeys(view, key)]) == [[record(5, None, "new definition", 2)]]
 
     def test_created_time_orders_equal_event_times(self, store: OnlineStore) -> None:
         view, key = new_view(), int_keys(1)
@@ -201,10 +205,10 @@ class OnlineStoreSuite:
 
     def test_equal_order_bytes_replace(self, store: OnlineStore) -> None:
         view, key = new_view(), int_keys(1)
-        store.write(view, key, [record(100, 5, "first", fingerprint=1)])
-        # same times, another payload and fingerprint: a later delivery wins the tie
-        assert store.write(view, key, [record(100, 5, "second", fingerprint=2)]) == 1
-        assert store.read([ViewKeys(view, key)]) == [[record(100, 5, "second", fingerprint=2)]]
+        store.write(view, key, [record(100, 5, "first", generation=1)])
+        # same generation and times, another payload: a later delivery wins the tie
+        assert store.write(view, key, [record(100, 5, "second", generation=1)]) == 1
+        assert store.read([ViewKeys(view, key)]) == [[record(100, 5, "second", generation=1)]]
 
     def test_mixed_batch_stores_only_records_not_older(self, store: OnlineStore) -> None:
         view, keys = new_view(), int_keys(12)
@@ -289,7 +293,7 @@ class OnlineStoreSuite:
     def test_write_sequences_match_the_model(self, online_store_factory: StoreFactory) -> None:
         instances = [online_store_factory(), online_store_factory()]
         item = st.tuples(st.sampled_from(BINARY_KEYS), EVENT_TIMES, CREATED_TIMES,
-                         PAYLOADS, FINGERPRINTS)
+                         PAYLOADS, GENERATIONS)
         step = st.tuples(st.integers(0, 1), st.lists(item, max_size=6))
 
         @settings(max_examples=self.max_examples, deadline=None,

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from hypothesis import strategies as st
 
 from headwater.online.base import OnlineStore
-from headwater.online.encoding import HEADER_BYTES, ORDER_BYTES, encode_key, encode_record
+from headwater.online.encoding import ORDER_BYTES, encode_key, encode_record
 
 StoreFactory = Callable[[], OnlineStore]
 Batch = tuple[list[bytes], list[bytes]]
@@ -30,14 +30,14 @@ BINARY_KEYS: tuple[bytes, ...] = (
 EVENT_TIMES = st.sampled_from(
     [-(2**62), -DAY_US, -1, 0, 1, DAY_US, 2**62])  # before 1970 too
 CREATED_TIMES = st.none() | st.sampled_from([-DAY_US, -1, 0, 1, DAY_US])
-FINGERPRINTS = st.sampled_from([0, 1, 0xFFFFFFFF])
+GENERATIONS = st.sampled_from([0, 1, 0xFFFFFFFF])
 PAYLOADS = st.binary(max_size=6)
 
 
 def record(event_us: int, created_us: int | None = None, payload: object = b"",
-           fingerprint: int = 0) -> bytes:
+           generation: int = 0) -> bytes:
     """A record as :func:`~headwater.online.encoding.encode_record` makes it."""
-    return encode_record(event_us, created_us, fingerprint, [payload])
+    return encode_record(event_us, created_us, generation, [payload])
 
 
 def int_keys(n: int, start: int = 0) -> list[bytes]:
@@ -52,8 +52,7 @@ def new_view(prefix: str = "view") -> str:
 
 class Model:
     """The brute-force reference: per key the record with the greatest first ORDER_BYTES
-    bytes; among equal ones the last written; a record with another fingerprint replaces
-    whatever is stored."""
+    bytes (definition generation, then times); among equal ones the last written."""
 
     def __init__(self) -> None:
         self.records: dict[bytes, bytes] = {}
@@ -62,8 +61,7 @@ class Model:
         stored = 0
         for key, value in zip(keys, records, strict=True):
             old = self.records.get(key)
-            if (old is None or value[ORDER_BYTES:HEADER_BYTES] != old[ORDER_BYTES:HEADER_BYTES]
-                    or value[:ORDER_BYTES] >= old[:ORDER_BYTES]):
+            if old is None or value[:ORDER_BYTES] >= old[:ORDER_BYTES]:
                 self.records[key] = value
                 stored += 1
         return stored
@@ -72,8 +70,7 @@ class Model:
 def batches(writer_count: int) -> st.SearchStrategy[list[list[Batch]]]:
     """Per writer, a list of small batches whose order bytes never tie across writers
     (the created time's remainder modulo ``writer_count`` is the writer) and share one
-    fingerprint (another fingerprint replaces whatever is stored, which would make the end
-    state depend on the interleaving), so the expected end state does not."""
+    generation, so the expected end state does not depend on the interleaving."""
 
     def one_writer(writer: int) -> st.SearchStrategy[list[Batch]]:
         item = st.tuples(st.sampled_from(BINARY_KEYS), EVENT_TIMES,
