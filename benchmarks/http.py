@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from benchmarks.online import (
     feature_refs,
     percentiles_ms,
 )
+from headwater.testing.processes import free_port, stop_process
 
 _ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
@@ -62,13 +62,6 @@ HTTP_OPS = (
     HttpOp(f"POST /features, {BATCH} entities x 10 features, 1 view", BATCH,
            Target("p99", 3.0), "p50 10 ms"),
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _serve_command(repo: Path, port: int) -> list[str]:
@@ -103,7 +96,7 @@ def floor_server(bodies: Path, log: Path) -> Iterator[str]:
 def _serving(command: Callable[[int], list[str]], log: Path,
              env: dict[str, str] | None = None) -> Iterator[str]:
     for attempt in range(3):  # another process may take the free port before the server
-        port = _free_port()
+        port = free_port()
         with log.open("w") as out:
             process = subprocess.Popen(command(port), stdout=out, stderr=subprocess.STDOUT,
                                        cwd=_ROOT, env={**os.environ, **(env or {})})
@@ -113,7 +106,7 @@ def _serving(command: Callable[[int], list[str]], log: Path,
                 yield url
                 return
         finally:
-            _stop(process)
+            stop_process(process)
         if attempt == 2:
             tail = "\n".join(log.read_text().splitlines()[-20:])
             raise RuntimeError(f"{command(port)[0]} did not come up on {url}:\n{tail}")
@@ -163,16 +156,6 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str) -> bool:
                 pass
             time.sleep(0.05)  # polling for start-up, not timing anything
     return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(15)
 
 
 def run_http(ws: Workspace, repeat: int = 1, *, materialize: bool = True) -> list[LatencyResult]:

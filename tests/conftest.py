@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import uuid
@@ -16,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from headwater.testing.processes import free_port
 
 POSTGRES_URL = os.environ.get("HEADWATER_TEST_POSTGRES_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
@@ -85,7 +86,7 @@ class PrivateRedis:
     def __init__(self, binary: str, workdir: Path) -> None:
         self.binary = binary
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[str] | None = None
         self._log: list[str] = []
 
@@ -142,13 +143,6 @@ class PrivateRedis:
         self.start()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A redis-server started for this test (``.url``, ``.stop()``, ``.start()``,
@@ -168,7 +162,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
             except RuntimeError:
                 if attempt == 2:
                     raise
-                server.port = _free_port()
+                server.port = free_port()
         yield server
     finally:
         server.kill()

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from headwater.testing.processes import free_port, stop_process
 from tests.cli.test_cli_subprocess import headwater_script
-from tests.conftest import _free_port
 from tests.serving.conftest import build_repo
 
 KEY = "subprocess-test-key"
@@ -57,7 +57,7 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
 @pytest.mark.slow
 def test_serve_with_two_workers(tmp_path: Path) -> None:
     repo = build_repo(tmp_path / "repo")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     env = {**os.environ, "HEADWATER_API_KEYS": KEY, "NO_COLOR": "1"}
@@ -91,12 +91,7 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
         assert KEY not in log.read_text()
     finally:
         workers = worker_pids(process.pid)
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(30)
+        stop_process(process, timeout=60)
     assert process.returncode == 0, log.read_text()
     assert [pid for pid in workers if running(pid)] == []
 

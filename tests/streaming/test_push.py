@@ -15,7 +15,7 @@ import pytest
 
 import headwater as hw
 from headwater.config import OnlineSettings
-from tests.conftest import _free_port
+from headwater.testing.processes import free_port
 from tests.streaming.conftest import DRIVER, STAMP, T0, make_repo, views
 
 LATER = T0 + timedelta(hours=2)
@@ -252,7 +252,7 @@ def test_timestamp_and_array_features_round_trip(tmp_path: Path) -> None:
 
 def test_a_failed_online_write_keeps_the_rows_offline_for_materialization(
         tmp_path: Path) -> None:
-    dead = f"online: {{type: redis, url: 'redis://127.0.0.1:{_free_port()}/0'}}\n"
+    dead = f"online: {{type: redis, url: 'redis://127.0.0.1:{free_port()}/0'}}\n"
     repo = make_repo(tmp_path / "repo", dead)
     with hw.FeatureStore(repo) as store:
         store.apply([DRIVER, *views()])

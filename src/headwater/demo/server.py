@@ -8,7 +8,6 @@ server would.
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.errors import HeadwaterError, StoreUnavailableError
+from headwater.testing.processes import free_port, stop_process
 
 STARTUP_SECONDS = 60.0
 
@@ -34,12 +34,6 @@ class ServedFeatures:
     requests: int
     p50_ms: float
     p99_ms: float
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -57,12 +51,7 @@ def feature_server(repo: Path) -> Iterator[HTTPConnection]:
         finally:
             connection.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _wait_healthy(process: subprocess.Popen[str], port: int) -> HTTPConnection:
