@@ -243,11 +243,13 @@ class FeatureStore:
 
     def record_generation(self, view_name: str) -> int:
         """The definition generation online records of ``view_name`` are written with: it
-        grows each time the view's features, keys or source change (one registry query)."""
+        grows each time the view's features, keys or source change. Computed from the view's
+        history once per registry change."""
         from headwater.materialize.encode import view_generation
 
-        return view_generation([r.spec for r in
-                                self.registry.history(FeatureView.kind, view_name)])
+        registry = self.registry
+        return registry.derived(("generation", view_name), lambda: view_generation(
+            [r.spec for r in registry.history(FeatureView.kind, view_name)]))
 
     def plan_generation(self) -> int:
         """The registry change id the compiled online plans follow (no registry query);

@@ -157,3 +157,17 @@ def test_watermarks_are_one_row_per_view_replaced_in_place(backend: RegistryBack
     backend.set_watermark("other", "driver_stats", 1, first)
     assert backend.watermarks("proj") == {"driver_stats": (2, later)}
     assert backend.watermarks("other") == {"driver_stats": (1, first)}
+
+
+def test_derived_values_are_kept_until_the_catalog_changes(registry: Registry) -> None:
+    registry.apply([DRIVER, view()])
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert registry.derived("k", compute) == 1
+    assert registry.derived("k", compute) == 1  # kept
+    registry.apply([view(ttl_days=9)])
+    assert registry.derived("k", compute) == 2  # recomputed after a change

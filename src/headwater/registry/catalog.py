@@ -6,7 +6,7 @@ change log moves, and runs ``plan``/``apply`` through the backend's single write
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from headwater.definitions import Definition
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from headwater.config import Settings
 
 _D = TypeVar("_D", bound=Definition)
+_V = TypeVar("_V")
 
 
 class Registry:
@@ -35,6 +36,7 @@ class Registry:
         self._cache_id = -1
         self._objects: dict[ObjectKey, Definition] = {}
         self._records: dict[ObjectKey, RegistryRecord] = {}
+        self._derived: dict[object, object] = {}
 
     def plan(self, objects: Sequence[Definition], *, prune: bool = False) -> Plan:
         """What :meth:`apply` would change, computed against the current catalog."""
@@ -63,6 +65,7 @@ class Registry:
         records = self.backend.heads(self.project)
         self._objects = check_references({k: r.spec for k, r in records.items()})
         self._records = records
+        self._derived = {}
         self._cache_id = latest
 
     def get(self, kind: str, name: str) -> Definition:
@@ -98,6 +101,14 @@ class Registry:
     def all_of(self, cls: type[_D]) -> list[_D]:
         """Every current definition of ``cls.kind``, sorted by name."""
         return [obj for obj in self.list_objects(cls.kind) if isinstance(obj, cls)]
+
+    def derived(self, key: object, compute: Callable[[], _V]) -> _V:
+        """A value computed from the catalog, kept until the change log moves (the same
+        single-query check as :meth:`get`)."""
+        self.refresh()
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]  # type: ignore[return-value]
 
     def history(self, kind: str, name: str) -> list[RegistryRecord]:
         """Every stored version of an object, oldest first."""
