@@ -13,6 +13,9 @@ PUBLIC = {
     "Float32", "Float64", "HeadwaterError", "Int32", "Int64", "NotFoundError",
     "RegistryError", "SQLSource", "StoreUnavailableError", "String", "Timestamp",
     "__version__",
+    # issue 4: real-time pipelines
+    "Aggregation", "OnDemandFeatureView", "PushSource", "RequestSource", "StreamSource",
+    "on_demand_feature_view",
 }
 
 

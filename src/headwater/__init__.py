@@ -8,12 +8,18 @@ Define entities, sources and feature views in Python, register them with
 from __future__ import annotations
 
 from headwater.definitions import (
+    Aggregation,
     Entity,
     FeatureService,
     FeatureView,
     Field,
     FileSource,
+    OnDemandFeatureView,
+    PushSource,
+    RequestSource,
     SQLSource,
+    StreamSource,
+    on_demand_feature_view,
 )
 from headwater.errors import (
     AuthError,
@@ -31,6 +37,7 @@ from headwater.types import Array, Bool, DType, Float32, Float64, Int32, Int64, 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregation",
     "Array",
     "AuthError",
     "Bool",
@@ -50,10 +57,15 @@ __all__ = [
     "Int32",
     "Int64",
     "NotFoundError",
+    "OnDemandFeatureView",
+    "PushSource",
     "RegistryError",
+    "RequestSource",
     "SQLSource",
     "StoreUnavailableError",
+    "StreamSource",
     "String",
     "Timestamp",
     "__version__",
+    "on_demand_feature_view",
 ]

@@ -129,7 +129,7 @@ class FeatureStore:
             if isinstance(obj, FeatureView):
                 for entity in obj.entities:
                     self._check_entity_matches(obj, entity, given)
-                prepared.append(check_view(obj, self.offline.source_schema(obj.source)))
+                prepared.append(check_view(obj, self.offline.source_schema(obj.batch_source)))
             else:
                 prepared.append(obj)
         return prepared
@@ -192,7 +192,7 @@ class FeatureStore:
         ``"view:feature"``, ``"view:*"`` or a FeatureService. Columns are the entity
         frame's, then the features (``view__feature`` with ``full_feature_names=True``)."""
         selection = self.resolve_features(features, full_feature_names)
-        tables = {v.name: v.source for v in self.list_feature_views()}
+        tables = {v.name: v.batch_source for v in self.list_feature_views()}
         job = self.offline.get_historical_features(
             entity_df, list(selection.requests), timestamp_field=timestamp_field,
             tables=tables)

@@ -15,49 +15,24 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from headwater.errors import DefinitionError
+from headwater.definitions.aggregation import (
+    DAY_US,
+    HOUR_US,
+    MINUTE_US,
+    default_granularity_us,
+    resolve_granularity_us,
+)
 
-MINUTE = 60_000_000
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
+MINUTE = MINUTE_US
+HOUR = HOUR_US
+DAY = DAY_US
 
 T = TypeVar("T", int, npt.NDArray[np.int64])
 
-
-def default_granularity(window: int) -> int:
-    """The default tile size of a window: 1 min up to 1 h, 5 min up to 1 day, 1 h up to 30 days,
-    1 day beyond."""
-    if window <= HOUR:
-        return MINUTE
-    if window <= DAY:
-        return 5 * MINUTE
-    if window <= 30 * DAY:
-        return HOUR
-    return DAY
-
-
-def resolve_granularity(window: int, granularity: int | None, obj: str = "Aggregation") -> int:
-    """The granularity to use for a window, validated; ``None`` means the default.
-
-    Raises :class:`~headwater.errors.DefinitionError` naming ``obj`` when the window or the
-    granularity is not positive or the granularity does not divide the window.
-    """
-    if window <= 0:
-        raise DefinitionError(obj, "window", f"the window is {window} us", "use a positive window")
-    h = default_granularity(window) if granularity is None else granularity
-    if h <= 0:
-        raise DefinitionError(
-            obj, "granularity", f"the granularity is {h} us", "use a positive granularity"
-        )
-    if window % h:
-        raise DefinitionError(
-            obj,
-            "granularity",
-            f"the granularity ({h} us) does not divide the window ({window} us)",
-            "choose a granularity that divides the window, or leave it unset for the default "
-            f"({default_granularity(window)} us)",
-        )
-    return h
+default_granularity = default_granularity_us
+"""The default tile size of a window (see :mod:`headwater.definitions.aggregation`)."""
+resolve_granularity = resolve_granularity_us
+"""The validated granularity of a window (see :mod:`headwater.definitions.aggregation`)."""
 
 
 def tile_start(ts: T, granularity: int) -> T:

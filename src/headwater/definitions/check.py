@@ -26,10 +26,10 @@ def check_view(view: FeatureView, schema: pa.Schema) -> FeatureView:
     me = f"FeatureView '{view.name}'"
     columns = {name: schema.field(name).type for name in schema.names}
     listing = ", ".join(n for n in schema.names if not n.startswith(RESERVED_PREFIX))
-    source = view.source.label()
+    source = view.batch_source.label()
 
     for field_name in ("timestamp_field", "created_timestamp_field"):
-        column = getattr(view.source, field_name)
+        column = getattr(view.batch_source, field_name)
         if column is None:
             continue
         if column not in columns:
@@ -62,6 +62,14 @@ def check_view(view: FeatureView, schema: pa.Schema) -> FeatureView:
     keys = tuple(Field(key, from_arrow(columns[key]) or String) for key in view.join_keys)
     view = dataclasses.replace(view, entity_columns=keys)
     if view.schema is None:
+        if view.aggregations:
+            used = {a.column for a in view.aggregations}
+            missing = sorted(used - set(columns))
+            if missing:
+                raise DefinitionError(
+                    me, "aggregations", f"{source} has no column(s) {missing}",
+                    f"aggregate columns of the source: {listing}")
+            columns = {n: t for n, t in columns.items() if n in used}
         return dataclasses.replace(view, schema=_infer(view, columns))
     for position, feature in enumerate(view.schema):
         if feature.name not in columns:
@@ -83,7 +91,7 @@ def check_view(view: FeatureView, schema: pa.Schema) -> FeatureView:
 
 def _infer(view: FeatureView, columns: dict[str, pa.DataType]) -> tuple[Field, ...]:
     me = f"FeatureView '{view.name}'"
-    skip = set(view.join_keys) | set(view.source.time_columns())
+    skip = set(view.join_keys) | set(view.batch_source.time_columns())
     fields = []
     for name, arrow_type in columns.items():
         if name in skip or name.startswith(RESERVED_PREFIX):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import ClassVar
 
+from headwater.definitions.aggregation import Aggregation
 from headwater.definitions.base import (
     Definition,
     as_tuple,
@@ -15,7 +16,7 @@ from headwater.definitions.base import (
     spec_type,
 )
 from headwater.definitions.entity import Entity
-from headwater.definitions.sources import Source
+from headwater.definitions.sources import Source, batch_source_of
 from headwater.errors import DefinitionError
 from headwater.types import DType
 
@@ -71,6 +72,11 @@ class FeatureView(Definition):
     ``schema`` lists the features; when omitted, it is inferred from the source at
     ``apply`` (every column but the join keys and time columns). ``ttl`` bounds how old a
     value may be: at time ``t`` only rows with ``ts >= t - ttl`` are used.
+
+    With ``aggregations`` the view's rows are events and its features are the windowed
+    aggregates (:class:`~headwater.definitions.aggregation.Aggregation`); ``schema`` then
+    types the aggregated columns (inferred at ``apply`` when omitted) and there is no ttl,
+    since each aggregation has its window.
     """
 
     kind: ClassVar[str] = "feature_view"
@@ -81,6 +87,7 @@ class FeatureView(Definition):
     schema: tuple[Field, ...] | None = None
     ttl: timedelta | None = None
     online: bool = True
+    aggregations: tuple[Aggregation, ...] = ()
     description: str = ""
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict, hash=False)
@@ -94,8 +101,10 @@ class FeatureView(Definition):
         if not isinstance(self.source, Source):
             raise DefinitionError(me, "source", f"{self.source!r} is not a source",
                                   "pass hw.FileSource(...) or hw.SQLSource(...)")
+        self._check_aggregations(me)
         if self.schema is not None:
             self._check_schema(me)
+            self._check_aggregated_columns(me)
         if self.ttl is not None and (
             not isinstance(self.ttl, timedelta) or self.ttl <= timedelta(0)
         ):
@@ -146,6 +155,39 @@ class FeatureView(Definition):
             seen.add(item.name)
         object.__setattr__(self, "schema", schema)
 
+    def _check_aggregations(self, me: str) -> None:
+        try:
+            aggregations = as_tuple(self.aggregations)
+        except TypeError:
+            aggregations = (self.aggregations,)
+        if not all(isinstance(a, Aggregation) for a in aggregations):
+            raise DefinitionError(me, "aggregations", "expected a list of hw.Aggregation",
+                                  "pass aggregations=[hw.Aggregation('amount', 'sum', window)]")
+        object.__setattr__(self, "aggregations", aggregations)
+        names = [a.name for a in aggregations]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DefinitionError(me, "aggregations", f"feature names {twice} are used twice",
+                                  "give each aggregation its own name=")
+        if aggregations and self.ttl is not None:
+            raise DefinitionError(me, "ttl", "a view with aggregations has no ttl",
+                                  "remove ttl; each aggregation's window bounds its events")
+        for position, agg in enumerate(aggregations):
+            if agg.column in self.join_keys or agg.column == self.source.timestamp_field:
+                raise DefinitionError(me, f"aggregations[{position}]",
+                                      f"'{agg.column}' is a join key or the time column",
+                                      "aggregate a value column of the source")
+
+    def _check_aggregated_columns(self, me: str) -> None:
+        names = {f.name for f in self.schema or ()}
+        for position, agg in enumerate(self.aggregations):
+            if agg.column not in names:
+                raise DefinitionError(
+                    me, f"aggregations[{position}]", f"column '{agg.column}' is not in the "
+                    "schema", f"add hw.Field('{agg.column}', ...) to the schema, or omit the "
+                    "schema to infer it")
+        _ = self.features  # each aggregation accepts its column's dtype
+
     def key_dtype(self, key: str) -> DType | None:
         """The dtype of join key ``key`` as registered, or None before ``apply``."""
         for column in self.entity_columns or ():
@@ -159,9 +201,27 @@ class FeatureView(Definition):
         return tuple(k for e in self.entities for k in e.join_keys)
 
     @property
+    def batch_source(self) -> Source:
+        """The source the offline engine reads (a push or stream source's batch source)."""
+        return batch_source_of(self.source)
+
+    @property
+    def is_aggregated(self) -> bool:
+        """Whether the view's features are windowed aggregations of its events."""
+        return bool(self.aggregations)
+
+    @property
     def features(self) -> tuple[Field, ...]:
-        """The view's features; empty until the schema is known (given or inferred)."""
-        return self.schema or ()
+        """The view's features; empty until the schema is known (given or inferred).
+
+        For an aggregated view these are the aggregations, typed from their columns."""
+        if not self.aggregations:
+            return self.schema or ()
+        if self.schema is None:
+            return ()
+        columns = {f.name: f.dtype for f in self.schema}
+        return tuple(Field(a.name, a.output_dtype(columns[a.column]), a.description)
+                     for a in self.aggregations)
 
     @property
     def feature_names(self) -> tuple[str, ...]:

@@ -178,3 +178,103 @@ class SQLSource(Source):
 
     def label(self) -> str:
         return f"SQLSource '{self.name or self.query[:40]}'"
+
+
+def _batch(me: str, batch_source: object) -> Source:
+    if not isinstance(batch_source, FileSource | SQLSource):
+        raise DefinitionError(
+            me, "batch_source", f"{batch_source!r} is not a batch source",
+            "pass hw.FileSource('data/events/', timestamp_field=...) (a folder of Parquet "
+            "files takes pushed and streamed events) or hw.SQLSource(...)",
+        )
+    return batch_source
+
+
+@spec_type
+@dataclass(frozen=True)
+class PushSource(Source):
+    """Rows pushed by clients (``store.push(name, rows)`` or ``POST /push``), kept in
+    ``batch_source`` for offline reads. The time columns are the batch source's."""
+
+    name: str
+    batch_source: Source
+    description: str = ""
+
+    def __init__(self, name: str, batch_source: Source, *, description: str = "",
+                 timestamp_field: str | None = None,
+                 created_timestamp_field: str | None = None) -> None:
+        me = f"PushSource '{name}'"
+        check_identifier(me, "name", name)
+        batch = _batch(me, batch_source)
+        _same_time_fields(me, batch, timestamp_field, created_timestamp_field)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "batch_source", batch)
+        object.__setattr__(self, "description", description)
+        object.__setattr__(self, "timestamp_field", batch.timestamp_field)
+        object.__setattr__(self, "created_timestamp_field", batch.created_timestamp_field)
+
+    def label(self) -> str:
+        return f"PushSource '{self.name}'"
+
+
+@spec_type
+@dataclass(frozen=True)
+class StreamSource(Source):
+    """Events read from a stream (Redis Streams or NATS JetStream, chosen in
+    ``headwater.yaml``) by ``headwater stream``, and pushed in-process by ``store.push``.
+
+    ``topic`` is the Redis stream key or the NATS subject (default: ``name``). Each message
+    is one event as a JSON object with the batch source's columns. Events are also appended
+    to ``batch_source`` (a folder of Parquet files, partitioned by date), which offline reads
+    and backfills use, so training sees what serving saw. ``timestamp_field`` must be the
+    batch source's time column."""
+
+    name: str
+    batch_source: Source
+    topic: str = ""
+    description: str = ""
+
+    def __init__(self, name: str, timestamp_field: str, batch_source: Source,
+                 created_timestamp_field: str | None = None, *, topic: str | None = None,
+                 description: str = "") -> None:
+        me = f"StreamSource '{name}'"
+        check_identifier(me, "name", name)
+        batch = _batch(me, batch_source)
+        _same_time_fields(me, batch, timestamp_field, created_timestamp_field)
+        topic = name if topic is None else topic
+        if not isinstance(topic, str) or not topic or any(c.isspace() for c in topic):
+            raise DefinitionError(me, "topic", f"{topic!r} is not a stream name",
+                                  "pass a Redis stream key or NATS subject without spaces")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "batch_source", batch)
+        object.__setattr__(self, "topic", topic)
+        object.__setattr__(self, "description", description)
+        object.__setattr__(self, "timestamp_field", timestamp_field)
+        object.__setattr__(self, "created_timestamp_field", batch.created_timestamp_field)
+        self._check_time_fields(me)
+
+    def label(self) -> str:
+        return f"StreamSource '{self.name}'"
+
+
+def _same_time_fields(me: str, batch: Source, timestamp_field: str | None,
+                      created_timestamp_field: str | None) -> None:
+    if timestamp_field is not None and timestamp_field != batch.timestamp_field:
+        raise DefinitionError(
+            me, "timestamp_field", f"'{timestamp_field}' differs from the batch source's "
+            f"'{batch.timestamp_field}'", "events and their offline copy share one time "
+            f"column: use timestamp_field='{batch.timestamp_field}'")
+    if (created_timestamp_field is not None
+            and created_timestamp_field != batch.created_timestamp_field):
+        raise DefinitionError(
+            me, "created_timestamp_field", f"'{created_timestamp_field}' differs from the "
+            f"batch source's {batch.created_timestamp_field!r}",
+            "set created_timestamp_field on the batch source")
+
+
+def batch_source_of(source: Source) -> Source:
+    """The source the offline engine reads: the source itself, or a push or stream source's
+    ``batch_source``."""
+    if isinstance(source, PushSource | StreamSource):
+        return source.batch_source
+    return source

@@ -131,7 +131,7 @@ class DuckDBEngine:
         tables = dict(tables or {})
         cursor = self._cursor()
         try:
-            schemas = tuple(self._reader.schema(cursor, r.view.source) for r in requests)
+            schemas = tuple(self._reader.schema(cursor, r.view.batch_source) for r in requests)
             if isinstance(entity_df, str):
                 table = None
                 schema = entity_query.schema(cursor, self._reader, entity_df, tables)
@@ -157,7 +157,7 @@ class DuckDBEngine:
         start, end = to_utc(start), to_utc(end)
         cursor = self._cursor()
         with _close_on_error(cursor):
-            schema = self._reader.schema(cursor, view.source)
+            schema = self._reader.schema(cursor, view.batch_source)
             rows = read_view(cursor, self._reader, view, view.features, schema, until=end,
                              tag="__hw_s0")
             order = order_key.choose(cursor, latest.rows_clause(rows),

@@ -49,7 +49,7 @@ def read_view(
     """Prepare ``view``'s source (whose schema is ``schema``) for the ``fields`` asked of
     it. ``until`` is the latest time any query will use; ``tag`` keeps parameter names
     unique within a statement. DataError when a time column cannot hold times."""
-    source = view.source
+    source = view.batch_source
     columns = [*view.join_keys, *source.time_columns(), *(f.name for f in fields)]
     scan = reader.scan(con, source, schema, list(dict.fromkeys(columns)), until=until, tag=tag)
     instants: dict[str, str] = {}

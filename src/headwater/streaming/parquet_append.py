@@ -61,7 +61,7 @@ def push_folder(view: FeatureView, repo: Path) -> PushFolder:
     """The folder of ``view``'s source that offline pushes append to, checked before any
     write; DefinitionError naming the fix when the source cannot take pushes."""
     me = f"FeatureView '{view.name}'"
-    source = view.source
+    source = view.batch_source
     if not isinstance(source, FileSource):
         raise DefinitionError(me, "source", f"{source.label()} is a SQL query, which "
                               "offline pushes cannot append to", _FIX)
@@ -103,7 +103,7 @@ def other_columns(view: FeatureView, schema: pa.Schema | None) -> tuple[str, ...
     ``view`` does not read: an offline push carries them for the source's other views."""
     if schema is None:
         return ()
-    own = {*view.join_keys, *view.source.time_columns(), *view.feature_names}
+    own = {*view.join_keys, *view.batch_source.time_columns(), *view.feature_names}
     return tuple(name for name in schema.names if name not in own)
 
 
@@ -116,7 +116,7 @@ def source_table(view: FeatureView, rows: pa.Table, schema: pa.Schema | None) ->
     view's created time is missing (see the module docstring)."""
     import pyarrow as pa
 
-    source = view.source
+    source = view.batch_source
     named = {k: rows.column(k) for k in view.join_keys}
     named[source.timestamp_field] = rows.column(LATEST_TS)
     if source.created_timestamp_field is not None:

@@ -128,12 +128,12 @@ def _source_schema(store: FeatureStore, view: FeatureView) -> pa.Schema | None:
     from headwater.definitions import FileSource
     from headwater.offline.source_reader import SourceReader
 
-    if isinstance(view.source, FileSource):
+    if isinstance(view.batch_source, FileSource):
         try:
-            SourceReader(store.settings).files(view.source)
+            SourceReader(store.settings).files(view.batch_source)
         except DataError:
             return None
-    return store.offline.source_schema(view.source)
+    return store.offline.source_schema(view.batch_source)
 
 
 def _check_keys(view: FeatureView, table: pa.Table) -> None:
@@ -148,5 +148,5 @@ def _check_keys(view: FeatureView, table: pa.Table) -> None:
         if pushed != stored:
             raise DataError(
                 f"push to feature view '{view.name}': join key '{key}' is pushed as "
-                f"{pushed} values but {view.source.label()} stores it as {stored}. Fix: "
+                f"{pushed} values but {view.batch_source.label()} stores it as {stored}. Fix: "
                 f"pass '{key}' as {stored} values, as the source has them")

@@ -58,7 +58,7 @@ def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.
 
     owner = f"push to feature view '{view.name}'"
     table = to_arrow(rows, owner, dicts=True)
-    source = view.source
+    source = view.batch_source
     names = table.column_names
     required = [*view.join_keys, source.timestamp_field, *view.feature_names]
     allowed = [*required, *([] if source.created_timestamp_field is None
