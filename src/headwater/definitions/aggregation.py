@@ -12,6 +12,7 @@ which uses the granularity rules below.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -45,14 +46,19 @@ def default_granularity_us(window_us: int) -> int:
 
 def resolve_granularity_us(window_us: int, granularity_us: int | None,
                            obj: str = "Aggregation") -> int:
-    """The granularity of a window in microseconds, validated; None means the default.
+    """The granularity of a window in microseconds, validated; None means the default (the
+    greatest common divisor of the window and :func:`default_granularity_us`, which is that
+    default whenever it divides the window: 90 s gets 30 s tiles).
 
     Raises :class:`~headwater.errors.DefinitionError` naming ``obj`` when the window or the
     granularity is not positive or the granularity does not divide the window."""
     if window_us <= 0:
         raise DefinitionError(obj, "window", f"the window is {window_us} us",
                               "use a positive window such as timedelta(hours=1)")
-    h = default_granularity_us(window_us) if granularity_us is None else granularity_us
+    if granularity_us is None:
+        # the architecture's default, or its largest divisor that divides the window too
+        return math.gcd(window_us, default_granularity_us(window_us))
+    h = granularity_us
     if h <= 0:
         raise DefinitionError(obj, "granularity", f"the granularity is {h} us",
                               "use a positive granularity")
@@ -61,7 +67,7 @@ def resolve_granularity_us(window_us: int, granularity_us: int | None,
             obj, "granularity",
             f"the granularity ({_label(h)}) does not divide the window ({_label(window_us)})",
             "choose a granularity that divides the window, or leave it unset for the default "
-            f"({_label(default_granularity_us(window_us))})",
+            f"({_label(math.gcd(window_us, default_granularity_us(window_us)))})",
         )
     return h
 
