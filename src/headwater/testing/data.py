@@ -120,3 +120,38 @@ def _epoch_us(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def trip_events(
+    n_drivers: int,
+    n_events: int,
+    start: datetime,
+    end: datetime,
+    seed: int = 0,
+) -> pa.Table:
+    """``n_events`` completed-trip events of ``n_drivers`` drivers at random microsecond
+    times in ``[start, end)``, ordered by time, as a stream would deliver them.
+
+    Columns: ``driver_id`` (int64, from 1001; busier drivers, those with a higher hidden
+    rate, drive more), ``ts`` (timestamp[us, UTC]), ``fare`` (float64, > 0) and ``rating``
+    (int64, 1..5, null for about one trip in ten). Naive times are read as UTC."""
+    import pyarrow as pa
+
+    if n_drivers < 1 or n_events < 0:
+        raise ValueError("trip_events needs n_drivers >= 1 and n_events >= 0")
+    start_us, end_us = _epoch_us(start), _epoch_us(end)
+    if end_us <= start_us:
+        raise ValueError("trip_events needs start < end")
+    rng = np.random.default_rng([seed, 4])
+    weights = hidden_rates(n_drivers, seed)
+    drivers = rng.choice(driver_ids(n_drivers), size=n_events, p=weights / weights.sum())
+    ts = np.sort(rng.integers(start_us, end_us, size=n_events, dtype=np.int64))
+    fare = np.round(rng.gamma(2.0, 9.0, size=n_events) + 2.5, 2)
+    rating = rng.integers(1, 6, size=n_events, dtype=np.int64)
+    rated = rng.random(n_events) >= 0.1
+    return pa.table({
+        "driver_id": pa.array(drivers, pa.int64()),
+        "ts": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "fare": pa.array(fare, pa.float64()),
+        "rating": pa.array(rating, pa.int64(), mask=~rated),
+    })
