@@ -24,6 +24,8 @@ LATEST_TS = "__hw_ts"
 """The event-time column of :meth:`OfflineEngine.latest_rows`."""
 LATEST_CREATED = "__hw_created"
 """The created-time column of :meth:`OfflineEngine.latest_rows`."""
+EVENT_SEQ = "__hw_seq"
+"""The ingestion-order column of :meth:`OfflineEngine.read_events` (int64, unique)."""
 
 
 class OfflineEngine(Protocol):
@@ -64,7 +66,19 @@ class OfflineEngine(Protocol):
         the view's features in schema order, cast to their declared dtypes."""
         ...
 
+    def read_events(self, view: FeatureView, start: datetime,
+                    end: datetime) -> pa.RecordBatchReader:
+        """For tile backfills and streaming ingest: the view's events with
+        ``start <= ts < end``, in ingestion order, streamed in batches with bounded memory.
+
+        Columns: the view's join keys (as the source stores them), ``__hw_ts`` and
+        ``__hw_created`` (timestamp[us, UTC], created null when the source has none),
+        ``__hw_seq`` (int64: the ingestion order the point-in-time join uses, unique and
+        increasing with file order then row position, the same for any range), then the
+        columns of the view's ``schema`` cast to their declared dtypes."""
+        ...
+
     def close(self) -> None: ...
 
 
-__all__ = ["LATEST_CREATED", "LATEST_TS", "OfflineEngine", "ViewRequest"]
+__all__ = ["EVENT_SEQ", "LATEST_CREATED", "LATEST_TS", "OfflineEngine", "ViewRequest"]

@@ -31,7 +31,7 @@ import duckdb
 from headwater.config import Settings
 from headwater.definitions import FeatureView, Source
 from headwater.errors import DataError, HeadwaterError
-from headwater.offline import entity_query, latest, order_key
+from headwater.offline import entity_query, events, latest, order_key
 from headwater.offline.entity_frame import (
     ME,
     EntityFrame,
@@ -170,6 +170,26 @@ class DuckDBEngine:
             out = latest.output_schema(view, reader.schema)
         return pa.RecordBatchReader.from_batches(
             out, latest.cast_batches(view, _checked_reader(reader), out, cursor.close))
+
+    def read_events(self, view: FeatureView, start: datetime,
+                    end: datetime) -> pa.RecordBatchReader:
+        """The view's events with ``start <= ts < end`` in ingestion order, streamed in
+        batches (see :mod:`~headwater.offline.events` for the columns and ``__hw_seq``).
+        Naive ``start``/``end`` are read as UTC."""
+        import pyarrow as pa
+
+        start, end = to_utc(start), to_utc(end)
+        cursor = self._cursor()
+        with _close_on_error(cursor):
+            schema = self._reader.schema(cursor, view.batch_source)
+            rows = read_view(cursor, self._reader, view, events.fields(view), schema,
+                             until=end, tag="__hw_s0")
+            sql, params = events.events_query(view, rows, start, end)
+            reader = _duckdb_errors(cursor.sql(sql, params=params).to_arrow_reader,
+                                    self._batch_size)
+            out = events.output_schema(view, reader.schema)
+        return pa.RecordBatchReader.from_batches(
+            out, events.cast_batches(view, _checked_reader(reader), out, cursor.close))
 
     def close(self) -> None:
         """Close the DuckDB database; jobs cannot be read afterwards."""
