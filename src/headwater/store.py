@@ -18,6 +18,7 @@ from headwater.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    OnDemandFeatureView,
 )
 from headwater.definitions.check import check_view
 from headwater.definitions.selection import FeatureSelection, Selection, resolve_selection
@@ -34,12 +35,35 @@ if TYPE_CHECKING:
     from headwater.serving.plans import OnlinePlan, PlanCache
     from headwater.serving.response import OnlineResponse
     from headwater.streaming.push import PushResult
+    from headwater.transforms.functions import Function, FunctionResolver
+    from headwater.transforms.online import OnDemandPlan
 
 
 PLAN_REFRESH_SECONDS = 2.0
 """How often a store serving online reads checks the registry for changes."""
 
 _FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
+
+MAX_ON_DEMAND_PLANS = 1024
+"""Selections kept per store for online reads with on-demand features."""
+
+
+def _selection_key(features: FeatureSelection, full_feature_names: bool) -> object:
+    """The cache key of a selection: a feature service by its spec, a list by its names."""
+    if isinstance(features, FeatureService):
+        return ("service", features.spec_hash(), full_feature_names)
+    return ("refs", tuple(features) if isinstance(features, Sequence) else features,
+            full_feature_names)
+
+
+def _column_names(entity_df: Any) -> list[str] | None:
+    """The columns of an entity frame (pandas, polars, Arrow), or None for a SQL query."""
+    if isinstance(entity_df, str):
+        return None
+    names = getattr(entity_df, "column_names", None)  # Arrow
+    if names is None:
+        names = getattr(entity_df, "columns", None)  # pandas, polars
+    return None if names is None else [str(n) for n in names]
 
 
 
@@ -58,6 +82,8 @@ class FeatureStore:
         self._offline: OfflineEngine | None = None
         self._online: OnlineStore | None = None
         self._plans: PlanCache | None = None
+        self._functions: FunctionResolver | None = None
+        self._on_demand_plans: dict[object, tuple[int, OnDemandPlan | None]] = {}
 
     @property
     def project(self) -> str:
@@ -109,7 +135,11 @@ class FeatureStore:
         Every created or changed object gets a new version and a line in the change log.
         Invalid definitions raise DefinitionError naming the object, the field and the fix;
         then nothing is written."""
-        plan = self.registry.apply(self._prepare(objects), prune=prune)
+        from headwater.transforms.functions import remember
+
+        prepared = self._prepare(objects)
+        plan = self.registry.apply(prepared, prune=prune)
+        remember(self.project, prepared)
         if self._plans is not None:
             self._plans.check()
         return plan
@@ -121,7 +151,7 @@ class FeatureStore:
             if not isinstance(obj, Definition):
                 raise DefinitionError(
                     type(obj).__name__, "objects", f"{obj!r} cannot be applied",
-                    "apply Entity, FeatureView and FeatureService objects",
+                    "apply Entity, FeatureView, OnDemandFeatureView and FeatureService objects",
                 )
         given = {(o.kind, o.name): o for o in objects}
         prepared: list[Definition] = []
@@ -165,6 +195,14 @@ class FeatureStore:
         """A registered feature view; raises NotFoundError with the known names."""
         return self.registry.typed(FeatureView, name)
 
+    def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        """Every registered on-demand feature view (its function is not loaded)."""
+        return self.registry.all_of(OnDemandFeatureView)
+
+    def get_on_demand_feature_view(self, name: str) -> OnDemandFeatureView:
+        """A registered on-demand feature view; raises NotFoundError with the known names."""
+        return self.registry.typed(OnDemandFeatureView, name)
+
     def list_feature_services(self) -> list[FeatureService]:
         """Every registered feature service."""
         return self.registry.all_of(FeatureService)
@@ -192,18 +230,52 @@ class FeatureStore:
         ``"view:feature"``, ``"view:*"`` or a FeatureService. Columns are the entity
         frame's, then the features (``view__feature`` with ``full_feature_names=True``)."""
         selection = self.resolve_features(features, full_feature_names)
+        functions = self._on_demand_functions(selection)
         tables = {v.name: v.batch_source for v in self.list_feature_views()}
         job = self.offline.get_historical_features(
             entity_df, list(selection.requests), timestamp_field=timestamp_field,
             tables=tables)
-        return job.with_feature_order(selection.order)
+        if not selection.on_demand:
+            return job.with_feature_order(selection.order)
+        from headwater.transforms.offline import check_request_fields, with_on_demand
+
+        columns = _column_names(entity_df)
+        if columns is not None:  # a frame: check now (a query's columns are checked on read)
+            check_request_fields(selection, columns)
+        return with_on_demand(job, selection, functions)
 
     def resolve_features(self, features: FeatureSelection, full_feature_names: bool = False,
                          *, caller: str = "get_historical_features") -> Selection:
         """Turn a feature selection into typed per-view requests and the output column
-        order (the order of the request), checking every name; errors name ``caller``."""
-        return resolve_selection(features, self.get_feature_view, full_feature_names,
+        order (the order of the request), checking every name; errors name ``caller``.
+        On-demand features bring the features their functions read with them."""
+        return resolve_selection(features, self._any_view, full_feature_names,
                                  caller=caller)
+
+    def _any_view(self, name: str) -> FeatureView | OnDemandFeatureView:
+        try:
+            return self.get_feature_view(name)
+        except NotFoundError:
+            try:
+                return self.get_on_demand_feature_view(name)
+            except NotFoundError:
+                views = [v.name for v in self.list_feature_views()]
+                on_demand = [v.name for v in self.list_on_demand_feature_views()]
+                raise NotFoundError(
+                    f"no feature view named '{name}' in project '{self.project}'; registered: "
+                    f"{views or 'none'}, on-demand: {on_demand or 'none'}. Fix: check the "
+                    "name, or apply it first") from None
+
+    def _on_demand_functions(self, selection: Selection) -> dict[str, Function]:
+        """The callable of each on-demand view of ``selection`` (see
+        :mod:`headwater.transforms.functions`)."""
+        if not selection.on_demand:
+            return {}
+        if self._functions is None:
+            from headwater.transforms.functions import FunctionResolver
+
+            self._functions = FunctionResolver(self.project, self.repo_path)
+        return {r.view.name: self._functions.resolve(r.view) for r in selection.on_demand}
 
     # -- online -------------------------------------------------------------------------
 
@@ -237,9 +309,17 @@ class FeatureStore:
         if now is not None and not isinstance(now, datetime):
             raise DataError(f"get_online_features: now must be a datetime, got {now!r}. Fix: "
                             "pass datetime(2024, 1, 1, tzinfo=timezone.utc) or omit it")
-        plan = self._online_plan(features, full_feature_names)
+        key = _selection_key(features, full_feature_names)
+        on_demand = self._on_demand_plan(key, features, full_feature_names)
+        plan = self._online_plan(key, features, full_feature_names,
+                                 None if on_demand is None else on_demand.selection)
         moment = to_utc(now) if now is not None else datetime.now(UTC)
-        return read_online(self.online, plan, entity_rows, to_micros(moment))
+        response = read_online(self.online, plan, entity_rows, to_micros(moment))
+        if on_demand is None:
+            return response
+        from headwater.transforms.online import apply_on_demand
+
+        return apply_on_demand(response, entity_rows, on_demand)
 
     def record_generation(self, view_name: str) -> int:
         """The definition generation online records of ``view_name`` are written with: it
@@ -265,17 +345,36 @@ class FeatureStore:
             self._plans.watch(PLAN_REFRESH_SECONDS)
         return self._plans
 
-    def _online_plan(self, features: FeatureSelection, full_feature_names: bool) -> OnlinePlan:
+    def _online_plan(self, key: object, features: FeatureSelection, full_feature_names: bool,
+                     selection: Selection | None = None) -> OnlinePlan:
+        """The compiled plan of ``features`` (of ``selection``'s feature views when given),
+        cached under ``key``."""
         from headwater.serving.plans import compile_plan
 
-        if isinstance(features, FeatureService):
-            key: object = ("service", features.spec_hash(), full_feature_names)
-        else:
-            key = ("refs", tuple(features) if isinstance(features, Sequence) else features,
-                   full_feature_names)
         return self._plan_cache().get(key, lambda: compile_plan(
-            self.resolve_features(features, full_feature_names, caller="get_online_features"),
+            selection.base() if selection is not None else self.resolve_features(
+                features, full_feature_names, caller="get_online_features"),
             self.record_generation))
+
+    def _on_demand_plan(self, key: object, features: FeatureSelection,
+                        full_feature_names: bool) -> OnDemandPlan | None:
+        """The selection and functions of a request with on-demand features (None without
+        them), kept under ``key`` until the registry changes, as compiled plans are."""
+        from headwater.transforms.online import OnDemandPlan
+
+        generation = self._plan_cache().generation
+        entry = self._on_demand_plans.get(key)
+        if entry is not None and entry[0] == generation:
+            return entry[1]
+        selection = self.resolve_features(features, full_feature_names,
+                                          caller="get_online_features")
+        plan = None
+        if selection.on_demand:
+            plan = OnDemandPlan(selection, self._on_demand_functions(selection))
+        if len(self._on_demand_plans) >= MAX_ON_DEMAND_PLANS:
+            self._on_demand_plans.clear()
+        self._on_demand_plans[key] = (generation, plan)
+        return plan
 
     def materialize(self, start_date: datetime, end_date: datetime,
                     views: Sequence[str] | None = None, *,

@@ -70,10 +70,10 @@ def apply(repo: Path) -> None:
 @click.command("list", short_help="List the registered entities, views and services.")
 @repo_option
 def list_objects(repo: Path) -> None:
-    """List the registered entities, feature views (with features, types and ttl) and
-    feature services."""
+    """List the registered entities, feature views (with features, types and ttl),
+    on-demand feature views (with sources and features) and feature services."""
     from headwater.store import FeatureStore
 
     with FeatureStore(repo) as store:
         render.catalog(store.project, store.list_entities(), store.list_feature_views(),
-                       store.list_feature_services())
+                       store.list_feature_services(), store.list_on_demand_feature_views())

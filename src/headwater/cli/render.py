@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from headwater.definitions import Entity, FeatureService, FeatureView
+    from headwater.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
+    from headwater.definitions.on_demand import OnDemandInput
     from headwater.registry.plan import Plan
     from headwater.repo import InitResult, LoadedDefinition
 
@@ -49,7 +50,8 @@ def plan(result: Plan) -> None:
 
 
 def catalog(project: str, entities: Sequence[Entity], views: Sequence[FeatureView],
-            services: Sequence[FeatureService]) -> None:
+            services: Sequence[FeatureService],
+            on_demand: Sequence[OnDemandFeatureView] = ()) -> None:
     out = console()
     out.print(f"Project [bold]{escape(project)}[/]")
 
@@ -74,6 +76,18 @@ def catalog(project: str, entities: Sequence[Entity], views: Sequence[FeatureVie
         )
     out.print(table)
 
+    table = Table(title=f"On-demand feature views ({len(on_demand)})", title_justify="left")
+    for column in ("name", "sources", "features", "mode"):
+        table.add_column(column)
+    for odfv in on_demand:
+        table.add_row(
+            odfv.name,
+            "\n".join(escape(_source_label(s)) for s in odfv.sources),
+            "\n".join(f"{f.name}: {f.dtype}" for f in odfv.features),
+            odfv.mode,
+        )
+    out.print(table)
+
     table = Table(title=f"Feature services ({len(services)})", title_justify="left")
     for column in ("name", "features", "description"):
         table.add_column(column)
@@ -85,6 +99,19 @@ def catalog(project: str, entities: Sequence[Entity], views: Sequence[FeatureVie
             service.description,
         )
     out.print(table)
+
+
+def _source_label(source: OnDemandInput) -> str:
+    """``card_txn``, ``card_txn[amount_mean_1h]`` or ``request: amount``."""
+    from headwater.definitions import FeatureView, RequestSource
+
+    if isinstance(source, RequestSource):
+        return f"{source.name} (request): {', '.join(f.name for f in source.schema)}"
+    if isinstance(source, FeatureView):
+        return source.name
+    if source.features is None:
+        return source.view
+    return f"{source.view}[{', '.join(source.features)}]"
 
 
 def duration(value: timedelta | None) -> str:

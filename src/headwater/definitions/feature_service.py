@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from headwater.definitions.base import Definition, check_identifier, check_tags, spec_type
 from headwater.definitions.feature_view import FeatureView, FeatureViewProjection
+from headwater.definitions.on_demand import OnDemandFeatureView
 from headwater.definitions.references import parse_feature_ref
 from headwater.errors import DefinitionError
 
@@ -16,7 +17,8 @@ from headwater.errors import DefinitionError
 class FeatureService(Definition):
     """A named set of features from one or more views.
 
-    ``features`` takes feature views (all their features), projections such as
+    ``features`` takes feature views and on-demand views (all their features), projections
+    such as
     ``view[["a", "b"]]``, and ``"view:feature"`` / ``"view:*"`` strings.
     """
 
@@ -56,7 +58,7 @@ class FeatureService(Definition):
 
 
 def _projection_of(me: str, item: object) -> tuple[str, tuple[str, ...] | None]:
-    if isinstance(item, FeatureView):
+    if isinstance(item, FeatureView | OnDemandFeatureView):
         return item.name, None
     if isinstance(item, FeatureViewProjection):
         return item.view, item.features

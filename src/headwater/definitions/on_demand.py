@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from headwater.definitions.base import Definition, as_tuple, check_identifier, check_tags, spec_type
 from headwater.definitions.feature_view import FeatureView, FeatureViewProjection, Field
 from headwater.errors import DefinitionError
+from headwater.types import DType
 
 MODES = ("pandas", "arrow")
 
@@ -61,6 +62,16 @@ class RequestSource:
 
 
 OnDemandInput = FeatureView | FeatureViewProjection | RequestSource
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One column an on-demand function gets: a feature of feature view ``view`` (by its
+    feature name), or a request field (``view`` None)."""
+
+    name: str
+    dtype: DType
+    view: str | None
 
 
 def function_source(function: Callable[..., Any]) -> str:
@@ -146,6 +157,45 @@ class OnDemandFeatureView(Definition):
         """``odfv[["a"]]`` selects features for a FeatureService."""
         return FeatureViewProjection(self.name, as_tuple(features))
 
+    def inputs(self, lookup: Callable[[str], FeatureView]) -> tuple[InputColumn, ...]:
+        """The columns the function gets, in source order: the features of each source view
+        (all of them, or the projected ones) and the request fields.
+
+        ``lookup(name)`` returns the registered feature view (schema resolved). Raises
+        DefinitionError when a projection names a feature the view lacks, or when two
+        sources give the same column name."""
+        me = f"OnDemandFeatureView '{self.name}'"
+        columns: dict[str, InputColumn] = {}
+        for source in self.sources:
+            if isinstance(source, RequestSource):
+                given = [InputColumn(f.name, f.dtype, None) for f in source.schema]
+                label = f"request source '{source.name}'"
+            else:
+                name = source.name if isinstance(source, FeatureView) else source.view
+                view = lookup(name)
+                wanted = (source.features if isinstance(source, FeatureViewProjection)
+                          else None) or view.feature_names
+                unknown = [n for n in wanted if n not in view.feature_names]
+                if unknown:
+                    raise DefinitionError(
+                        me, "sources", f"feature view '{name}' has no feature(s) {unknown}",
+                        f"project features it has: {list(view.feature_names)}")
+                dtypes = {f.name: f.dtype for f in view.features}
+                given = [InputColumn(n, dtypes[n], name) for n in wanted]
+                label = f"feature view '{name}'"
+            for column in given:
+                first = columns.get(column.name)
+                if first is not None:
+                    where = (f"feature view '{first.view}'" if first.view is not None
+                             else "a request source")
+                    raise DefinitionError(
+                        me, "sources", f"column '{column.name}' is given by both {where} and "
+                        f"{label}", "select distinct features from the views "
+                        "(view[['feature']]) or rename the request field, so that each "
+                        "input column name is given once")
+                columns[column.name] = column
+        return tuple(columns.values())
+
 
 def on_demand_feature_view(
     *, sources: Sequence[OnDemandInput], schema: Sequence[Field], name: str | None = None,
@@ -173,5 +223,5 @@ def on_demand_feature_view(
     return wrap
 
 
-__all__ = ["MODES", "OnDemandFeatureView", "RequestSource", "function_source",
+__all__ = ["MODES", "InputColumn", "OnDemandFeatureView", "RequestSource", "function_source",
            "on_demand_feature_view"]

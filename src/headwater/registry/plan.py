@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from headwater.definitions import TOP_LEVEL_KINDS, Definition, FeatureService, FeatureView
+from headwater.definitions import (
+    TOP_LEVEL_KINDS,
+    Definition,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+)
 from headwater.definitions.base import from_spec
 from headwater.errors import DefinitionError, RegistryError
 from headwater.registry.base import Change, ChangeRecord, ObjectKey, RegistryRecord
@@ -129,10 +135,13 @@ def check_references(specs: Mapping[ObjectKey, dict[str, object]]) -> dict[Objec
     for key in sorted(specs, key=_order):
         resolve(*key, referrer=key)
     for obj in decoded.values():
-        if isinstance(obj, FeatureService):
+        if isinstance(obj, OnDemandFeatureView):
+            _check_on_demand(obj, decoded)
+        elif isinstance(obj, FeatureService):
             for projection in obj.features:
-                view = decoded.get((FeatureView.kind, projection.view))
-                if not isinstance(view, FeatureView):
+                view = decoded.get((FeatureView.kind, projection.view)) or decoded.get(
+                    (OnDemandFeatureView.kind, projection.view))
+                if not isinstance(view, FeatureView | OnDemandFeatureView):
                     raise RegistryError(
                         f"feature_service '{obj.name}' selects feature view "
                         f"'{projection.view}', which is not registered. Fix: apply the view "
@@ -146,6 +155,28 @@ def check_references(specs: Mapping[ObjectKey, dict[str, object]]) -> dict[Objec
                         "existing features"
                     )
     return decoded
+
+
+def _check_on_demand(view: OnDemandFeatureView,
+                     decoded: Mapping[ObjectKey, Definition]) -> None:
+    """An on-demand view's name is not a feature view's, its source views are registered,
+    and its inputs resolve to distinct columns (DefinitionError otherwise)."""
+    if (FeatureView.kind, view.name) in decoded:
+        raise DefinitionError(
+            f"OnDemandFeatureView '{view.name}'", "name",
+            f"feature view '{view.name}' has the same name, so '{view.name}:feature' would "
+            "be ambiguous", "rename the on-demand view")
+
+    def lookup(name: str) -> FeatureView:
+        source = decoded.get((FeatureView.kind, name))
+        if not isinstance(source, FeatureView):
+            raise RegistryError(
+                f"on_demand_feature_view '{view.name}' reads feature view '{name}', which is "
+                f"not registered. Fix: apply feature view '{name}' in the same call, or "
+                "remove it from the sources")
+        return source
+
+    view.inputs(lookup)
 
 
 def plan_from(changes: Sequence[Change], heads: Mapping[ObjectKey, RegistryRecord],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,17 @@ class OnlineResponse:
 
     def to_pandas(self) -> Any:
         return self.to_arrow().to_pandas()
+
+    def with_features(self, columns: dict[str, list[Any]], dtypes: dict[str, DType],
+                      order: Sequence[str]) -> OnlineResponse:
+        """The same entity rows and metadata with the feature columns ``order``, each taken
+        from ``columns`` or else from this response (values as stored: timestamps as epoch
+        microseconds). How on-demand features join an online read."""
+        features = {name: columns[name] if name in columns else self._features[name]
+                    for name in order}
+        types = {name: dtypes[name] if name in dtypes else self._dtypes[name]
+                 for name in order}
+        return OnlineResponse(self._entity, features, types, self.metadata)
 
     def __len__(self) -> int:
         first = next(iter(self._entity.values()), [])
