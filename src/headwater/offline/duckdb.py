@@ -31,7 +31,7 @@ import duckdb
 from headwater.config import Settings
 from headwater.definitions import FeatureView, Source
 from headwater.errors import DataError, HeadwaterError
-from headwater.offline import entity_query, events, latest, order_key
+from headwater.offline import aggregate, entity_query, events, latest, order_key
 from headwater.offline.entity_frame import (
     ME,
     EntityFrame,
@@ -40,7 +40,13 @@ from headwater.offline.entity_frame import (
     narrow_table,
 )
 from headwater.offline.frames import to_arrow
-from headwater.offline.pit_join import ViewJoin, build_query, rows_clause, time_bounds
+from headwater.offline.pit_join import (
+    TimeKeyedJoin,
+    ViewJoin,
+    build_query,
+    rows_clause,
+    time_bounds,
+)
 from headwater.offline.result_stream import output_schema, stitch
 from headwater.offline.retrieval import RetrievalJob
 from headwater.offline.source_reader import SourceReader
@@ -238,8 +244,14 @@ class DuckDBEngine:
 
     def _view_join(self, cursor: duckdb.DuckDBPyConnection, index: int, request: ViewRequest,
                    schema: pa.Schema,
-                   entity_range: tuple[datetime | None, datetime | None]) -> ViewJoin:
+                   entity_range: tuple[datetime | None, datetime | None],
+                   ) -> ViewJoin | TimeKeyedJoin:
         view = request.view
+        if view.is_aggregated:
+            fields = aggregate.input_fields(view, aggregate.requested(view, request.features))
+            rows = read_view(cursor, self._reader, view, fields, schema,
+                             until=entity_range[1], tag=f"__hw_s{index}")
+            return aggregate.aggregate_join(index, view, request.features, rows, entity_range)
         rows = read_view(cursor, self._reader, view, request.features, schema,
                          until=entity_range[1], tag=f"__hw_s{index}")
         clause = rows_clause(rows.scan, rows.ts, index, view.ttl)

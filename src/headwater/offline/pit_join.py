@@ -16,6 +16,10 @@ Steps: :func:`entity_rows` normalizes the entity keys and time, :func:`rows_clau
 view's rows to the times the entity rows can use, :func:`feature_rows` adds the order key
 and features, :func:`asof_chain` joins everything and :func:`build_query` assembles the
 statement, ordered by entity row position.
+
+Windowed aggregations are computed elsewhere (:mod:`~headwater.offline.aggregate`) into a
+table of values per distinct ``(keys, time)``; :class:`TimeKeyedJoin` joins such a table
+to the entity rows by equality on the keys and the time, beside the ASOF joins.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from headwater.offline.sql_names import ROW, TIME, quote
 from headwater.offline.timestamps import TimeKind, as_instant
 
 ENTITY_ROWS = "__hw_e"
+PROBE_TIME = "__hw_tp"
+"""The time column (integer microseconds) of a :class:`TimeKeyedJoin`'s table."""
 _TS = "__hw_ts"
 _KEY = "__hw_o"
 
@@ -50,6 +56,21 @@ class ViewJoin:
     order: OrderKey
     features: tuple[str, ...]
     ttl: timedelta | None
+
+
+@dataclass(frozen=True)
+class TimeKeyedJoin:
+    """A view whose values are computed per distinct entity ``(keys, time)`` by ``ctes``
+    (which may read :data:`ENTITY_ROWS`) into ``table``: the keys, ``__hw_tp`` (the time in
+    integer microseconds) and ``width`` columns named :func:`feature_column`. Entity rows
+    without a match get nulls."""
+
+    index: int
+    keys: tuple[str, ...]
+    table: str
+    ctes: tuple[str, ...]
+    width: int
+    params: dict[str, Any]
 
 
 def feature_column(index: int, position: int) -> str:
@@ -125,21 +146,45 @@ def _selected(join: ViewJoin) -> list[str]:
     return out
 
 
-def build_query(entity_table: str, entity_kind: TimeKind, joins: Sequence[ViewJoin],
-                earliest: datetime | None, latest: datetime | None) -> tuple[str, dict[str, Any]]:
+def _keyed_chain(joins: Sequence[TimeKeyedJoin]) -> str:
+    """The LEFT JOINs of the time-keyed views, on their keys and the entity time."""
+    sql = ""
+    for j in joins:
+        alias = f"a{j.index}"
+        on = [f"e.{quote(k)} = {alias}.{quote(k)}" for k in j.keys]
+        on.append(f"epoch_us(e.{quote(TIME)}) = {alias}.{PROBE_TIME}")
+        sql += f"\nLEFT JOIN {j.table} AS {alias} ON {' AND '.join(on)}"
+    return sql
+
+
+def build_query(entity_table: str, entity_kind: TimeKind,
+                joins: Sequence[ViewJoin | TimeKeyedJoin], earliest: datetime | None,
+                latest: datetime | None) -> tuple[str, dict[str, Any]]:
     """Step 5: the whole statement and its parameters. The result has one row per entity
-    row, ordered by position: ``__hw_row`` then each view's feature columns."""
+    row, ordered by position: ``__hw_row`` then each view's feature columns, in the order
+    of ``joins``."""
     params: dict[str, Any] = {}
     keys = [k for j in joins for k in j.keys]
     ctes = [f"{ENTITY_ROWS} AS ({entity_rows(entity_table, keys, entity_kind)})"]
-    for j in joins:
+    asof = [j for j in joins if isinstance(j, ViewJoin)]
+    keyed = [j for j in joins if isinstance(j, TimeKeyedJoin)]
+    for j in asof:
         ctes.append(f"__hw_f{j.index} AS ({feature_rows(j)})")
         params.update(j.scan.params)
         params.update(time_bounds(j.index, j.ttl, earliest, latest))
         params.update(j.order.params)
         if j.ttl is not None:
             params[f"__hw_ttl_{j.index}"] = j.ttl
-    select = [f"e.{quote(ROW)}"] + [c for j in joins for c in _selected(j)]
-    sql = (f"WITH {', '.join(ctes)}\nSELECT {', '.join(select)}\nFROM {asof_chain(joins)}"
-           f"\nORDER BY e.{quote(ROW)}")
+    for k in keyed:
+        ctes.extend(k.ctes)
+        params.update(k.params)
+    select = [f"e.{quote(ROW)}"]
+    for join in joins:
+        if isinstance(join, ViewJoin):
+            select.extend(_selected(join))
+        else:
+            select.extend(f"a{join.index}.{feature_column(join.index, p)}"
+                          for p in range(join.width))
+    sql = (f"WITH {', '.join(ctes)}\nSELECT {', '.join(select)}\nFROM {asof_chain(asof)}"
+           f"{_keyed_chain(keyed)}\nORDER BY e.{quote(ROW)}")
     return sql, params
