@@ -166,3 +166,30 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.kill()
+
+
+NATS_URL = os.environ.get("HEADWATER_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The URL of the shared NATS server with JetStream. Tests use their own subjects and
+    delete the streams they create."""
+    import asyncio
+
+    import nats
+    import nats.errors
+
+    async def probe() -> None:
+        client = await nats.connect(NATS_URL, connect_timeout=3, max_reconnect_attempts=0,
+                                    allow_reconnect=False)
+        try:
+            await client.jetstream().account_info()
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, nats.errors.Error, TimeoutError) as exc:
+        service_unavailable("NATS JetStream", f"{type(exc).__name__} {exc}")
+    return NATS_URL

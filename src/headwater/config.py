@@ -19,6 +19,13 @@ embedded default::
     server:                                   # headwater serve
       auth: true                              # false only for local work
       api_keys: ['${HEADWATER_API_KEY}']      # plus HEADWATER_API_KEYS (comma-separated)
+    stream:                                   # headwater stream
+      type: redis                             # or: nats (JetStream)
+      url: redis://127.0.0.1:6379/0           # nats://127.0.0.1:4222 for nats
+      group: headwater                        # consumer group / durable consumer name
+      batch_size: 1000                        # messages per batch
+      block_ms: 1000                          # how long a read waits for messages
+      claim_timeout_s: 60                     # Redis: claim entries idle this long; NATS: ack_wait
 
 Values may use ``${VAR}`` to read an environment variable. Backends are chosen by name and
 imported only when used.
@@ -85,6 +92,24 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """The stream ``headwater stream`` consumes: Redis Streams (default) or NATS JetStream.
+
+    ``group`` is the Redis consumer group or the NATS durable consumer shared by every
+    consumer process; ``batch_size`` messages are read at a time, a read waits up to
+    ``block_ms`` for them, and a message left unacknowledged for ``claim_timeout_s`` (its
+    consumer died) is taken over by another consumer (Redis ``XAUTOCLAIM``; NATS
+    ``ack_wait``)."""
+
+    type: str = "redis"
+    url: str = "redis://127.0.0.1:6379/0"
+    group: str = "headwater"
+    batch_size: int = 1000
+    block_ms: int = 1000
+    claim_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything read from one repo's headwater.yaml, with paths made absolute."""
 
@@ -94,6 +119,7 @@ class Settings:
     offline: OfflineSettings
     online: OnlineSettings = field(default_factory=OnlineSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -123,7 +149,7 @@ def load_settings(repo_path: str | os.PathLike[str]) -> Settings:
 
 def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
     """Build settings from an already loaded mapping (used by tests and embedders)."""
-    _known(raw, {"project", "registry", "offline", "online", "server"}, CONFIG_FILE)
+    _known(raw, {"project", "registry", "offline", "online", "server", "stream"}, CONFIG_FILE)
     project = raw.get("project")
     if not isinstance(project, str) or not _PROJECT.match(project):
         raise ConfigError(
@@ -132,7 +158,8 @@ def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
         )
     registry = _registry(raw.get("registry"), repo)
     return Settings(project, repo, registry, _offline(raw.get("offline")),
-                    _online(raw.get("online"), repo), _server(raw.get("server")))
+                    _online(raw.get("online"), repo), _server(raw.get("server")),
+                    _stream(raw.get("stream")))
 
 
 def _registry(value: Any, repo: Path) -> RegistrySettings:
@@ -215,6 +242,43 @@ def _server(value: Any) -> ServerSettings:
         raise ConfigError(f"{CONFIG_FILE}: server.api_keys must be a list of non-empty "
                           "strings, e.g. ['${HEADWATER_API_KEY}']")
     return ServerSettings(auth, tuple(k.strip() for k in keys))
+
+
+_STREAM_URLS = {"redis": ("redis://", "rediss://", "unix://"), "nats": ("nats://", "tls://")}
+
+
+def _stream(value: Any) -> StreamSettings:
+    if value is None:
+        return StreamSettings()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{CONFIG_FILE}: 'stream' must be a mapping, e.g. 'type: redis'")
+    _known(value, {"type", "url", "group", "batch_size", "block_ms", "claim_timeout_s"},
+           "stream")
+    kind = value.get("type", "redis")
+    if kind not in _STREAM_URLS:
+        raise ConfigError(f"{CONFIG_FILE}: stream type {kind!r} is not available. Fix: use "
+                          "'type: redis' (Redis Streams) or 'type: nats' (NATS JetStream)")
+    default = "redis://127.0.0.1:6379/0" if kind == "redis" else "nats://127.0.0.1:4222"
+    url = value.get("url", default)
+    if not isinstance(url, str) or not url.startswith(_STREAM_URLS[kind]):
+        raise ConfigError(f"{CONFIG_FILE}: stream.url must start with "
+                          f"{' or '.join(_STREAM_URLS[kind])} for type {kind}, got {url!r}")
+    group = value.get("group", "headwater")
+    if not isinstance(group, str) or not _PROJECT.match(group):
+        raise ConfigError(f"{CONFIG_FILE}: stream.group must be a name of letters, digits "
+                          f"and underscores, got {group!r}")
+    numbers = {}
+    for name, low in (("batch_size", 1), ("block_ms", 1), ("claim_timeout_s", 0.001)):
+        number = value.get(name, getattr(StreamSettings, name))
+        if isinstance(number, bool) or not isinstance(number, int | float) or number < low:
+            raise ConfigError(f"{CONFIG_FILE}: stream.{name} must be a positive number, "
+                              f"got {number!r}")
+        if name != "claim_timeout_s" and not isinstance(number, int):
+            raise ConfigError(f"{CONFIG_FILE}: stream.{name} must be an integer, got "
+                              f"{number!r}")
+        numbers[name] = number
+    return StreamSettings(kind, url, group, int(numbers["batch_size"]),
+                          int(numbers["block_ms"]), float(numbers["claim_timeout_s"]))
 
 
 def _known(mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:

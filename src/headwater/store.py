@@ -444,7 +444,12 @@ class FeatureStore:
         timestamps are UTC, anything else is a DataError naming the column and the fix.
         Online, an older row never replaces a newer value. Offline, the rows become a new
         Parquet file in the view's folder FileSource, seen by ``get_historical_features``.
-        ``"both"`` writes offline first, so a failed online write loses nothing."""
+        ``"both"`` writes offline first, so a failed online write loses nothing.
+
+        ``view`` may also name a PushSource or StreamSource (or an aggregated view): the rows
+        are then events, validated once for every view of that source, appended to its
+        batch source partitioned by date (``date=YYYY-MM-DD/``) and applied to each view
+        online (tiles for aggregated views, latest values for the others)."""
         from headwater.streaming.push import push
 
         return push(self, view, rows, to)

@@ -10,6 +10,7 @@ from headwater.cli.commands import apply, init, list_objects, plan
 from headwater.cli.demo import demo
 from headwater.cli.materialize import materialize, materialize_incremental
 from headwater.cli.serve import serve
+from headwater.cli.stream import stream
 from headwater.errors import HeadwaterError
 
 EXIT_ERROR = 1
@@ -48,6 +49,7 @@ cli.add_command(list_objects)
 cli.add_command(materialize)
 cli.add_command(materialize_incremental)
 cli.add_command(serve)
+cli.add_command(stream)
 cli.add_command(demo)
 
 

@@ -70,7 +70,7 @@ class SourceReader:
             return sql_source.read_schema(self._url(source), source)
         fs = _file_source(source)
         files = self.files(fs)
-        sql = f"SELECT * FROM {_reader(fs)}($files) LIMIT 0"
+        sql = f"SELECT * FROM {_reader(fs)}($files{_options(fs)}) LIMIT 0"
         return _run_arrow(con, fs, sql, {"files": files}).schema
 
     def files(self, source: FileSource) -> list[str]:
@@ -118,7 +118,7 @@ class SourceReader:
         files = self.files(fs)
         if fs.format == "parquet" and not set(_VIRTUAL) & set(schema.names):
             name = f"{tag}_files"
-            return SourceScan(f"read_parquet(${name})", {name: files},
+            return SourceScan(f"read_parquet(${name}, hive_partitioning=false)", {name: files},
                               ("CAST(file_index AS BIGINT)", "file_row_number"), schema)
         return self._copy_files(con, fs, files, columns)
 
@@ -137,7 +137,8 @@ class SourceReader:
             return f"SELECT * FROM {quote(name)}", {}
         fs = _file_source(source)
         param = f"{tag}_files"
-        return f"SELECT * FROM {_reader(fs)}(${param})", {param: self.files(fs)}
+        return (f"SELECT * FROM {_reader(fs)}(${param}{_options(fs)})",
+                {param: self.files(fs)})
 
     def _url(self, source: SQLSource) -> str:
         return sql_source.connection_url(self._settings, source)
@@ -152,7 +153,8 @@ class SourceReader:
                    "FROM read_csv($files, types=$types)")
             _run(con, source, sql, {"files": files, "types": text})
         else:
-            sql = f"CREATE TEMP TABLE {quote(name)} AS SELECT {select} FROM read_parquet($files)"
+            sql = (f"CREATE TEMP TABLE {quote(name)} AS SELECT {select} FROM "
+                   "read_parquet($files, hive_partitioning=false)")
             _run(con, source, sql, {"files": files})
         schema = con.sql(f"SELECT * FROM {quote(name)} LIMIT 0").to_arrow_table().schema
         return SourceScan(quote(name), {}, ("rowid",), schema)
@@ -193,6 +195,12 @@ def _file_source(source: Source) -> FileSource:
 
 def _reader(source: FileSource) -> str:
     return "read_csv" if source.format == "csv" else "read_parquet"
+
+
+def _options(source: FileSource) -> str:
+    """Parquet files are read as they are: DuckDB would otherwise add a column for each
+    ``key=value`` folder (the ``date=...`` partitions of streamed events)."""
+    return ", hive_partitioning=false" if source.format == "parquet" else ""
 
 
 def _run(con: duckdb.DuckDBPyConnection, source: FileSource, sql: str,

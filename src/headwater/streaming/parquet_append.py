@@ -31,6 +31,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ from headwater.errors import DataError, DefinitionError, StoreUnavailableError
 from headwater.offline.base import LATEST_CREATED, LATEST_TS
 from headwater.offline.file_order import push_file_name
 from headwater.streaming.push_rows import utc_micros
+from headwater.types import EPOCH
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -57,9 +59,12 @@ class PushFolder:
     pattern: tuple[str, ...] | None
 
 
-def push_folder(view: FeatureView, repo: Path) -> PushFolder:
+def push_folder(view: FeatureView, repo: Path, *, partitioned: bool = False) -> PushFolder:
     """The folder of ``view``'s source that offline pushes append to, checked before any
-    write; DefinitionError naming the fix when the source cannot take pushes."""
+    write; DefinitionError naming the fix when the source cannot take pushes.
+
+    ``partitioned``: the files go to ``date=YYYY-MM-DD/`` subfolders (events of a push or
+    stream source), so a glob source must match those paths too."""
     me = f"FeatureView '{view.name}'"
     source = view.batch_source
     if not isinstance(source, FileSource):
@@ -72,7 +77,10 @@ def push_folder(view: FeatureView, repo: Path) -> PushFolder:
     if glob is not None:
         folder = _absolute(glob[0], repo)
         pattern = glob[1]
-        if not _matches((push_file_name(0, "0"),), pattern):
+        sample: tuple[str, ...] = (push_file_name(0, "0"),)
+        if partitioned:
+            sample = (partition_name(0), *sample)
+        if not _matches(sample, pattern):
             raise DefinitionError(me, "source", f"a new file in {folder} would not match the "
                                   f"glob '{source.path}'", _FIX)
         return PushFolder(folder, pattern)
@@ -81,6 +89,12 @@ def push_folder(view: FeatureView, repo: Path) -> PushFolder:
         raise DefinitionError(me, "source", f"{source.label()} is a single file; offline "
                               "pushes add files to a folder", _FIX)
     return PushFolder(path, None)
+
+
+def partition_name(day: int) -> str:
+    """The partition folder of the events of ``day`` (days since the epoch, UTC):
+    ``date=YYYY-MM-DD``."""
+    return f"date={(EPOCH + timedelta(days=day)).date().isoformat()}"
 
 
 def _absolute(path: PurePath, repo: Path) -> Path:
@@ -175,16 +189,30 @@ def _as_type(column: pa.ChunkedArray, field: pa.Field, label: str) -> pa.Chunked
 def append_file(target: PushFolder, table: pa.Table) -> Path:
     """Write ``table`` as a new Parquet file in the push folder, atomically and durably;
     returns its path."""
+    name = push_file_name(time.time_ns(), uuid.uuid4().hex[:8])
+    final = check_name(target, (name,))
+    write_durably(final, final.parent / f".{name}.tmp", table)
+    return final
+
+
+def check_name(target: PushFolder, parts: tuple[str, ...]) -> Path:
+    """The path of a new file at ``parts`` (relative to the folder), refused when a glob
+    source would not read it."""
+    if target.pattern is not None and not _matches(parts, target.pattern):
+        raise DataError(f"a pushed file at {'/'.join(parts)} would not match the source's "
+                        f"glob {'/'.join(target.pattern)}, so no read would see it. Fix: "
+                        f"{_FIX}")
+    return target.folder.joinpath(*parts)
+
+
+def write_durably(final: Path, temp: Path, table: pa.Table, *, rename: bool = True) -> None:
+    """Write ``table`` to ``temp``, fsync it, then (``rename``) move it to ``final`` and
+    fsync the folder; a failure removes ``temp`` and raises StoreUnavailableError. Without
+    ``rename`` the file stays at ``temp`` (a pending file, see
+    :mod:`~headwater.streaming.event_files`)."""
     import pyarrow.parquet as pq
 
-    folder = target.folder
-    name = push_file_name(time.time_ns(), uuid.uuid4().hex[:8])
-    if target.pattern is not None and not _matches((name,), target.pattern):
-        raise DataError(f"a pushed file named {name} would not match the source's glob "
-                        f"{'/'.join(target.pattern)}, so no read would see it. Fix: "
-                        f"{_FIX}")
-    final = folder / name
-    temp = folder / f".{name}.tmp"
+    folder = temp.parent
     done = False
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -192,13 +220,10 @@ def append_file(target: PushFolder, table: pa.Table) -> Path:
             pq.write_table(table, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, final)
+        if rename:
+            os.replace(temp, final)
         done = True
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        sync_folder(folder)
     except OSError as exc:
         raise StoreUnavailableError(
             f"cannot write pushed rows to {final}: {exc}. Fix: check that the folder is "
@@ -206,4 +231,12 @@ def append_file(target: PushFolder, table: pa.Table) -> Path:
     finally:
         if not done:
             temp.unlink(missing_ok=True)
-    return final
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a rename in it survives a crash."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -19,6 +19,10 @@ written when they are wrong. Then:
 
 A pushed row counts as delivered in the sense of ARCHITECTURE.md: online, a push is the
 same write as a materialization of that row.
+
+A name that is a ``PushSource`` or ``StreamSource`` (or an aggregated view) takes *events*
+instead: :mod:`~headwater.streaming.ingest` validates them once for every view of the source,
+appends them to its batch source partitioned by date and applies them to each view online.
 """
 
 from __future__ import annotations
@@ -55,13 +59,18 @@ class PushResult:
 
     ``online_stored`` counts the records the online store kept: a row older than the stored
     value of its entity is skipped (0 when not pushed online). ``offline_file`` is the new
-    Parquet file (None when not pushed offline)."""
+    Parquet file (None when not pushed offline).
+
+    A push to a push or stream source (:mod:`~headwater.streaming.ingest`) names the source
+    in ``view``; ``online_stored`` then adds the events applied to aggregated views, and
+    ``offline_files`` lists its files (one per event date)."""
 
     view: str
     to: str
     rows: int
     online_stored: int = 0
     offline_file: Path | None = None
+    offline_files: tuple[Path, ...] = ()
 
 
 def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> PushResult:
@@ -69,6 +78,11 @@ def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> 
     if to not in TARGETS:
         raise DefinitionError("push", "to", f"{to!r} is not a push target",
                               "pass to='online', 'offline' or 'both'")
+    from headwater.streaming.ingest import push_events, resolve_feed
+
+    feed = resolve_feed(store, view_name)
+    if feed is not None:
+        return push_events(store, feed, rows, to)
     view = store.get_feature_view(view_name)
     if to != "offline" and not view.online:
         raise DefinitionError(f"FeatureView '{view.name}'", "online",
@@ -77,9 +91,9 @@ def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> 
     folder = None if to == "online" else push_folder(view, store.repo_path)
     if isinstance(rows, list | tuple) and not rows:
         return PushResult(view.name, to, 0)
-    schema = None if folder is None else _source_schema(store, view)
+    schema = None if folder is None else source_schema(store, view)
     table = prepare_rows(view, rows, other_columns(view, schema))
-    _check_keys(view, table)
+    check_keys(view, table)
     if table.num_rows == 0:
         return PushResult(view.name, to, 0)
     offline_file = None
@@ -94,11 +108,12 @@ def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> 
             # must learn that to recover, so every failure is re-raised saying so (chained).
             if offline_file is None:
                 raise
-            raise _kept_offline(exc, table, offline_file) from exc
-    return PushResult(view.name, to, table.num_rows, stored, offline_file)
+            raise kept_offline(exc, table, str(offline_file)) from exc
+    return PushResult(view.name, to, table.num_rows, stored, offline_file,
+                      () if offline_file is None else (offline_file,))
 
 
-def _kept_offline(exc: Exception, table: pa.Table, offline_file: Path) -> HeadwaterError:
+def kept_offline(exc: Exception, table: pa.Table, offline_file: str) -> HeadwaterError:
     """The error of a failed online write after the offline one: a StoreUnavailableError
     when the store could not be reached (a retry may work), else a HeadwaterError."""
     kind = StoreUnavailableError if isinstance(exc, StoreUnavailableError) else HeadwaterError
@@ -123,7 +138,7 @@ def write_online(online: OnlineStore, view: FeatureView, generation: int,
     return stored
 
 
-def _source_schema(store: FeatureStore, view: FeatureView) -> pa.Schema | None:
+def source_schema(store: FeatureStore, view: FeatureView) -> pa.Schema | None:
     """The source's current schema, or None when its folder holds no file yet."""
     from headwater.definitions import FileSource
     from headwater.offline.source_reader import SourceReader
@@ -136,9 +151,10 @@ def _source_schema(store: FeatureStore, view: FeatureView) -> pa.Schema | None:
     return store.offline.source_schema(view.batch_source)
 
 
-def _check_keys(view: FeatureView, table: pa.Table) -> None:
+def check_keys(view: FeatureView, table: pa.Table, owner: str | None = None) -> None:
     """Pushed keys must have the class the view registered (its source's), or online keys
     would never match the ones materialization and reads use."""
+    owner = owner or f"push to feature view '{view.name}'"
     for key in view.join_keys:
         dtype = view.key_dtype(key)
         if dtype is None:
@@ -147,6 +163,6 @@ def _check_keys(view: FeatureView, table: pa.Table) -> None:
         pushed = key_class(table.column(key).type)
         if pushed != stored:
             raise DataError(
-                f"push to feature view '{view.name}': join key '{key}' is pushed as "
+                f"{owner}: join key '{key}' is pushed as "
                 f"{pushed} values but {view.batch_source.label()} stores it as {stored}. Fix: "
                 f"pass '{key}' as {stored} values, as the source has them")

@@ -49,14 +49,16 @@ UTC_MICROS_TZ = "UTC"
 MAX_FUTURE = timedelta(minutes=5)
 """How far after the current time a pushed event time may lie (clock skew)."""
 
-def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = ()) -> pa.Table:
+def prepare_rows(view: FeatureView, rows: Any, extra: Sequence[str] = (), *,
+                 owner: str | None = None) -> pa.Table:
     """Validate ``rows`` against ``view`` and return them typed (see the module docstring).
 
     ``extra`` names further columns the rows may carry (the source's columns the view does
-    not use); those present come last, untyped."""
+    not use); those present come last, untyped. ``owner`` is how errors name the push
+    (default: ``push to feature view '<name>'``)."""
     import pyarrow as pa
 
-    owner = f"push to feature view '{view.name}'"
+    owner = owner or f"push to feature view '{view.name}'"
     table = to_arrow(rows, owner, dicts=True)
     source = view.batch_source
     names = table.column_names

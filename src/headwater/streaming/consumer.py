@@ -1,0 +1,238 @@
+"""The stream consumer runtime behind ``headwater stream``.
+
+A :class:`Consumer` reads batches from a :class:`~headwater.streaming.reader.StreamReader`
+(Redis Streams or NATS JetStream, ``stream:`` in headwater.yaml) for the ``StreamSource``
+feeds it serves, and commits each batch exactly once:
+
+1. decode and validate the messages (:mod:`~headwater.streaming.messages`); malformed ones
+   are counted and published to ``<topic>.dead`` with their reason;
+2. drop the events whose id is already marked as fully applied (a redelivery after a crash
+   between the online commit and the acknowledgement);
+3. write the batch's offline files under pending names
+   (:mod:`~headwater.streaming.event_files`);
+4. apply the events online to every view of the source, each view deduplicating by event id
+   under its scope ``stream:<source>:<view>``; the last view's transaction also marks the
+   batch's files;
+5. rename the files visible, then acknowledge the messages.
+
+A crash anywhere leaves the messages unacknowledged: they are delivered again and step 2 or
+the per-view dedupe skips what was committed, while :meth:`Consumer.recover` (at start)
+renames the pending files whose marker was committed and deletes this consumer's others.
+Killing a consumer mid-batch and restarting it gives the online values and offline rows of
+an uninterrupted run. Store errors stop the consumer (a supervisor restarts it); nothing is
+acknowledged that was not committed.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+from headwater.config import StreamSettings
+from headwater.definitions import StreamSource
+from headwater.errors import ConfigError, DefinitionError
+from headwater.offline.base import LATEST_TS
+from headwater.streaming.event_files import Recovery, plan_files, publish, recover_pending
+from headwater.streaming.event_files import write_files as write_event_files
+from headwater.streaming.ingest import Feed, apply_online, last_scope, resolve_feed
+from headwater.streaming.messages import Message, decode
+from headwater.streaming.parquet_append import PushFolder, push_folder
+from headwater.streaming.push import source_schema
+from headwater.streaming.reader import StreamReader
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from headwater.online.base import OnlineStore
+    from headwater.store import FeatureStore
+
+
+@dataclass
+class Counters:
+    """What a consumer did so far."""
+
+    events: int = 0
+    batches: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Events applied per second since the start."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (f"{self.events:,} events in {self.batches:,} batches, "
+                f"{self.duplicates:,} duplicates skipped, {self.dead_lettered:,} "
+                f"dead-lettered, {self.seconds:.1f} s ({self.rate:,.0f} events/s)")
+
+
+def default_consumer_name() -> str:
+    """The host name: stable across restarts, so a restarted consumer re-reads its own
+    unacknowledged messages. Run several consumers on one host with distinct names."""
+    return socket.gethostname().replace(" ", "_") or "headwater"
+
+
+def stream_feeds(store: FeatureStore, sources: Sequence[str] = ()) -> list[Feed]:
+    """The feeds of the named StreamSources, or of every StreamSource of a registered view;
+    DefinitionError when a name is not a stream source or two share a topic."""
+    if not sources:
+        sources = sorted({v.source.name for v in store.list_feature_views()
+                          if isinstance(v.source, StreamSource)})
+        if not sources:
+            raise DefinitionError("headwater stream", "sources", "no registered feature view "
+                                  "reads a StreamSource", "define a view with source="
+                                  "hw.StreamSource(...) and apply it")
+    feeds: list[Feed] = []
+    for name in sources:
+        feed = resolve_feed(store, name)
+        if feed is None or not isinstance(feed.views[0].source, StreamSource):
+            raise DefinitionError("headwater stream", "--source", f"'{name}' is not a "
+                                  "StreamSource of a registered view",
+                                  "pass the name of a StreamSource (headwater list shows them)")
+        if not feed.online_views:
+            raise DefinitionError(feed.label, "online", "none of its views is served online",
+                                  "set online=True on a view of the source and apply")
+        feeds.append(feed)
+    topics = [f.topic for f in feeds]
+    twice = sorted({t for t in topics if topics.count(t) > 1})
+    if twice:
+        raise DefinitionError("headwater stream", "sources", f"topics {twice} feed several "
+                              "sources", "give each StreamSource its own topic")
+    return feeds
+
+
+def open_reader(settings: StreamSettings, topics: Sequence[str],
+                consumer: str) -> StreamReader:
+    """The reader for ``stream: type:`` (imported only now)."""
+    if settings.type == "nats":
+        try:
+            from headwater.streaming.nats import NatsStreamReader
+        except ImportError as exc:
+            raise ConfigError("headwater.yaml sets 'stream: type: nats' but nats-py is not "
+                              "installed. Fix: pip install 'headwater[nats]'") from exc
+        return NatsStreamReader(settings.url, topics, group=settings.group,
+                                consumer=consumer, claim_timeout_s=settings.claim_timeout_s)
+    try:
+        from headwater.streaming.redis_streams import RedisStreamReader
+    except ImportError as exc:
+        raise ConfigError("headwater.yaml sets 'stream: type: redis' but redis is not "
+                          "installed. Fix: pip install 'headwater[redis]'") from exc
+    return RedisStreamReader(settings.url, topics, group=settings.group, consumer=consumer,
+                             claim_timeout_s=settings.claim_timeout_s)
+
+
+def _committed(online: OnlineStore, scopes: list[str], markers: list[str]) -> set[str]:
+    """The ``markers`` marked under any of ``scopes``."""
+    return set().union(*(online.markers_present(scope, markers) for scope in scopes))
+
+
+class Consumer:
+    """Consumes ``feeds`` from ``reader`` as ``consumer`` (module docstring)."""
+
+    def __init__(self, store: FeatureStore, feeds: Sequence[Feed], reader: StreamReader, *,
+                 consumer: str, batch_size: int = 1000, block_ms: int = 1000) -> None:
+        self.store = store
+        self.reader = reader
+        self.consumer = consumer
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.counters = Counters()
+        self._feeds = {f.topic: f for f in feeds}
+        self._folders: dict[str, PushFolder] = {
+            f.name: push_folder(f.union, store.repo_path, partitioned=True) for f in feeds}
+        self._schemas: dict[str, pa.Schema | None] = {}
+
+    def recover(self) -> Recovery:
+        """Finish the pending files a crash left (see :mod:`~headwater.streaming.event_files`)."""
+        published = deleted = 0
+        online = self.store.online
+        for feed in self._feeds.values():
+            folder = self._folders[feed.name].folder
+            done = recover_pending(folder, self.consumer, partial(
+                _committed, online, [feed.scope(v) for v in feed.online_views]))
+            published += done.published
+            deleted += done.deleted
+        return Recovery(published, deleted)
+
+    def run(self, stop: threading.Event | None = None, *, max_events: int | None = None,
+            idle_exit: float | None = None,
+            on_batch: Callable[[Counters], None] | None = None) -> Counters:
+        """Consume until ``stop`` is set, ``max_events`` messages were handled or no message
+        came for ``idle_exit`` seconds; the batch in progress is always finished."""
+        stop = stop or threading.Event()
+        last_message = time.monotonic()
+        handled = 0
+        while not stop.is_set():
+            if max_events is not None and handled >= max_events:
+                break
+            count = self.batch_size if max_events is None else min(
+                self.batch_size, max_events - handled)
+            wait = self.block_ms
+            if idle_exit is not None:
+                left = idle_exit - (time.monotonic() - last_message)
+                if left <= 0:
+                    break
+                wait = max(1, min(wait, int(left * 1000)))
+            messages = self.reader.read(count, wait)
+            if not messages:
+                continue
+            last_message = time.monotonic()
+            handled += len(messages)
+            self.process(messages)
+            if on_batch is not None:
+                on_batch(self.counters)
+        return self.counters
+
+    def process(self, messages: Sequence[Message]) -> None:
+        """Commit one batch exactly once, then acknowledge it (module docstring)."""
+        by_topic: dict[str, list[Message]] = {}
+        for message in messages:
+            by_topic.setdefault(message.topic, []).append(message)
+        for topic, batch in by_topic.items():
+            self._commit(self._feeds[topic], batch)
+        self.reader.ack(messages)
+        self.counters.batches += 1
+
+    def _commit(self, feed: Feed, messages: list[Message]) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        folder = self._folders[feed.name]
+        if feed.name not in self._schemas:
+            self._schemas[feed.name] = source_schema(self.store, feed.union)
+        decoded = decode(feed, messages, self._schemas[feed.name], offline=True)
+        if decoded.refused:
+            self.reader.dead_letter(decoded.refused)
+            self.counters.dead_lettered += len(decoded.refused)
+        if decoded.events is None or decoded.offline is None:
+            return
+        ids = [m.id for m in decoded.messages]
+        seen = self.store.online.markers_present(last_scope(feed), ids)
+        events, offline = decoded.events, decoded.offline
+        if seen:
+            fresh = np.fromiter((i not in seen for i in ids), bool, len(ids))
+            self.counters.duplicates += len(ids) - int(fresh.sum())
+            if not fresh.any():
+                return
+            mask = pa.array(fresh)
+            events, offline = events.filter(mask), offline.filter(mask)
+            ids = [i for i, keep in zip(ids, fresh.tolist(), strict=True) if keep]
+        files, seq = plan_files(events.column(LATEST_TS))
+        paths = write_event_files(folder, offline, files, pending=self.consumer)
+        if self._schemas[feed.name] is None:
+            self._schemas[feed.name] = offline.schema
+        apply_online(self.store, feed, events, seq, ids=ids,
+                     markers=[f.marker for f in files])
+        publish(paths)
+        self.counters.events += len(ids)

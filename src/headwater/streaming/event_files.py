@@ -1,0 +1,208 @@
+"""The offline copy of pushed and streamed events: Parquet files partitioned by event date,
+and the ingestion order (``__hw_seq``) of every event.
+
+Events of a push or stream source land in ``<batch folder>/date=YYYY-MM-DD/`` (their event
+date, UTC), one file per date and batch, named like every pushed file
+(:func:`~headwater.offline.file_order.push_file_name`), so the offline reader orders them by
+push time after the source's other files, whatever their partition.
+
+**Ingestion order.** An event's ``__hw_seq`` is ``(ms << 22) | row``: ``ms`` is the push time
+in milliseconds that also names its file (``push-<ms * 10**6>-<tag>.parquet``) and ``row``
+its position in the file. So the online tiles order ties as the offline join does: by file
+push time, then row. A process hands out strictly increasing milliseconds (:class:`SeqClock`),
+one per file, and a file holds at most 2**22 rows (more are split). Two processes may take the
+same millisecond; their events then share high bits, and ``last`` ties between them (same
+entity, event and created time, ingested in the same millisecond by two consumers) are
+broken by the file's random tag offline but not online: a documented limit.
+
+**Exactly-once files.** A stream consumer writes a batch's files under hidden *pending*
+names (``.push-...parquet.pending-<consumer>``, which no reader reads), commits the online
+effect together with one marker per file (``file:<name>``), then renames them visible.
+:func:`recover_pending` runs at start: a pending file whose marker is committed is renamed
+(whoever wrote it), one of this consumer without a marker is deleted (its events were not
+acknowledged and will be delivered again).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from headwater.errors import StoreUnavailableError
+from headwater.offline.file_order import push_file_name
+from headwater.streaming.parquet_append import (
+    PushFolder,
+    check_name,
+    partition_name,
+    sync_folder,
+    write_durably,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+ROW_BITS = 22
+"""Bits of ``__hw_seq`` for the row in its file: at most 2**22 rows per file."""
+_DAY_US = 86_400_000_000
+_PENDING = ".pending-"
+
+
+class SeqClock:
+    """Strictly increasing push times in milliseconds, one per file (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        """A millisecond later than any handed out before, and not before now."""
+        with self._lock:
+            self._last = max(time.time_ns() // 1_000_000, self._last + 1)
+            return self._last
+
+
+CLOCK = SeqClock()
+
+
+@dataclass(frozen=True)
+class EventFile:
+    """One file of a batch: its rows (indices into the batch), its push time in ms and its
+    path relative to the batch folder."""
+
+    rows: np.ndarray
+    ms: int
+    parts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.parts[-1]
+
+    @property
+    def marker(self) -> str:
+        """The online marker committed with the file's events (see the module docstring)."""
+        return marker_of(self.name)
+
+
+def marker_of(name: str) -> str:
+    """The marker of the file ``name``."""
+    return f"file:{name}"
+
+
+def plan_files(times: pa.ChunkedArray | pa.Array, clock: SeqClock = CLOCK
+               ) -> tuple[list[EventFile], np.ndarray]:
+    """Split a batch by event date (``times``: timestamp[us, UTC]) into files and give every
+    event its ``__hw_seq``; returns the files and the seq column (int64, batch order)."""
+    import numpy as np
+    import pyarrow as pa
+
+    micros = np.asarray(times.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+    days = micros // _DAY_US
+    seq = np.empty(len(micros), np.int64)
+    files: list[EventFile] = []
+    unique, inverse = np.unique(days, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse, minlength=len(unique)))[:-1]
+    for day, rows in zip(unique.tolist(), np.split(order, bounds), strict=True):
+        for start in range(0, len(rows), 1 << ROW_BITS):
+            chunk = rows[start:start + (1 << ROW_BITS)]
+            ms = clock.next()
+            seq[chunk] = (ms << ROW_BITS) + np.arange(len(chunk), dtype=np.int64)
+            name = push_file_name(ms * 1_000_000, uuid.uuid4().hex[:8])
+            files.append(EventFile(chunk, ms, (partition_name(day), name)))
+    return files, seq
+
+
+def plan_seq(count: int, clock: SeqClock = CLOCK) -> np.ndarray:
+    """``__hw_seq`` for events that get no offline file (pushed online only)."""
+    import numpy as np
+
+    seq = np.empty(count, np.int64)
+    for start in range(0, count, 1 << ROW_BITS):
+        size = min(count - start, 1 << ROW_BITS)
+        seq[start:start + size] = (clock.next() << ROW_BITS) + np.arange(size, dtype=np.int64)
+    return seq
+
+
+def write_files(target: PushFolder, table: pa.Table, files: Iterable[EventFile], *,
+                pending: str | None = None) -> list[Path]:
+    """Write each file's rows of ``table`` (the batch laid out as the source's files).
+
+    Without ``pending`` each file is renamed visible at once; with it (the consumer's name)
+    the files stay under their pending names for :func:`publish`. Returns the paths written
+    (final or pending)."""
+    import pyarrow as pa
+
+    paths = []
+    for file in files:
+        final = check_name(target, file.parts)
+        rows = table.take(pa.array(file.rows))
+        if pending is None:
+            write_durably(final, final.parent / f".{file.name}.tmp", rows)
+            paths.append(final)
+        else:
+            temp = pending_path(final, pending)
+            write_durably(final, temp, rows, rename=False)
+            paths.append(temp)
+    return paths
+
+
+def pending_path(final: Path, consumer: str) -> Path:
+    """Where ``consumer`` keeps the file ``final`` until its events are committed."""
+    return final.parent / f".{final.name}{_PENDING}{consumer}"
+
+
+def final_path(pending: Path) -> Path:
+    """The visible path of a pending file."""
+    name = pending.name[1:pending.name.index(_PENDING)]
+    return pending.parent / name
+
+
+def publish(paths: Iterable[Path]) -> None:
+    """Rename pending files visible, durably. A file another process already renamed (its
+    marker was seen committed) is fine."""
+    folders = set()
+    for path in paths:
+        try:
+            os.replace(path, final_path(path))
+        except FileNotFoundError:
+            if not final_path(path).exists():
+                raise
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot rename {path} visible: {exc}. Fix: check "
+                                        "that the folder is writable") from exc
+        folders.add(path.parent)
+    for folder in folders:
+        sync_folder(folder)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover_pending` did: files renamed visible and files deleted."""
+
+    published: int
+    deleted: int
+
+
+def recover_pending(folder: Path, consumer: str,
+                    committed: Callable[[list[str]], set[str]]) -> Recovery:
+    """Finish the pending files under ``folder`` (module docstring). ``committed`` takes
+    markers and returns those present online."""
+    found = [p for p in folder.glob(f"date=*/.push-*.parquet{_PENDING}*") if p.is_file()]
+    if not found:
+        return Recovery(0, 0)
+    markers = {p: marker_of(final_path(p).name) for p in found}
+    present = committed(sorted(set(markers.values())))
+    done = [p for p in found if markers[p] in present]
+    publish(done)
+    stale = [p for p in found if markers[p] not in present
+             and p.name.endswith(f"{_PENDING}{consumer}")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return Recovery(len(done), len(stale))

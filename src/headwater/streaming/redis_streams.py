@@ -1,0 +1,163 @@
+"""Redis Streams: one consumer of a consumer group reading a set of stream keys.
+
+Each topic is a stream key; the group is created at the start of the stream
+(``XGROUP CREATE ... 0 MKSTREAM``: a new group reads the whole stream) if it does not exist.
+:meth:`RedisStreamReader.read` serves, in turn:
+
+1. after a (re)start, this consumer's own pending entries (``XREADGROUP ... 0``), those it
+   read but never acknowledged before it stopped, until there are none left;
+2. every ``claim_timeout / 2`` seconds, entries of other consumers idle longer than the
+   claim timeout (``XAUTOCLAIM``): their consumer died;
+3. new entries (``XREADGROUP ... >`` with ``COUNT`` and ``BLOCK``).
+
+An entry is acknowledged (``XACK``) only after its effect is committed. A pending entry
+whose data was deleted from the stream (trimmed) is acknowledged and skipped. Dead letters
+go to the stream ``<topic>.dead`` with fields ``id``, ``reason`` and the original payload.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from headwater.config import redact_url
+from headwater.errors import ConfigError, StoreUnavailableError
+from headwater.streaming.messages import DATA_FIELD, Message
+from headwater.streaming.reader import DEAD_SUFFIX
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_SOCKET_TIMEOUT_S = 10.0
+
+
+class RedisStreamReader:
+    """Reads ``topics`` as ``consumer`` of ``group`` (see the module docstring)."""
+
+    def __init__(self, url: str, topics: Sequence[str], *, group: str, consumer: str,
+                 claim_timeout_s: float) -> None:
+        self._safe_url = redact_url(url)
+        self.topics = list(topics)
+        self.group = group
+        self.consumer = consumer
+        self._claim_ms = max(1, int(claim_timeout_s * 1000))
+        self._next_claim = 0.0
+        self._claim_from = dict.fromkeys(self.topics, "0-0")
+        self._own_pending = True
+        try:
+            self._client = redis.Redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT_S,
+                                                socket_connect_timeout=_SOCKET_TIMEOUT_S)
+        except ValueError as exc:
+            raise ConfigError(f"stream.url {self._safe_url} is invalid: {exc}. Fix: set "
+                              "'stream: url:' in headwater.yaml to redis://host:port/db") from exc
+        for topic in self.topics:
+            self._call("create the consumer group on", self._create_group, topic)
+
+    def _create_group(self, topic: str) -> None:
+        try:
+            self._client.xgroup_create(topic, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, count: int, wait_ms: int) -> list[Message]:
+        """The next batch (see the module docstring)."""
+        if self._own_pending:
+            found = self._read_group(dict.fromkeys(self.topics, "0"), count, None)
+            if found:
+                return found
+            self._own_pending = False
+        if time.monotonic() >= self._next_claim:
+            claimed = self._claim(count)
+            if claimed:
+                return claimed
+            self._next_claim = time.monotonic() + self._claim_ms / 2000
+        block = max(1, min(wait_ms, int((self._next_claim - time.monotonic()) * 1000) + 1))
+        return self._read_group(dict.fromkeys(self.topics, ">"), count, block)
+
+    def _read_group(self, streams: dict[str, str], count: int,
+                    block: int | None) -> list[Message]:
+        reply = self._call("read", self._client.xreadgroup, self.group, self.consumer,
+                           streams, count=count, block=block)
+        messages: list[Message] = []
+        gone: dict[str, list[bytes]] = {}
+        for name, entries in reply or ():
+            topic = name.decode() if isinstance(name, bytes) else str(name)
+            for entry_id, fields in entries:
+                if not fields:  # the entry was trimmed from the stream after delivery
+                    gone.setdefault(topic, []).append(entry_id)
+                    continue
+                messages.append(_message(topic, entry_id, fields))
+        for topic, ids in gone.items():
+            self._call("acknowledge", self._client.xack, topic, self.group, *ids)
+        return messages
+
+    def _claim(self, count: int) -> list[Message]:
+        messages: list[Message] = []
+        for topic in self.topics:
+            reply: Any = self._call("claim idle entries on", self._client.xautoclaim, topic,
+                                    self.group, self.consumer, self._claim_ms,
+                                    self._claim_from[topic], count=count - len(messages))
+            next_start, entries = reply[0], reply[1]
+            self._claim_from[topic] = (next_start.decode() if isinstance(next_start, bytes)
+                                       else str(next_start))
+            messages += [_message(topic, entry_id, fields) for entry_id, fields in entries
+                         if fields]
+            if len(messages) >= count:
+                break
+        return messages
+
+    def ack(self, messages: Sequence[Message]) -> None:
+        """``XACK`` the messages, one command per topic, in one round trip."""
+        by_topic: dict[str, list[str]] = {}
+        for message in messages:
+            by_topic.setdefault(message.topic, []).append(message.id)
+        if not by_topic:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for topic, ids in by_topic.items():
+            pipe.xack(topic, self.group, *ids)
+        self._call("acknowledge", pipe.execute)
+
+    def dead_letter(self, refused: Sequence[tuple[Message, str]]) -> None:
+        """``XADD <topic>.dead`` with the id, the reason and the original fields."""
+        if not refused:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for message, reason in refused:
+            fields: dict[Any, Any] = {b"id": message.id, b"reason": reason}
+            if message.data is not None:
+                fields[DATA_FIELD] = message.data
+            else:
+                fields.update({k: v for k, v in (message.fields or {}).items()
+                               if k not in (b"id", b"reason")})
+            pipe.xadd(message.topic + DEAD_SUFFIX, fields)
+        self._call("write dead letters to", pipe.execute)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(
+                f"cannot {what} Redis Streams at {self._safe_url}: {exc}. Fix: check that "
+                "Redis is running and 'stream: url:' in headwater.yaml") from exc
+        except ResponseError as exc:
+            raise StoreUnavailableError(
+                f"Redis Streams at {self._safe_url} refused to {what} it: {exc}. Fix: check "
+                "that the topic is a stream key (not another type) and Redis is 5.0 or "
+                "later (6.2 for XAUTOCLAIM)") from exc
+
+
+def _message(topic: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Message:
+    ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    data = fields.get(DATA_FIELD)
+    if data is not None:
+        return Message(topic, ident, data=data)
+    return Message(topic, ident, fields=fields)
