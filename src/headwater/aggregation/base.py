@@ -4,6 +4,8 @@ An aggregator is a set of pure functions over an immutable *state*:
 
 - ``init()`` gives the state of an empty window;
 - ``update(state, values, order)`` folds a whole batch of events in, vectorized with numpy;
+- ``update_grouped(values, order, starts)`` does the same from ``init()`` for many groups at
+  once (the (entity, tile) groups of a batch), vectorized over all of them;
 - ``merge(a, b)`` combines the states of two disjoint sets of events. It is associative and
   commutative, so tiles can be merged in any order or grouping;
 - ``finalize(state)`` gives the feature value (0 for an empty ``count`` or ``sum``, ``None`` for
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, TypeVar
 
-from headwater.aggregation.batch import Order, Values
+from headwater.aggregation.batch import Order, Starts, Values
 
 S = TypeVar("S")
 
@@ -39,6 +41,13 @@ class Aggregator(Protocol[S]):
 
     def update(self, state: S, values: Values, order: Order | None = None) -> S:
         """The state after adding a batch of events; ``order`` is needed only by ``last``."""
+        ...
+
+    def update_grouped(self, values: Values, order: Order | None, starts: Starts) -> list[S]:
+        """One state per group, each what ``update(init(), group values, group order)``
+        gives: ``values`` (and ``order``) are sorted so each group is contiguous, group ``i``
+        holding the rows ``starts[i]:starts[i + 1]``. Vectorized over all groups; only the
+        state objects are built per group."""
         ...
 
     def merge(self, a: S, b: S) -> S:

@@ -7,12 +7,22 @@ value's type (int or float). Empty windows give 0 for count and sum, ``None`` fo
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-from headwater.aggregation.batch import Order, Values, numeric, valid_values
+from headwater.aggregation.batch import (
+    Order,
+    Starts,
+    Values,
+    group_counts,
+    numeric,
+    numeric_mask,
+    valid_mask,
+    valid_values,
+)
 from headwater.aggregation.codec import decode_scalar, encode_scalar
 from headwater.errors import DataError
 
@@ -30,6 +40,10 @@ class Count:
 
     def update(self, state: int, values: Values, order: Order | None = None) -> int:
         return state + int(valid_values(values).shape[0])
+
+    def update_grouped(self, values: Values, order: Order | None, starts: Starts) -> list[int]:
+        _, mask = valid_mask(values)
+        return [int(c) for c in group_counts(mask, starts).tolist()]
 
     def merge(self, a: int, b: int) -> int:
         return a + b
@@ -71,6 +85,23 @@ class Sum:
         # int64 could overflow: add exactly as Python ints (only for huge magnitudes).
         exact: int = sum(int(v) for v in arr.tolist())
         return state + exact
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[Number]:
+        arr, mask = numeric_mask(values, self.name)
+        counts = group_counts(mask, starts).tolist()
+        if arr.shape[0] == 0:
+            return []
+        if arr.dtype.kind == "f":
+            sums: list[Number] = np.add.reduceat(arr, starts).tolist()
+        elif float(np.max(np.abs(arr.astype(np.float64)))) * arr.shape[0] < 2.0**62:
+            sums = np.add.reduceat(arr.astype(np.int64), starts).tolist()
+        else:  # int64 could overflow: exact Python ints (only for huge magnitudes)
+            bounds = [*starts.tolist(), arr.shape[0]]
+            exact = arr.tolist()
+            sums = [sum(exact[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
+        # a group without values keeps the initial int 0, as update() does
+        return [total if n else 0 for total, n in zip(sums, counts, strict=True)]
 
     def merge(self, a: Number, b: Number) -> Number:
         return a + b
@@ -115,6 +146,21 @@ class Extreme:
         found = np.min(arr) if self.smallest else np.max(arr)
         value: Number = float(found) if arr.dtype.kind == "f" else int(found)
         return _pick(state, value, self.smallest)
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[Number | None]:
+        arr, mask = numeric_mask(values, self.name)
+        if arr.shape[0] == 0:
+            return []
+        counts = group_counts(mask, starts).tolist()
+        if arr.dtype.kind == "f":
+            fill: Number = np.inf if self.smallest else -np.inf
+        else:
+            info = np.iinfo(np.int64)
+            fill = int(info.max) if self.smallest else int(info.min)
+        ufunc = np.minimum if self.smallest else np.maximum
+        found = ufunc.reduceat(np.where(mask, arr, arr.dtype.type(fill)), starts).tolist()
+        return [value if n else None for value, n in zip(found, counts, strict=True)]
 
     def merge(self, a: Number | None, b: Number | None) -> Number | None:
         return _pick(a, b, self.smallest)

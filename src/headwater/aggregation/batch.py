@@ -121,7 +121,11 @@ def valid_mask(values: Values) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]
 
 def numeric(values: Values, function: str) -> npt.NDArray[Any]:
     """The non-null values of a batch, which must be numbers (bool counts as int)."""
-    arr = valid_values(values)
+    return _as_numbers(valid_values(values), function)
+
+
+def _as_numbers(arr: npt.NDArray[Any], function: str) -> npt.NDArray[Any]:
+    """Numbers as int64 or float64 (bool as int, uint64 beyond int64 as float)."""
     if arr.dtype.kind == "b":
         return arr.astype(np.int64)
     if arr.dtype.kind not in "iuf":
@@ -134,3 +138,36 @@ def numeric(values: Values, function: str) -> npt.NDArray[Any]:
             return arr.astype(np.float64)
         return arr.astype(np.int64)
     return arr
+
+
+Starts = npt.NDArray[np.intp]
+"""Grouped updates: values sorted so each group is contiguous, group ``i`` holding the rows
+``starts[i]:starts[i + 1]`` (the last one to the end); every group has at least one row."""
+
+
+def numeric_mask(values: Values, function: str) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    """All values of a batch as int64 or float64 numbers, nulls as 0, and the mask of the
+    non-null ones (for grouped updates, which keep every row in place)."""
+    arr, mask = valid_mask(values)
+    if arr.dtype == object:
+        valid = _as_numbers(valid_values(arr[mask]), function)
+        out = np.zeros(arr.shape[0], dtype=valid.dtype if valid.shape[0] else np.int64)
+        out[mask] = valid
+        return out, mask
+    if arr.dtype.kind in "biuf":
+        arr = np.where(mask, arr, arr.dtype.type(0))  # null slots may hold anything
+    out = _as_numbers(arr, function)
+    return (out.astype(np.float64) if out.dtype.kind == "f" else out), mask
+
+
+def group_counts(mask: npt.NDArray[np.bool_], starts: Starts) -> npt.NDArray[np.int64]:
+    """The number of non-null values of each group."""
+    if starts.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.add.reduceat(mask.astype(np.int64), starts)
+
+
+def group_of_rows(starts: Starts, n: int) -> npt.NDArray[np.intp]:
+    """The group of each of the ``n`` rows."""
+    lengths = np.diff(np.append(starts, n))
+    return np.repeat(np.arange(starts.shape[0], dtype=np.intp), lengths)

@@ -21,11 +21,19 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from headwater.aggregation.batch import Order, Values, valid_values
+from headwater.aggregation.batch import (
+    Order,
+    Starts,
+    Values,
+    group_of_rows,
+    valid_mask,
+    valid_values,
+)
 from headwater.errors import DataError
 
 PRECISION = 12
@@ -49,8 +57,12 @@ def _mix(x: Hashes) -> Hashes:
 
 
 def hash_values(values: Values) -> Hashes:
-    """Deterministic 64-bit hashes of the non-null values of a batch."""
-    arr = valid_values(values)
+    """Deterministic 64-bit hashes of the non-null values of a batch, one per value."""
+    return _hash_array(valid_values(values))
+
+
+def _hash_array(arr: npt.NDArray[Any]) -> Hashes:
+    """One hash per value of an array without nulls (strings hashed once per distinct one)."""
     kind = arr.dtype.kind
     if kind in "biu":
         return _mix(arr.astype(np.int64).view(np.uint64) ^ np.uint64(0x1))
@@ -62,7 +74,13 @@ def hash_values(values: Values) -> Hashes:
         out[integral] = _mix(floats[integral].astype(np.int64).view(np.uint64) ^ np.uint64(0x1))
         return out
     if kind in "USO":
-        unique = np.unique(arr) if kind != "O" else np.asarray(sorted(set(arr.tolist()), key=repr))
+        if kind == "O":
+            distinct: dict[object, int] = {}
+            inverse = np.fromiter((distinct.setdefault(v, len(distinct)) for v in arr.tolist()),
+                                  dtype=np.intp, count=arr.shape[0])
+            unique = np.asarray(list(distinct), dtype=object)
+        else:
+            unique, inverse = np.unique(arr, return_inverse=True)
         out = np.empty(unique.shape[0], dtype=np.uint64)
         for i, value in enumerate(unique.tolist()):
             if isinstance(value, str):
@@ -75,7 +93,7 @@ def hash_values(values: Values) -> Hashes:
                     "Fix: count distinct numbers, strings or bytes"
                 )
             out[i] = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little")
-        return out
+        return out[inverse.reshape(-1)]
     raise DataError(f"aggregation 'count_distinct': unsupported numpy dtype {arr.dtype}")
 
 
@@ -143,6 +161,25 @@ class CountDistinct:
             _add(out, hashes)
             return out
         return self.merge(state, _distinct(hashes))
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[DistinctState]:
+        arr, mask = valid_mask(values)
+        out: list[DistinctState] = [self.init() for _ in range(starts.shape[0])]
+        idx = np.flatnonzero(mask)
+        if idx.shape[0] == 0:
+            return out
+        group = group_of_rows(starts, arr.shape[0])[idx]
+        hashes = _hash_array(valid_values(arr[idx]))
+        ranked = np.lexsort((hashes, group))
+        group, hashes = group[ranked], hashes[ranked]
+        keep = np.ones(hashes.shape[0], dtype=np.bool_)
+        keep[1:] = (hashes[1:] != hashes[:-1]) | (group[1:] != group[:-1])
+        group, hashes = group[keep], hashes[keep]
+        cuts = np.flatnonzero(np.append(True, group[1:] != group[:-1]))
+        for g, part in zip(group[cuts].tolist(), np.split(hashes, cuts[1:]), strict=True):
+            out[g] = _normalise(part)
+        return out
 
     def merge(self, a: DistinctState, b: DistinctState) -> DistinctState:
         if _is_sketch(a) and _is_sketch(b):

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from headwater.aggregation.batch import Order, Values, valid_mask
+from headwater.aggregation.batch import Order, Starts, Values, group_of_rows, valid_mask
 from headwater.aggregation.codec import Scalar, decode_scalar, encode_scalar, to_scalar
 from headwater.errors import DataError
 
@@ -40,6 +40,20 @@ def _later(a: Latest | None, b: Latest | None) -> Latest | None:
     return b if encode_scalar(b.value) < encode_scalar(a.value) else a
 
 
+def _checked(order: Order | None, n: int) -> Order:
+    if order is None:
+        raise DataError(
+            "aggregation 'last': the order key is missing. "
+            "Fix: pass order=Order.of(ts, created, seq) with one entry per event"
+        )
+    if order.ts.shape[0] != n:
+        raise DataError(
+            f"aggregation 'last': {n} values but {order.ts.shape[0]} order keys. "
+            "Fix: pass one order key per event"
+        )
+    return order
+
+
 @dataclass(frozen=True)
 class Last:
     """The latest non-null value by ``(ts, created, seq)``."""
@@ -52,17 +66,8 @@ class Last:
     def update(
         self, state: Latest | None, values: Values, order: Order | None = None
     ) -> Latest | None:
-        if order is None:
-            raise DataError(
-                "aggregation 'last': the order key is missing. "
-                "Fix: pass order=Order.of(ts, created, seq) with one entry per event"
-            )
         arr, mask = valid_mask(values)
-        if order.ts.shape[0] != arr.shape[0]:
-            raise DataError(
-                f"aggregation 'last': {arr.shape[0]} values but {order.ts.shape[0]} order keys. "
-                "Fix: pass one order key per event"
-            )
+        order = _checked(order, arr.shape[0])
         idx = np.flatnonzero(mask)
         if idx.shape[0] == 0:
             return state
@@ -75,6 +80,25 @@ class Last:
             to_scalar(arr[best]),
         )
         return _later(state, found)
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[Latest | None]:
+        arr, mask = valid_mask(values)
+        order = _checked(order, arr.shape[0])
+        out: list[Latest | None] = [None] * starts.shape[0]
+        idx = np.flatnonzero(mask)
+        if idx.shape[0] == 0:
+            return out
+        group = group_of_rows(starts, arr.shape[0])[idx]
+        ranked = idx[np.lexsort((order.seq[idx], order.created[idx], order.ts[idx], group))]
+        ranked_group = group[np.searchsorted(idx, ranked)]
+        is_last = np.append(ranked_group[1:] != ranked_group[:-1], True)
+        best = ranked[is_last]
+        for g, ts, created, seq, value in zip(
+                ranked_group[is_last].tolist(), order.ts[best].tolist(),
+                order.created[best].tolist(), order.seq[best].tolist(), arr[best], strict=True):
+            out[g] = Latest(ts, created, seq, to_scalar(value))
+        return out
 
     def merge(self, a: Latest | None, b: Latest | None) -> Latest | None:
         return _later(a, b)

@@ -19,7 +19,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from headwater.aggregation.batch import Order, Values, numeric
+from headwater.aggregation.batch import (
+    Order,
+    Starts,
+    Values,
+    group_counts,
+    group_of_rows,
+    numeric,
+    numeric_mask,
+)
 
 
 class Moments(NamedTuple):
@@ -69,6 +77,21 @@ class MomentsAggregator:
 
     def update(self, state: Moments, values: Values, order: Order | None = None) -> Moments:
         return combine(state, of_batch(values, self.name))
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[Moments]:
+        arr, mask = numeric_mask(values, self.name)
+        n = arr.shape[0]
+        if n == 0:
+            return []
+        x = arr.astype(np.float64)
+        counts = group_counts(mask, starts)
+        sums = np.add.reduceat(x, starts)  # nulls are 0
+        means = sums / np.maximum(counts, 1)
+        dev = np.where(mask, x - means[group_of_rows(starts, n)], 0.0)
+        m2 = np.add.reduceat(dev * dev, starts)
+        return [Moments(c, mu, sq) if c else EMPTY
+                for c, mu, sq in zip(counts.tolist(), means.tolist(), m2.tolist(), strict=True)]
 
     def merge(self, a: Moments, b: Moments) -> Moments:
         return combine(a, b)

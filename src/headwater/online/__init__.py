@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-__all__ = ["DEFAULT_REDIS_URL", "check_write_batch", "open_online_store"]
+__all__ = ["DEFAULT_REDIS_URL", "check_modified", "check_update", "check_write_batch",
+           "open_online_store"]
 
 
 def open_online_store(settings: Settings) -> OnlineStore:
@@ -56,3 +57,23 @@ def check_write_batch(view: str, keys: Sequence[bytes], records: Sequence[bytes]
         raise DataError(
             f"online write to view '{view}': a record is shorter than its {ORDER_BYTES}-byte "
             "order header. Fix: build records with headwater.online.encoding.encode_record")
+
+
+def check_update(view: str, scope: str | None, ids: Sequence[str],
+                 markers: Sequence[str]) -> None:
+    """Reject an update whose ids or markers have no scope to be marked under."""
+    if scope is None and (ids or markers):
+        raise DataError(
+            f"online update of view '{view}': ids or markers were given without a scope. "
+            "Fix: pass scope='...' (e.g. the stream and view) to mark them under")
+
+
+def check_modified(view: str, keys: Sequence[bytes], records: dict[bytes, bytes]) -> None:
+    """Reject what an update's ``modify`` returned when it names keys not asked for or
+    records without an order header."""
+    asked = set(keys)
+    stray = next((key for key in records if key not in asked), None)
+    if stray is not None:
+        raise DataError(f"online update of view '{view}': modify returned key {stray!r}, "
+                        "which the update did not read. Fix: list every key in keys")
+    check_write_batch(view, list(records), list(records.values()))

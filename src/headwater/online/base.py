@@ -15,9 +15,19 @@ conformance suite (``headwater.testing.online``) runs against every implementati
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
+
+MARKER_RETENTION = timedelta(days=7)
+"""How long an update's dedupe markers are kept by default; older ones are pruned."""
+
+Modify = Callable[[set[str], dict[bytes, bytes | None]], dict[bytes, bytes]]
+"""An update's read-modify-write step: given the ids and markers already marked under the
+update's scope and the stored record of each key (None when absent), the records to store.
+It runs inside the store's transaction and may run more than once (after a conflict), so it
+must depend only on its arguments."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,24 @@ class OnlineStore(Protocol):
     def read(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:
         """One round trip: for each request, the stored record of each key (None if none),
         in request order."""
+        ...
+
+    def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
+               scope: str | None = None, ids: Sequence[str] = (),
+               markers: Sequence[str] = ()) -> int:
+        """Read-modify-write ``keys`` of ``view`` in one transaction, exactly once.
+
+        Inside the transaction: read the stored records of ``keys`` and which of ``ids``
+        and ``markers`` are already marked under ``scope``, call ``modify(marked,
+        current)``, store what it returns (unconditionally: ``modify`` decides; it may
+        return only keys of ``keys``) and mark every id and marker under ``scope`` with the
+        time applied. Markers older than the store's retention are pruned. Concurrent
+        updates of the same keys or scope never lose one another's effect. Returns how many
+        records were stored; nothing is stored when ``modify`` raises."""
+        ...
+
+    def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are marked under ``scope`` (and not yet pruned)."""
         ...
 
     def delete_view(self, view: str) -> int:

@@ -69,9 +69,20 @@ def encode_record(event_us: int, created_us: int | None, generation: int,
     A missing created time sorts below every created time, as a null does offline."""
     import msgpack
 
+    return encode_header(event_us, created_us, generation) + bytes(msgpack.packb(list(values)))
+
+
+def encode_header(event_us: int, created_us: int | None, generation: int) -> bytes:
+    """The 20-byte order header alone, for records with another payload (tile records of
+    aggregated views, :mod:`headwater.aggregation.tiles`)."""
     created = 0 if created_us is None else created_us + _FLIP
-    header = _HEADER.pack(generation, event_us + _FLIP, created)
-    return header + bytes(msgpack.packb(list(values)))
+    return _HEADER.pack(generation, event_us + _FLIP, created)
+
+
+def decode_header(data: bytes) -> tuple[int, int, int | None]:
+    """``(generation, event_us, created_us)`` of a stored record's header."""
+    generation, event, created = _HEADER.unpack_from(data)
+    return generation, event - _FLIP, None if created == 0 else created - _FLIP
 
 
 def decode_record(data: bytes) -> Record:

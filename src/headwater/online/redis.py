@@ -19,13 +19,27 @@ the pool's own check (``can_read``: bytes pending, or closed by the server), and
 fails the check, or fails a request, is disconnected and handed back to the pool. Connection
 errors and timeouts (2 s) become :class:`~headwater.errors.StoreUnavailableError` naming the
 URL, never its password.
+
+``update`` (the read-modify-write of tile records, exactly once) is optimistic: on one
+connection, ``WATCH`` the entity hashes and the scope's marker key, read the records
+(``HGET``) and which ids are marked (``ZMSCORE``), run ``modify`` in Python, then
+``MULTI``/``HSET``.../``ZREMRANGEBYSCORE``/``ZADD``/``EXEC``. Redis aborts the ``EXEC`` when a
+watched key changed meanwhile; the update then reads again and retries (64 attempts at most,
+with a short random backoff) before a StoreUnavailableError. Each scope's markers are one
+sorted set, ``hw:<project>:markers:<scope>``, scored by the applied time in microseconds.
+One transaction spans keys of several hash slots: on Redis Cluster the writers of a scope
+must be on one node (as with a single server).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, cast
 
 import hiredis
@@ -36,8 +50,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headwater.config import redact_url
 from headwater.errors import ConfigError, StoreUnavailableError
-from headwater.online import check_write_batch
-from headwater.online.base import ViewKeys
+from headwater.online import check_modified, check_update, check_write_batch
+from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
 from headwater.online.encoding import ORDER_BYTES
 
 # KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record.
@@ -63,6 +77,17 @@ _WRITE_PIPELINE = 1_000
 _SCAN_COUNT = 1_000
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
+_UPDATE_ATTEMPTS = 64
+_BACKOFF_S = 0.001
+_BACKOFF_MAX_S = 0.05
+
+
+def _exchange(conn: Any, commands: list[bytes]) -> list[Any]:
+    """Send packed commands in one write and read one reply each (errors raise)."""
+    conn.send_packed_command([b"".join(commands)], check_health=False)
+    return [conn.read_response() for _ in commands]
+
+
 # hiredis's stub types the argument as a 1-tuple; it packs any tuple of bytes, str and numbers.
 _pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
 
@@ -70,11 +95,14 @@ _pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
 class RedisOnlineStore:
     """Online records in Redis, namespaced by project; safe to share across threads."""
 
-    def __init__(self, url: str, project: str, *, timeout: float = _TIMEOUT_S) -> None:
+    def __init__(self, url: str, project: str, *, timeout: float = _TIMEOUT_S,
+                 marker_retention: timedelta = MARKER_RETENTION) -> None:
         self.url = url
         self.project = project
         self._safe_url = redact_url(url)
         self._prefix = b"hw:" + project.encode() + b":{"
+        self._markers = b"hw:" + project.encode() + b":markers:"
+        self._retention_us = marker_retention // timedelta(microseconds=1)
         try:
             self._pool = redis.ConnectionPool.from_url(
                 url, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -146,6 +174,102 @@ class RedisOnlineStore:
                 row.append(values_of[key][fields_of[key][field]])
             out.append(row)
         return out
+
+    def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
+               scope: str | None = None, ids: Sequence[str] = (),
+               markers: Sequence[str] = ()) -> int:
+        """Read, ``modify`` and write ``keys`` and mark ``ids`` and ``markers`` under
+        ``scope`` as one optimistic transaction (see the module docstring); retried on a
+        conflicting write, up to a bound."""
+        check_update(view, scope, ids, markers)
+        keys = list(dict.fromkeys(keys))
+        checked = list(dict.fromkeys([*ids, *markers]))
+        field = view.encode()
+        hashes = [self._prefix + key + b"}" for key in keys]
+        marks = None if scope is None else self._markers_key(scope)
+        action = f"update view '{view}' in"
+        for attempt in range(_UPDATE_ATTEMPTS):
+            with self._session(action) as conn:
+                watched = [*hashes] if marks is None else [*hashes, marks]
+                reads = [_pack((b"WATCH", *watched))] if watched else []
+                if marks is not None and checked:
+                    reads.append(_pack((b"ZMSCORE", marks, *checked)))
+                reads.extend(_pack((b"HGET", name, field)) for name in hashes)
+                replies = _exchange(conn, reads)[1 if watched else 0:]
+                now = time.time_ns() // 1_000
+                marked: set[str] = set()
+                if marks is not None and checked:
+                    oldest = now - self._retention_us
+                    marked = {marker for marker, score in zip(checked, replies.pop(0),
+                                                              strict=True)
+                              if score is not None and float(score) > oldest}
+                try:
+                    records = modify(marked, dict(zip(keys, replies, strict=True)))
+                    check_modified(view, keys, records)
+                except BaseException:
+                    _exchange(conn, [_pack((b"UNWATCH",))])
+                    raise
+                writes = [_pack((b"MULTI",))]
+                writes.extend(_pack((b"HSET", self._prefix + key + b"}", field, record))
+                              for key, record in records.items())
+                if marks is not None:
+                    writes.append(_pack((b"ZREMRANGEBYSCORE", marks, b"-inf",
+                                         now - self._retention_us)))
+                    if checked:
+                        writes.append(_pack((b"ZADD", marks, b"NX",
+                                             *[x for m in checked for x in (now, m)])))
+                writes.append(_pack((b"EXEC",)))
+                done = _exchange(conn, writes)[-1]
+            if done is not None:
+                failed = next((r for r in done if isinstance(r, ResponseError)), None)
+                if failed is not None:
+                    raise self._refused(action, failed)
+                return len(records)
+            # a watched key changed since we read it: read again, after a short random pause
+            time.sleep(random.uniform(0, min(_BACKOFF_S * 2**attempt, _BACKOFF_MAX_S)))
+        raise StoreUnavailableError(
+            f"cannot {action} the Redis online store at {self._safe_url}: other writers "
+            f"changed the same entities or markers during {_UPDATE_ATTEMPTS} attempts in a "
+            "row. Fix: send each entity's events through fewer concurrent writers (one "
+            "consumer per partition), or apply smaller batches")
+
+    def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are marked under ``scope`` within the retention (one
+        ``ZMSCORE``)."""
+        checked = list(dict.fromkeys(ids))
+        if not checked:
+            return set()
+        (scores,) = self._round_trip(
+            [_pack((b"ZMSCORE", self._markers_key(scope), *checked))], "read markers from")
+        oldest = time.time_ns() // 1_000 - self._retention_us
+        return {marker for marker, score in zip(checked, scores, strict=True)
+                if score is not None and float(score) > oldest}
+
+    def _markers_key(self, scope: str) -> bytes:
+        return self._markers + scope.encode()
+
+    @contextmanager
+    def _session(self, action: str) -> Iterator[Any]:
+        """A connection for several round trips; back to the idle stack when the block
+        ends cleanly, else disconnected (it may hold a WATCH or unread replies)."""
+        try:
+            conn = self._connection()
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(action, exc) from exc
+        clean = False
+        try:
+            yield conn
+            clean = True
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(action, exc) from exc
+        except ResponseError as exc:
+            raise self._refused(action, exc) from exc
+        finally:
+            if clean:
+                self._idle.append(conn)
+            else:
+                conn.disconnect()
+                self._pool.release(conn)
 
     def delete_view(self, view: str) -> int:
         """Remove ``view``'s field from every entity hash of the project (SCAN, then HDEL)."""

@@ -13,19 +13,27 @@ by ``UNION ALL`` for several. Key lists are padded with a repeated key to the ne
 two, so a handful of prepared statements serve every size (SQLite deduplicates an ``IN``
 list, so padding costs no lookups). Only a read of more keys than SQLite accepts as parameters
 in one statement is split, inside one read transaction.
+
+``update`` (the read-modify-write of tile records, exactly once) is one ``BEGIN IMMEDIATE``
+transaction: prune the scope's markers older than the retention, read which ids are marked
+and the stored records, run ``modify``, write its records and mark the ids. Markers live in
+``hw_markers (scope, marker, applied)``, applied in microseconds since the epoch.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 from headwater.errors import StoreUnavailableError
-from headwater.online import check_write_batch
-from headwater.online.base import ViewKeys
+from headwater.online import check_modified, check_update, check_write_batch
+from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
 from headwater.online.encoding import ORDER_BYTES
 
 _DDL = """CREATE TABLE IF NOT EXISTS hw_online (
@@ -36,8 +44,19 @@ _UPSERT = (
     "ON CONFLICT (view, key) DO UPDATE SET value = excluded.value "
     f"WHERE substr(excluded.value, 1, {ORDER_BYTES}) >= substr(value, 1, {ORDER_BYTES})"
 )
+_MARKERS_DDL = """CREATE TABLE IF NOT EXISTS hw_markers (
+    scope TEXT NOT NULL, marker TEXT NOT NULL, applied INTEGER NOT NULL,
+    PRIMARY KEY (scope, marker)) WITHOUT ROWID"""
+_MARKERS_INDEX = "CREATE INDEX IF NOT EXISTS hw_markers_applied ON hw_markers (scope, applied)"
+_MARK = "INSERT OR IGNORE INTO hw_markers (scope, marker, applied) VALUES (?, ?, ?)"
+_PRUNE = "DELETE FROM hw_markers WHERE scope = ? AND applied <= ?"
+_REPLACE = ("INSERT INTO hw_online (view, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (view, key) DO UPDATE SET value = excluded.value")
 _GET_ONE = "SELECT value FROM hw_online WHERE view = ? AND key = ?"
 _DELETE_VIEW = "DELETE FROM hw_online WHERE view = ?"
+
+_SELECT_KEYS = "SELECT key, value FROM hw_online WHERE view = ? AND key IN ("
+_SELECT_MARKERS = "SELECT marker, applied FROM hw_markers WHERE scope = ? AND marker IN ("
 
 _BUSY_TIMEOUT_S = 30.0
 _WRITE_BATCH = 10_000  # rows per write transaction
@@ -48,8 +67,10 @@ _UNION_MAX = 64  # views per UNION ALL statement (SQLite allows 500 compound sel
 class SQLiteOnlineStore:
     """Online records in one SQLite file; safe across threads (one lock) and processes."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *,
+                 marker_retention: timedelta = MARKER_RETENTION) -> None:
         self.path = Path(path)
+        self._retention_us = marker_retention // timedelta(microseconds=1)
         self._lock = threading.Lock()
         self._closed = False
         try:
@@ -61,6 +82,8 @@ class SQLiteOnlineStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_DDL)
+            self._conn.execute(_MARKERS_DDL)
+            self._conn.execute(_MARKERS_INDEX)
         except (OSError, sqlite3.Error) as exc:
             raise self._unavailable("open", exc) from exc
         self._cursor = self._conn.cursor()
@@ -117,6 +140,71 @@ class SQLiteOnlineStore:
             out.append([records.get(key) for key in request.keys] if records is not None
                        else [None] * len(request.keys))
         return out
+
+    def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
+               scope: str | None = None, ids: Sequence[str] = (),
+               markers: Sequence[str] = ()) -> int:
+        """Read, ``modify`` and write ``keys`` and mark ``ids`` and ``markers`` under
+        ``scope``, in one ``BEGIN IMMEDIATE`` transaction (see the protocol)."""
+        check_update(view, scope, ids, markers)
+        keys = list(dict.fromkeys(keys))
+        checked = list(dict.fromkeys([*ids, *markers]))
+        try:
+            with self._lock:
+                cursor = self._cursor
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    now = time.time_ns() // 1_000
+                    marked: set[str] = set()
+                    if scope is not None:
+                        cursor.execute(_PRUNE, (scope, now - self._retention_us))
+                        marked = self._marked(scope, checked)
+                    found = self._select(_SELECT_KEYS, view, keys)
+                    records = modify(marked, {key: found.get(key) for key in keys})
+                    check_modified(view, keys, records)
+                    cursor.executemany(_REPLACE, zip(repeat(view), records, records.values(),
+                                                     strict=False))
+                    if scope is not None:
+                        cursor.executemany(_MARK, zip(repeat(scope), checked, repeat(now),
+                                                      strict=False))
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._unavailable(f"update view '{view}' in", exc) from exc
+        return len(records)
+
+    def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are marked under ``scope`` within the retention."""
+        now = time.time_ns() // 1_000
+        try:
+            with self._lock:
+                self._cursor.execute("BEGIN")
+                try:
+                    return {marker for marker, applied in self._select(
+                        _SELECT_MARKERS, scope, list(dict.fromkeys(ids))).items()
+                        if applied > now - self._retention_us}
+                finally:
+                    self._cursor.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._unavailable("read markers from", exc) from exc
+
+    def _marked(self, scope: str, ids: list[str]) -> set[str]:
+        return set(self._select(_SELECT_MARKERS, scope, ids))
+
+    def _select(self, sql: str, first: str, values: list[Any]) -> dict[Any, Any]:
+        """``sql`` (a select of two columns ending in ``IN (``) over ``values`` in chunks,
+        inside the caller's transaction and lock."""
+        found: dict[Any, Any] = {}
+        step = self._max_keys
+        for start in range(0, len(values), step):
+            chunk = values[start:start + step]
+            size = 1 << (len(chunk) - 1).bit_length()  # padded: few distinct statements
+            marks = ", ".join(repeat("?", size))
+            params = [first, *chunk, *repeat(chunk[-1], size - len(chunk))]
+            found.update(self._cursor.execute(f"{sql}{marks})", params))
+        return found
 
     def delete_view(self, view: str) -> int:
         """Remove every record of ``view``; returns how many were removed."""

@@ -30,9 +30,11 @@ This module needs pytest and hypothesis; ``import headwater`` never imports it.
 from __future__ import annotations
 
 import multiprocessing as mp
+import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -50,14 +52,18 @@ from headwater.testing.online_model import (
     GENERATIONS,
     PAYLOADS,
     Batch,
+    Delivery,
     Model,
     StoreFactory,
+    append_unmarked,
+    applied_ids,
     batches,
     expected_after_concurrent,
     init_writer_process,
     int_keys,
     new_view,
     record,
+    update_in_process,
     write_in_process,
     write_passes,
 )
@@ -65,7 +71,126 @@ from headwater.testing.online_model import (
 _SUPPRESS = (HealthCheck.function_scoped_fixture, HealthCheck.too_slow)
 
 
-class OnlineStoreSuite:
+class UpdateSuite:
+    """The exactly-once read-modify-write laws (``update`` and ``markers_present``), mixed
+    into :class:`OnlineStoreSuite`. ``online_store_factory`` must also accept the keyword
+    ``marker_retention`` (a timedelta), as the stores' constructors do."""
+
+    def test_update_reads_current_records_and_stores_what_modify_returns(
+            self, store: OnlineStore) -> None:
+        view, keys = new_view(), int_keys(3)
+        store.write(view, keys[:1], [record(5, None, "stored")])
+        seen: list[tuple[set[str], dict[bytes, bytes | None]]] = []
+
+        def modify(marked: set[str], current: dict[bytes, bytes | None]
+                   ) -> dict[bytes, bytes]:
+            seen.append((marked, current))
+            return {keys[0]: record(1, None, "older, stored anyway"), keys[2]: record(2)}
+
+        assert store.update(view, [keys[0], keys[2], keys[0]], modify) == 2
+        assert seen[-1] == (set(), {keys[0]: record(5, None, "stored"), keys[2]: None})
+        assert store.read([ViewKeys(view, keys)]) == [
+            [record(1, None, "older, stored anyway"), None, record(2)]]
+        assert store.update(view, [], lambda marked, current: {}) == 0
+
+    def test_update_marks_ids_and_markers_under_its_scope(self, store: OnlineStore) -> None:
+        view, (key,) = new_view(), int_keys(1)
+        scope, other = new_view("scope"), new_view("scope")
+        first = append_unmarked([(key, "a"), (key, "b")])
+        store.update(view, [key], first, scope=scope, ids=["a", "b"], markers=["batch-1"])
+        assert store.markers_present(scope, ["a", "b", "batch-1", "c"]) == {"a", "b", "batch-1"}
+        assert store.markers_present(other, ["a", "b", "batch-1"]) == set()
+        assert store.markers_present(scope, []) == set()
+        # a re-delivery with one new id: only that one is applied
+        again = append_unmarked([(key, "b"), (key, "c"), (key, "a")])
+        store.update(view, [key], again, scope=scope, ids=["b", "c", "a"])
+        (got,) = store.read([ViewKeys(view, [key])])[0]
+        assert applied_ids(got) == ["a", "b", "c"]
+        # the same ids under another scope are new there
+        store.update(view, [key], append_unmarked([(key, "a")]), scope=other, ids=["a"])
+        assert applied_ids(store.read([ViewKeys(view, [key])])[0][0]) == ["a", "b", "c", "a"]
+
+    def test_an_update_that_fails_stores_and_marks_nothing(self, store: OnlineStore) -> None:
+        view, keys, scope = new_view(), int_keys(2), new_view("scope")
+        store.write(view, keys[:1], [record(1)])
+
+        def boom(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+            raise ValueError("modify failed")
+
+        with pytest.raises(ValueError, match="modify failed"):
+            store.update(view, keys, boom, scope=scope, ids=["x"], markers=["m"])
+        with pytest.raises(DataError, match="did not read"):
+            store.update(view, keys[:1], lambda m, c: {keys[1]: record(2)}, scope=scope,
+                         ids=["y"])
+        with pytest.raises(DataError, match="encode_record"):
+            store.update(view, keys[:1], lambda m, c: {keys[0]: b"short"}, scope=scope)
+        with pytest.raises(DataError, match="without a scope"):
+            store.update(view, keys[:1], lambda m, c: {keys[0]: record(3)}, ids=["z"])
+        assert store.read([ViewKeys(view, keys)]) == [[record(1), None]]
+        assert store.markers_present(scope, ["x", "m", "y", "z"]) == set()
+        # the store is still usable after the failures
+        assert store.update(view, keys[:1], lambda m, c: {keys[0]: record(4)}) == 1
+
+    def test_markers_older_than_the_retention_are_pruned(
+            self, online_store_factory: Callable[..., OnlineStore]) -> None:
+        forgetful = online_store_factory(marker_retention=timedelta(0))
+        keeping = online_store_factory()
+        try:
+            view, (key,), scope = new_view(), int_keys(1), new_view("scope")
+            forgetful.update(view, [key], append_unmarked([(key, "a")]), scope=scope,
+                             ids=["a"])
+            assert forgetful.markers_present(scope, ["a"]) == set()
+            # a longer retention still sees the marker until the next pruning update
+            assert keeping.markers_present(scope, ["a"]) == {"a"}
+            forgetful.update(view, [key], append_unmarked([(key, "a")]), scope=scope,
+                             ids=["a"])
+            assert applied_ids(keeping.read([ViewKeys(view, [key])])[0][0]) == ["a", "a"]
+            assert keeping.markers_present(scope, ["a"]) == {"a"}  # pruned, then marked anew
+        finally:
+            forgetful.close()
+            keeping.close()
+
+    def test_processes_updating_the_same_entities_lose_nothing_and_apply_once(
+            self, online_store_factory: StoreFactory) -> None:
+        view, scope, keys = new_view(), new_view("scope"), [*BINARY_KEYS[:4], *int_keys(2)]
+        rng = random.Random(7)
+        plans: list[list[Delivery]] = []
+        expected: dict[bytes, list[str]] = {key: [] for key in keys}
+        for writer in range(2):
+            events = [(rng.choice(keys), f"w{writer}-{i}") for i in range(300)]
+            for key, event_id in events:
+                expected[key].append(event_id)
+            deliveries: list[Delivery] = []
+            i = 0
+            while i < len(events):
+                size = rng.randint(1, 12)
+                deliveries.append(events[i:i + size])
+                if rng.random() < 0.3:  # redelivered, as after a crash before the ack
+                    deliveries.append(events[max(0, i - 5):i + size])
+                i += size
+            plans.append(deliveries)
+        ctx = mp.get_context("spawn")
+        barrier = ctx.Barrier(2)
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_writer_process,
+                                 initargs=(barrier, ctx.Array("i", 2))) as pool:
+            futures = [pool.submit(update_in_process, online_store_factory, view, scope, plan)
+                       for plan in plans]
+            for future in futures:
+                future.result()
+        reader = online_store_factory()
+        try:
+            (got,) = reader.read([ViewKeys(view, keys)])
+            for key, data in zip(keys, got, strict=True):
+                ids = applied_ids(data)
+                assert sorted(ids) == sorted(expected[key])  # none lost, none twice
+                for writer in range(2):  # each writer's events in its own order
+                    mine = [i for i in ids if i.startswith(f"w{writer}-")]
+                    assert mine == [i for i in expected[key] if i.startswith(f"w{writer}-")]
+        finally:
+            reader.close()
+
+
+class OnlineStoreSuite(UpdateSuite):
     """The conformance tests; subclass with a ``Test`` name and an ``online_store_factory``
     fixture. ``max_examples`` and ``concurrent_examples`` size the random tests."""
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from hypothesis import strategies as st
 
 from headwater.online.base import OnlineStore
-from headwater.online.encoding import ORDER_BYTES, encode_key, encode_record
+from headwater.online.encoding import ORDER_BYTES, decode_values, encode_key, encode_record
 
 StoreFactory = Callable[[], OnlineStore]
 Batch = tuple[list[bytes], list[bytes]]
@@ -152,3 +152,47 @@ def write_in_process(factory: StoreFactory, view: str, batches: list[Batch],
         store.close()
 
 
+
+
+# -- exactly-once updates ------------------------------------------------------------------
+
+Delivery = list[tuple[bytes, str]]
+"""One update's events: (entity key, event id) pairs."""
+
+
+def append_unmarked(deliveries: Delivery) -> Callable[[set[str], dict[bytes, bytes | None]],
+                                                       dict[bytes, bytes]]:
+    """An update's ``modify`` whose records list the ids applied to each key: it appends the
+    ids not marked yet, so a lost update or a double application shows in the record."""
+
+    def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+        applied = {key: [] if data is None else list(decode_values(data)[0])
+                   for key, data in current.items()}
+        for key, event_id in deliveries:
+            if event_id not in marked:
+                applied[key].append(event_id)
+                marked = marked | {event_id}  # an id twice in one delivery counts once
+        return {key: record(0, None, ids) for key, ids in applied.items()}
+
+    return modify
+
+
+def applied_ids(data: bytes | None) -> list[str]:
+    """The ids a record written by :func:`append_unmarked` lists."""
+    return [] if data is None else list(decode_values(data)[0])
+
+
+def update_in_process(factory: StoreFactory, view: str, scope: str,
+                      deliveries: list[Delivery]) -> None:
+    """Run in a worker process: open a store, wait for the other writer, apply each
+    delivery with its ids under ``scope``."""
+    ((barrier, _),) = _process_state
+    store = factory()
+    try:
+        barrier.wait(BARRIER_TIMEOUT_S)
+        for delivery in deliveries:
+            keys = [key for key, _ in delivery]
+            store.update(view, keys, append_unmarked(delivery), scope=scope,
+                         ids=[event_id for _, event_id in delivery])
+    finally:
+        store.close()
