@@ -33,7 +33,9 @@ def test_quickstart_runs(tmp_path: Path) -> None:
 
     code = "\n".join(blocks("python"))
     assert "get_historical_features" in code
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+    script = tmp_path / "readme.py"  # a file, as on-demand functions need readable source
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     assert "driver_stats__conv_rate" in result.stdout
