@@ -27,9 +27,10 @@ class FeaturesRequest(BaseModel):
     features: list[str] | None = Field(
         None, min_length=1, description="'view:feature' or 'view:*' references.")
     feature_service: str | None = Field(None, description="A registered feature service.")
-    entities: list[dict[str, int | str]] = Field(
+    entities: list[dict[str, Any]] = Field(
         min_length=1, description="One object of join keys per entity row; a row may carry "
-        "the keys of several views.")
+        "the keys of several views, and the request fields of on-demand views "
+        "(e.g. {\"card_id\": 7, \"amount\": 12.5}).")
     full_feature_names: bool = Field(
         False, description="Name result columns 'view__feature' instead of 'feature'.")
 
