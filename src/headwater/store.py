@@ -262,8 +262,8 @@ class FeatureStore:
                 views = [v.name for v in self.list_feature_views()]
                 on_demand = [v.name for v in self.list_on_demand_feature_views()]
                 raise NotFoundError(
-                    f"no feature view named '{name}' in project '{self.project}'; registered: "
-                    f"{views or 'none'}, on-demand: {on_demand or 'none'}. Fix: check the "
+                    f"no feature_view named '{name}' in project '{self.project}'; registered: "
+                    f"{views or 'none'}; on-demand: {on_demand or 'none'}. Fix: check the "
                     "name, or apply it first") from None
 
     def _on_demand_functions(self, selection: Selection) -> dict[str, Function]:

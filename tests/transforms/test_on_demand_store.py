@@ -203,7 +203,7 @@ def test_registry_round_trip_versions_and_prune(repo: Path, store: hw.FeatureSto
     plan = store.apply(kept, prune=True)
     assert {(c.action, c.kind, c.name) for c in plan.changes} == {
         ("delete", "on_demand_feature_view", "risk"), ("delete", "feature_service", "fraud_model")}
-    with pytest.raises(NotFoundError, match="no feature view named 'risk'.*on-demand: "
+    with pytest.raises(NotFoundError, match="no feature_view named 'risk'.*on-demand: "
                                             r"\['amount_ratio'\]"):
         store.get_online_features(["risk:risk_score"], [{"card_id": 1}], now=T)
 
