@@ -383,7 +383,11 @@ class FeatureStore:
         online view (or of ``views``) to the online store. Reruns are idempotent; a newer
         online value is never replaced. A view's watermark becomes ``end_date`` when it had
         none or the range joins on to it; a range after a gap, or an older backfill, leaves
-        it alone, so ``materialize_incremental`` never skips rows."""
+        it alone, so ``materialize_incremental`` never skips rows.
+
+        An aggregated view's tile records are rebuilt, per entity, from its events with
+        ``ts < end_date`` that a read at or after ``end_date`` needs (the longest window back,
+        whatever ``start_date``), so serving at ``end_date`` equals the offline value."""
         start, end = to_utc(start_date), to_utc(end_date)
         if start > end:
             raise DataError(f"materialize: start {start} is after end {end}. Fix: swap them")
@@ -414,13 +418,18 @@ class FeatureStore:
     def _materialize_one(self, view: FeatureView, start: datetime, end: datetime,
                          progress: Progress | None) -> MaterializeResult:
         from headwater.materialize.job import materialize_view
+        from headwater.materialize.tiles import materialize_tiles
 
         version = self.registry.record(FeatureView.kind, view.name).version
         mark = self.registry.backend.watermarks(self.project).get(view.name)
         current = mark[1] if mark is not None and mark[0] == version else None
-        result = materialize_view(self.offline, self.online, view, start, end,
-                                  generation=self.record_generation(view.name),
-                                  progress=progress)
+        generation = self.record_generation(view.name)
+        if view.is_aggregated:  # tiles rebuilt from every event a read at >= end needs
+            result = materialize_tiles(self.offline, self.online, view, generation, end,
+                                       progress=progress)
+        else:
+            result = materialize_view(self.offline, self.online, view, start, end,
+                                      generation=generation, progress=progress)
         # the watermark only advances over a range contiguous with what is online: a range
         # after a gap, or an older backfill, leaves it where it is
         joins_on = current is None or (

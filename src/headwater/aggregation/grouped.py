@@ -21,17 +21,17 @@ import pyarrow.compute as pc
 
 from headwater.aggregation.base import FUNCTIONS
 from headwater.aggregation.batch import Order
+from headwater.aggregation.tiles import NO_CREATED
 from headwater.aggregation.windows import tile_start
 from headwater.definitions import FeatureView
 from headwater.definitions.aggregation import Aggregation
 from headwater.errors import DataError
+from headwater.offline.base import EVENT_SEQ, LATEST_CREATED, LATEST_TS
 from headwater.online.encoding import encode_keys
 
-TS = "__hw_ts"
-CREATED = "__hw_created"
-SEQ = "__hw_seq"
-NO_CREATED = int(np.iinfo(np.int64).min)
-"""The created time of an event without one: it sorts below every created time."""
+TS = LATEST_TS
+CREATED = LATEST_CREATED
+SEQ = EVENT_SEQ
 
 Ints = npt.NDArray[np.int64]
 

@@ -31,17 +31,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from headwater.aggregation.base import FUNCTIONS
-from headwater.aggregation.grouped import NO_CREATED, EntityPartial
 from headwater.aggregation.windows import tile_start
 from headwater.definitions.aggregation import Aggregation
 from headwater.errors import DataError
 from headwater.online.encoding import HEADER_BYTES, decode_header, encode_header
+
+if TYPE_CHECKING:
+    from headwater.aggregation.grouped import EntityPartial
+
+NO_CREATED = -(2**63)
+"""The created time of an event without one: it sorts below every created time."""
 
 
 @dataclass(frozen=True)
@@ -94,21 +99,20 @@ def cutoff(aggregation: Aggregation, latest_us: int) -> int:
     return tile_start(latest_us - aggregation.window_us, aggregation.granularity_us)
 
 
-def merge_into(stored: bytes | None, partial: EntityPartial,
-               aggregations: Sequence[Aggregation], generation: int,
-               view: str = "") -> bytes | None:
+def merge_into(stored: TileRecord | None, partial: EntityPartial,
+               aggregations: Sequence[Aggregation], generation: int) -> TileRecord | None:
     """The record after adding ``partial`` to ``stored`` (None: no record yet), pruned.
 
     A stored record of an older definition generation is discarded and rebuilt from the
     partial; one of a newer generation is never overwritten: the result is None and the
     caller leaves it in place (as the online ``write`` skips older records)."""
-    if stored is not None:
-        record = decode_tiles(stored, len(aggregations), view)
+    record = stored
+    if record is not None:
         if record.generation > generation:
             return None
         if record.generation < generation:
-            stored = None
-    if stored is None:
+            record = None
+    if record is None:
         record = TileRecord(generation, partial.latest_us, partial.latest_created_us,
                             tuple({} for _ in aggregations))
     elif _order(partial.latest_us, partial.latest_created_us) > _order(
@@ -126,8 +130,7 @@ def merge_into(stored: bytes | None, partial: EntityPartial,
             old = out.get(start)
             out[start] = fn.encode(state if old is None else fn.merge(fn.decode(old), state))
         merged.append(out)
-    return encode_tiles(TileRecord(record.generation, record.latest_us, record.created_us,
-                                   tuple(merged)))
+    return TileRecord(record.generation, record.latest_us, record.created_us, tuple(merged))
 
 
 def _order(ts: int, created: int | None) -> tuple[int, int]:

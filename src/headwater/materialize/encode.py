@@ -24,9 +24,13 @@ _TIMESTAMP_LIST = Array(Timestamp)
 
 def record_layout(spec: Mapping[str, Any]) -> str:
     """What a view's online records depend on, read from one stored spec of the view: its
-    features and dtypes, its entities and its source (not the ttl, applied at read time, nor
-    descriptions and tags)."""
+    features and dtypes, its entities and its source, and its aggregations when it has some
+    (not the ttl, applied at read time, nor descriptions and tags)."""
     parts = [spec.get("schema"), spec.get("entities"), spec.get("source")]
+    aggregations = spec.get("aggregations")
+    if aggregations:  # tile records hold one tile list per aggregation, in order
+        parts.append([{k: v for k, v in a.items() if k != "description"}
+                      for a in aggregations])
     return json.dumps(parts, sort_keys=True)
 
 

@@ -4,6 +4,10 @@ At time ``now`` a view's value for a key is its stored record, unless the record
 than ``now - ttl`` (status EXPIRED, values null), or absent, written under another definition
 of the view, or later than ``now`` (status MISSING: the point-in-time value at ``now`` is
 not the latest delivered row, and the online store keeps only that one).
+
+An aggregated view's record holds tiles (:mod:`headwater.aggregation.tiles`); its values are
+the aggregations at ``now``, its event time the latest event it holds, its status PRESENT
+when a record exists and MISSING when none (with the values of empty windows, as offline).
 """
 
 from __future__ import annotations
@@ -85,6 +89,14 @@ def read_online(store: OnlineStore, plan: OnlinePlan, rows: Sequence[Mapping[str
     metadata: dict[str, ViewMetadata] = {}
     stamps: dict[int, datetime | None] = {}  # event time -> datetime, shared by views
     for view, records in zip(plan.views, results, strict=True):
+        if view.aggregations:
+            values, latest, states = _aggregated(view, records, now_us)
+            for name, field, column in zip(view.output_names, view.features, values,
+                                           strict=True):
+                features[name] = column
+                dtypes[name] = field.dtype
+            metadata[view.view.name] = ViewMetadata(_datetimes(latest, stamps), states)
+            continue
         positions = view.positions
         width = len(positions)
         pick = itemgetter(*positions) if width > 1 else None
@@ -114,6 +126,36 @@ def read_online(store: OnlineStore, plan: OnlinePlan, rows: Sequence[Mapping[str
         metadata[view.view.name] = ViewMetadata(_datetimes(times, stamps), statuses)
     ordered = {name: features[name] for name in plan.order}  # the order of the request
     return OnlineResponse(entity_columns, ordered, dtypes, metadata)
+
+
+def _aggregated(view: CompiledView, records: list[bytes | None], now_us: int
+                ) -> tuple[list[list[Any]], list[int | None], list[str]]:
+    """An aggregated view's requested values at ``now`` from its tile records, per row; the
+    event time is the record's latest event. No record (or one of another definition) is
+    MISSING with the values of empty windows (0 for count, sum and count_distinct, null for
+    the others: what the offline value of an entity without events is); a record is PRESENT,
+    its values finalized at ``now``."""
+    from headwater.aggregation.base import FUNCTIONS
+    from headwater.aggregation.tiles import decode_tiles, values_at
+
+    n = len(records)
+    aggs = view.aggregations
+    empty = [FUNCTIONS[aggs[p].function] for p in view.positions]
+    columns: list[list[Any]] = [[fn.finalize(fn.init())] * n for fn in empty]
+    times: list[int | None] = [None] * n
+    statuses = [MISSING] * n
+    for i, data in enumerate(records):
+        if data is None:
+            continue
+        record = decode_tiles(data, len(aggs), view.view.name)
+        if record.generation != view.generation:
+            continue
+        times[i] = record.latest_us
+        statuses[i] = PRESENT
+        for column, value in zip(columns, values_at(record, aggs, view.positions, now_us),
+                                 strict=True):
+            column[i] = value
+    return columns, times, statuses
 
 
 def _datetimes(times: list[int | None],

@@ -2,9 +2,9 @@
 
 A plan is everything a request needs, resolved once from the registry: per view, the join
 keys, the positions of the requested features in the stored record, output names, the
-definition generation and the ttl. The request path uses only plans; :class:`PlanCache` drops
-them when the registry's change log moves, which a background thread watches, so no request
-queries the registry.
+definition generation and the ttl (for an aggregated view, its aggregations). The request
+path uses only plans; :class:`PlanCache` drops them when the registry's change log moves,
+which a background thread watches, so no request queries the registry.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from headwater.definitions import FeatureView, Field
+from headwater.definitions.aggregation import Aggregation
 from headwater.definitions.selection import Selection
 from headwater.errors import DefinitionError, StoreUnavailableError
 from headwater.types import String
@@ -33,6 +34,9 @@ class CompiledView:
     generation: int
     ttl_us: int | None
     key_types: tuple[type[int] | type[str], ...]
+    aggregations: tuple[Aggregation, ...] = ()
+    """An aggregated view's aggregations, all of them (its records hold tiles of each);
+    ``positions`` index them. Empty for a latest-value view."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ def compile_plan(selection: Selection, generation: Callable[[str], int]) -> Onli
             ttl_us=ttl_us,
             key_types=tuple(str if view.key_dtype(k) == String else int
                             for k in view.join_keys),
+            aggregations=view.aggregations,
         ))
     return OnlinePlan(tuple(views), selection.order)
 

@@ -1,0 +1,213 @@
+"""Events -> online tile records of aggregated views: the one path that streaming, push and
+materialization use.
+
+:func:`apply_events` merges a batch of events into the entities' tile records in one online
+store transaction (:meth:`~headwater.online.base.OnlineStore.update`), exactly once: the
+events whose id is already marked under ``scope`` are skipped, the others merged, and their ids
+(and any extra ``markers``) marked in the same transaction. Re-applying a batch after a crash
+before the stream's acknowledgement therefore changes nothing. This module is the only place
+that decides which events count; the stores only make the read-modify-write atomic.
+
+:func:`materialize_tiles` rebuilds the records from the offline events (which hold every pushed
+and streamed event too): every event a read at or after ``end`` can need, per entity, replacing
+the stored record. See :mod:`headwater.aggregation.tiles` for the record, pruning, allowed
+lateness and reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from headwater.definitions import FeatureView
+from headwater.definitions.aggregation import Aggregation
+from headwater.errors import DataError, DefinitionError
+from headwater.online.base import OnlineStore
+from headwater.types import EPOCH, to_micros
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from headwater.aggregation.grouped import EntityPartial
+    from headwater.aggregation.tiles import TileRecord
+    from headwater.materialize.job import MaterializeResult, Progress
+    from headwater.offline.base import OfflineEngine
+
+WRITE_BATCH = 5_000
+"""Entities per online transaction when materializing."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What :func:`apply_events` did: ``applied`` events merged (not marked before),
+    ``duplicates`` skipped (already marked under the scope, or an id repeated in the batch),
+    ``records`` entity records stored, and ``late`` the applied events older than every
+    aggregation's allowed lateness, which changed nothing."""
+
+    applied: int
+    duplicates: int
+    records: int
+    late: int = 0
+
+
+def _aggregated(view: FeatureView, caller: str) -> None:
+    if not view.is_aggregated:
+        raise DefinitionError(f"FeatureView '{view.name}'", "aggregations",
+                              f"{caller} needs a view with aggregations",
+                              "write latest-value views with the online store's write")
+
+
+def apply_events(online: OnlineStore, view: FeatureView, generation: int, events: pa.Table,
+                 *, scope: str | None = None, ids: Sequence[str] | None = None,
+                 markers: Sequence[str] = ()) -> ApplyResult:
+    """Merge ``events`` into the tile records of ``view`` (definition ``generation``) in
+    one online transaction, skipping the events whose ``ids[i]`` is marked under ``scope``
+    and marking the rest, with ``markers``, under ``scope``.
+
+    ``events`` has the view's join keys, ``__hw_ts``, ``__hw_created`` (may be null),
+    ``__hw_seq`` (unique, in offline ingestion order) and the aggregated columns."""
+    import numpy as np
+
+    from headwater.aggregation.grouped import check_events, partials
+
+    _aggregated(view, "apply_events")
+    check_events(view, events)
+    n = events.num_rows
+    if ids is not None and len(ids) != n:
+        raise DataError(f"apply_events to feature view '{view.name}': {len(ids)} ids for {n} "
+                        "events. Fix: pass one id per event, or none")
+    first = np.ones(n, dtype=np.bool_)
+    if ids is not None and n:
+        _, where = np.unique(np.asarray(ids, dtype=object).astype(str), return_index=True)
+        first[:] = False
+        first[where] = True  # an id repeated in the batch counts once
+    whole = partials(view, events.filter(first) if not first.all() else events)
+    outcome: dict[str, int] = {}
+
+    def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+        fresh = first
+        if marked and ids is not None:
+            fresh = first & np.fromiter((i not in marked for i in ids), np.bool_, n)
+        part = whole if fresh is first else partials(view, events.filter(fresh))
+        records, late = _merge(view, generation, part, current)
+        applied = int(np.count_nonzero(fresh))
+        outcome.update(applied=applied, duplicates=n - applied, records=len(records),
+                       late=late)
+        return records
+
+    online.update(view.name, whole.keys, modify, scope=scope, ids=list(ids or ()),
+                  markers=markers)
+    return ApplyResult(**outcome)
+
+
+def _merge(view: FeatureView, generation: int, part: Any,
+           current: dict[bytes, bytes | None]) -> tuple[dict[bytes, bytes], int]:
+    """The new records of the entities of ``part`` and how many of its events were late."""
+    import numpy as np
+
+    from headwater.aggregation.tiles import decode_tiles, encode_tiles, late_events, merge_into
+
+    aggs = view.aggregations
+    records: dict[bytes, bytes] = {}
+    latest = np.zeros(len(part.keys), dtype=np.int64)
+    for index, key in enumerate(part.keys):
+        data = current.get(key)
+        stored = None if data is None else decode_tiles(data, len(aggs), view.name)
+        merged = merge_into(stored, part.by_key[key], aggs, generation)
+        if merged is None:  # a newer definition's record: left alone, nothing counts
+            latest[index] = np.iinfo(np.int64).max
+            continue
+        latest[index] = merged.latest_us
+        records[key] = encode_tiles(merged)
+    return records, late_events(aggs, latest, part.entity, part.ts)
+
+
+def events_start(view: FeatureView, end: datetime) -> datetime:
+    """The earliest event time a read at or after ``end`` can need: the least
+    ``floor_h(end - W)`` over the view's aggregations."""
+    from headwater.aggregation.tiles import cutoff
+
+    end_us = to_micros(end)
+    return EPOCH + timedelta(microseconds=min(cutoff(agg, end_us) for agg in view.aggregations))
+
+
+def materialize_tiles(offline: OfflineEngine, online: OnlineStore, view: FeatureView,
+                      generation: int, end: datetime, *,
+                      progress: Progress | None = None) -> MaterializeResult:
+    """Rebuild, from the offline events with ``events_start(view, end) <= ts < end``, the
+    tile record of every entity that has such events, replacing the stored one (a record of
+    a newer definition generation is left alone). Tiles starting at or after ``end`` that
+    the stored record holds (streamed meanwhile) are kept; the tile holding ``end`` is
+    offline's. Entities are written ``WRITE_BATCH`` per transaction."""
+    from headwater.aggregation.grouped import combine, partials
+    from headwater.materialize.job import MaterializeResult
+
+    _aggregated(view, "materialize_tiles")
+    began = time.perf_counter()
+    start = events_start(view, end)
+    aggs = view.aggregations
+    found: dict[bytes, EntityPartial] = {}
+    for batch in offline.read_events(view, start, end):
+        if batch.num_rows == 0:
+            continue
+        import pyarrow as pa
+
+        for key, part in partials(view, pa.Table.from_batches([batch])).by_key.items():
+            old = found.get(key)
+            found[key] = part if old is None else combine(old, part, aggs)
+    keys = list(found)
+    rows = 0
+    for lo in range(0, len(keys), WRITE_BATCH):
+        chunk = keys[lo:lo + WRITE_BATCH]
+        stored = online.update(view.name, chunk, _rebuild(view, generation, found,
+                                                          to_micros(end)))
+        rows += stored
+        if progress is not None:
+            progress(view.name, stored)
+    return MaterializeResult(view.name, start, end, rows, time.perf_counter() - began)
+
+
+def _rebuild(view: FeatureView, generation: int, found: dict[bytes, EntityPartial],
+             end_us: int) -> Callable[[set[str], dict[bytes, bytes | None]], dict[bytes, bytes]]:
+    """The ``modify`` of a materialization transaction: each entity's record from offline
+    alone, plus the stored tiles that start at or after ``end``."""
+    from headwater.aggregation.tiles import TileRecord, decode_tiles, encode_tiles, merge_into
+
+    aggs = view.aggregations
+
+    def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+        out: dict[bytes, bytes] = {}
+        for key, data in current.items():
+            stored = None if data is None else decode_tiles(data, len(aggs), view.name)
+            if stored is not None and stored.generation > generation:
+                continue
+            later: TileRecord | None = None
+            if stored is not None and stored.generation == generation and (
+                    stored.latest_us >= end_us):
+                later = TileRecord(generation, stored.latest_us, stored.created_us,
+                                   tuple({s: v for s, v in tiles.items() if s >= end_us}
+                                         for tiles in stored.tiles))
+            rebuilt = merge_into(None, found[key], aggs, generation)
+            if rebuilt is not None and later is not None:
+                rebuilt = _with_tiles(rebuilt, later, aggs)
+            if rebuilt is not None:
+                out[key] = encode_tiles(rebuilt)
+        return out
+
+    return modify
+
+
+def _with_tiles(record: TileRecord, later: TileRecord,
+                aggregations: Sequence[Aggregation]) -> TileRecord:
+    """``record`` plus the tiles of ``later`` (which all start after ``record``'s), with
+    ``later``'s latest event, pruned to it."""
+    from headwater.aggregation.tiles import TileRecord, cutoff
+
+    tiles = []
+    for agg, mine, theirs in zip(aggregations, record.tiles, later.tiles, strict=True):
+        first = cutoff(agg, later.latest_us)
+        tiles.append({s: v for s, v in (*mine.items(), *theirs.items()) if s >= first})
+    return TileRecord(record.generation, later.latest_us, later.created_us, tuple(tiles))
