@@ -37,7 +37,13 @@ from headwater.config import StreamSettings
 from headwater.definitions import StreamSource
 from headwater.errors import ConfigError, DefinitionError
 from headwater.offline.base import LATEST_TS
-from headwater.streaming.event_files import Recovery, plan_files, publish, recover_pending
+from headwater.streaming.event_files import (
+    Recovery,
+    discard,
+    plan_files,
+    publish,
+    recover_pending,
+)
 from headwater.streaming.event_files import write_files as write_event_files
 from headwater.streaming.ingest import Feed, apply_online, last_scope, resolve_feed
 from headwater.streaming.messages import Message, decode
@@ -187,9 +193,9 @@ class Consumer:
             messages = self.reader.read(count, wait)
             if not messages:
                 continue
-            last_message = time.monotonic()
             handled += len(messages)
             self.process(messages)
+            last_message = time.monotonic()  # idle time counts from the end of the work
             if on_batch is not None:
                 on_batch(self.counters)
         return self.counters
@@ -232,7 +238,13 @@ class Consumer:
         paths = write_event_files(folder, offline, files, pending=self.consumer)
         if self._schemas[feed.name] is None:
             self._schemas[feed.name] = offline.schema
-        apply_online(self.store, feed, events, seq, ids=ids,
-                     markers=[f.marker for f in files])
+        effect = apply_online(self.store, feed, events, seq, ids=ids,
+                              markers=[f.marker for f in files])
+        self.counters.events += effect.applied
+        self.counters.duplicates += effect.duplicates
+        if effect.applied == 0:
+            # Another consumer committed all of these events while this one worked (it
+            # took them over past the claim timeout): their rows are in its files.
+            discard(paths)
+            return
         publish(paths)
-        self.counters.events += len(ids)

@@ -182,6 +182,12 @@ def publish(paths: Iterable[Path]) -> None:
         sync_folder(folder)
 
 
+def discard(paths: Iterable[Path]) -> None:
+    """Delete pending files whose events turned out to be applied already."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class Recovery:
     """What :func:`recover_pending` did: files renamed visible and files deleted."""

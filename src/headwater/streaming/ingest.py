@@ -180,7 +180,8 @@ def view_events(view: FeatureView, events: pa.Table, seq: np.ndarray) -> pa.Tabl
 @dataclass(frozen=True)
 class OnlineEffect:
     """What applying a batch online did: ``stored`` latest-value records kept (plain
-    views), ``applied`` and ``duplicates`` events (aggregated views, summed over views)."""
+    views); ``applied`` and ``duplicates``: events of the last view, the one whose marks
+    say an event is fully applied (every event is applied to a plain last view)."""
 
     stored: int = 0
     applied: int = 0
@@ -213,8 +214,10 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
         result = apply_events(target, view, generation, table,
                               scope=None if ids is None else feed.scope(view), ids=ids,
                               markers=markers if view is last else ())
-        applied += result.applied
-        duplicates += result.duplicates
+        if view is last:
+            applied, duplicates = result.applied, result.duplicates
+    if not last.is_aggregated:
+        applied = events.num_rows
     return OnlineEffect(stored, applied, duplicates)
 
 
@@ -259,7 +262,8 @@ def push_events(store: FeatureStore, feed: Feed, rows: Any, to: str) -> PushResu
             if not paths:
                 raise
             raise kept_offline(exc, events, ", ".join(map(str, paths))) from exc
-    return PushResult(feed.name, to, events.num_rows, effect.stored + effect.applied,
+    applied = effect.applied if feed.online_views[-1].is_aggregated else 0
+    return PushResult(feed.name, to, events.num_rows, effect.stored + applied,
                       paths[0] if paths else None, tuple(paths))
 
 

@@ -84,7 +84,7 @@ class NatsStreamReader:
         for topic, sub in zip(self.topics, self._subs, strict=True):
             try:
                 fetched = await sub.fetch(batch=count - len(messages), timeout=each)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # no message in time
                 continue
             messages += [Message(topic, str(m.metadata.sequence.stream), data=m.data,
                                  handle=m) for m in fetched]

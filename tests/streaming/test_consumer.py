@@ -1,0 +1,194 @@
+"""The consumer runtime end to end, over real Redis Streams and NATS JetStream: events in,
+exact window aggregates online, every event once in the offline copy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import headwater as hw
+from headwater.streaming.consumer import Consumer, Counters, open_reader, stream_feeds
+from tests.streaming.stream_repo import (
+    RedisPublisher,
+    close_enough,
+    events,
+    expected,
+    make_repo,
+    offline_rows,
+    online_values,
+    payloads,
+    publisher,
+    stream_yaml,
+    unique_topic,
+)
+
+DRIVERS = [1001, 1002, 1003, 1004, 1005]
+
+
+@dataclass
+class Setup:
+    kind: str
+    url: str
+    topic: str
+    repo: Path
+
+
+@pytest.fixture(params=["redis", "nats"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    kind = str(request.param)
+    url = str(request.getfixturevalue("redis_url" if kind == "redis" else "nats_url"))
+    topic = unique_topic()
+    # NATS redelivers after ack_wait only: short for the restart tests, longer than a batch
+    yaml = stream_yaml(kind, url, batch_size=300, claim_timeout_s=10 if kind == "nats" else 60)
+    yield Setup(kind, url, topic, make_repo(tmp_path / "repo", topic, yaml))
+
+
+def consume(repo: Path, consumer: str = "c1", idle_exit: float = 1.5) -> Counters:
+    with hw.FeatureStore(repo) as store:
+        feeds = stream_feeds(store)
+        reader = open_reader(store.settings.stream, [f.topic for f in feeds], consumer)
+        try:
+            runtime = Consumer(store, feeds, reader, consumer=consumer,
+                               batch_size=store.settings.stream.batch_size,
+                               block_ms=store.settings.stream.block_ms)
+            runtime.recover()
+            return runtime.run(idle_exit=idle_exit)
+        finally:
+            reader.close()
+
+
+def check_online(repo: Path, published: pa.Table) -> None:
+    """Every driver's aggregates equal the brute-force window over the published events,
+    and the plain view holds each driver's latest event."""
+    at = published.column("ts")[-1].as_py() + timedelta(seconds=1)
+    with hw.FeatureStore(repo) as store:
+        got = online_values(store, at, DRIVERS)
+        for driver, values in zip(DRIVERS, got, strict=True):
+            want = expected(published, at, driver)
+            assert close_enough(values, want), (driver, values, want)
+        latest = store.get_online_features(["driver_last_trip:fare"],
+                                           [{"driver_id": d} for d in DRIVERS], now=at)
+        rows = published.to_pylist()
+        for driver, fare in zip(DRIVERS, latest.to_dict()["fare"], strict=True):
+            mine = [r for r in rows if r["driver_id"] == driver]
+            assert fare == (max(mine, key=lambda r: r["ts"])["fare"] if mine else None)
+
+
+def check_offline(repo: Path, published: pa.Table) -> None:
+    """The visible offline copy holds every published event exactly once."""
+    stored = offline_rows(repo)
+    want = published.sort_by([("ts", "ascending"), ("driver_id", "ascending"),
+                              ("fare", "ascending")])
+    assert stored.num_rows == want.num_rows
+    assert stored.select(want.column_names).to_pylist() == want.to_pylist()
+    assert not list((repo / "data" / "trips").rglob(".*pending*"))
+
+
+def test_events_reach_online_tiles_and_the_offline_copy(setup: Setup) -> None:
+    published = events(2_000)
+    with publisher(setup.kind, setup.url, setup.topic) as pub:
+        pub.publish(payloads(published))
+        counters = consume(setup.repo)
+        assert (counters.events, counters.duplicates, counters.dead_lettered) == (2_000, 0, 0)
+        assert counters.batches >= 2_000 // 300
+        check_online(setup.repo, published)
+        check_offline(setup.repo, published)
+        # the offline copy is what training reads: it serves the same latest values
+        at = published.column("ts")[-1].as_py() + timedelta(seconds=1)
+        with hw.FeatureStore(setup.repo) as store:
+            frame = store.get_historical_features(
+                pa.table({"driver_id": DRIVERS,
+                          "event_timestamp": pa.array([at] * 5, pa.timestamp("us", "UTC"))}),
+                ["driver_last_trip:fare"]).to_arrow()
+            online = store.get_online_features(["driver_last_trip:fare"],
+                                               [{"driver_id": d} for d in DRIVERS], now=at)
+        assert frame.column("fare").to_pylist() == online.to_dict()["fare"]
+
+
+def test_late_events_within_the_window_still_count(setup: Setup) -> None:
+    published = events(600, seed=1)
+    at = published.column("ts")[-1].as_py()
+    late = events(50, end=at - timedelta(minutes=20), seed=2)  # older than what was seen
+    with publisher(setup.kind, setup.url, setup.topic) as pub:
+        pub.publish(payloads(published))
+        consume(setup.repo)
+        pub.publish(payloads(late))
+        assert consume(setup.repo).events == 50
+        both = pa.concat_tables([published, late])
+        check_online(setup.repo, both.sort_by("ts"))
+        check_offline(setup.repo, both)
+
+
+def test_malformed_messages_are_dead_lettered_and_the_rest_applied(setup: Setup) -> None:
+    published = events(300, seed=3)
+    good = payloads(published)
+    bad = [b"{not json", b'{"driver_id": 1001, "ts": "soon", "fare": 1, "rating": 1}',
+           json.dumps({"driver_id": 1001, "fare": 2.0, "rating": 1}).encode()]
+    mixed = good[:100] + bad[:1] + good[100:200] + bad[1:] + good[200:]
+    with publisher(setup.kind, setup.url, setup.topic) as pub:
+        pub.publish(mixed)
+        counters = consume(setup.repo)
+        assert (counters.events, counters.dead_lettered) == (300, 3)
+        check_online(setup.repo, published)
+        check_offline(setup.repo, published)
+        letters = pub.dead_letters()
+        assert len(letters) == 3
+        if isinstance(pub, RedisPublisher):
+            reasons = [dict(letter)[b"reason"].decode() for letter in letters]  # type: ignore[arg-type]
+        else:
+            reasons = [headers["Hw-Reason"] for _, headers in letters]  # type: ignore[misc]
+        assert "not a valid event" in reasons[0]
+        assert "'ts'" in reasons[1] and "'ts'" in reasons[2]
+        assert consume(setup.repo).events == 0  # all acknowledged, dead letters too
+
+
+def test_two_consumers_in_one_group_share_the_stream_without_double_counting(
+        setup: Setup) -> None:
+    published = events(6_000, seed=4)
+    with publisher(setup.kind, setup.url, setup.topic) as pub:
+        pub.publish(payloads(published))
+        command = [sys.executable, "-m", "headwater.cli.main", "stream", "--repo",
+                   str(setup.repo), "--idle-exit", "3"]
+        runs = [subprocess.Popen([*command, "--consumer", name], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+        outputs = [run.communicate(timeout=180) for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        handled = [int(out.strip().splitlines()[-1].split(" events")[0].replace(",", ""))
+                   for out, _ in outputs]
+        assert sum(handled) == 6_000, outputs  # each event applied by exactly one of them
+        check_online(setup.repo, published)
+        check_offline(setup.repo, published)
+
+
+def test_a_redelivered_batch_is_skipped(setup: Setup) -> None:
+    """Committed but never acknowledged (a crash between the two): the events come again
+    and change nothing."""
+    published = events(500, seed=5)
+    with publisher(setup.kind, setup.url, setup.topic) as pub, \
+            hw.FeatureStore(setup.repo) as store:
+        pub.publish(payloads(published))
+        feeds = stream_feeds(store)
+        reader = open_reader(store.settings.stream, [setup.topic], "c1")
+        runtime = Consumer(store, feeds, reader, consumer="c1", batch_size=1000)
+        messages = []
+        for _ in range(50):
+            messages += reader.read(500 - len(messages), 200)
+            if len(messages) >= 500:
+                break
+        by_topic = feeds[0]
+        runtime._commit(by_topic, messages)  # committed, not acknowledged
+        reader.close()
+        assert runtime.counters.events == 500
+        # NATS redelivers once ack_wait (the claim timeout, 10 s here) has passed
+        counters = consume(setup.repo, idle_exit=1.5 if setup.kind == "redis" else 15)
+        assert (counters.events, counters.duplicates) == (0, 500)
+        check_online(setup.repo, published)
+        check_offline(setup.repo, published)
