@@ -168,10 +168,12 @@ def oracle(scenario: Scenario, spec: Spec, key: int, t: int) -> Any:
     if not values:
         return None
     if function == "last":
-        created = (lambda e: -math.inf if e.created is None or not scenario.with_created
-                   else e.created)
-        return getattr(max(window, key=lambda pe: (pe[1].ts, created(pe[1]), pe[0]))[1],
-                       spec.column)
+        def order(pe: tuple[int, Event]) -> tuple[float, float, int]:
+            p, e = pe
+            made = e.created if e.created is not None and scenario.with_created else -math.inf
+            return e.ts, made, p
+
+        return getattr(max(window, key=order)[1], spec.column)
     if function in ("min", "max"):
         return min(values) if function == "min" else max(values)
     exact = [Fraction(v) for v in values]
