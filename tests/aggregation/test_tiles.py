@@ -97,7 +97,7 @@ def test_corrupt_records_name_the_view_and_the_fix() -> None:
     record = merge_into(None, partial(1, {0: 1}, {1: 1}), AGGS, 1)
     assert record is not None
     data = encode_tiles(record)
-    with pytest.raises(DataError, match="'card_txn'.*materialize the view again"):
+    with pytest.raises(DataError, match=r"'card_txn'.*materialize the view again"):
         decode_tiles(data, 3, "card_txn")
     with pytest.raises(DataError, match="corrupt"):
         decode_tiles(data[:22] + b"\xc1", 2, "card_txn")

@@ -53,7 +53,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[hw.Feature
     project, online = "tiles", ""
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
-        project, online = f"tiles_{uuid.uuid4().hex[:10]}", f"online: {{type: redis, url: '{url}'}}\n"
+        project = f"tiles_{uuid.uuid4().hex[:10]}"
+        online = f"online: {{type: redis, url: '{url}'}}\n"
     (tmp_path / "headwater.yaml").write_text(f"project: {project}\n{online}")
     pq.write_table(events(), tmp_path / "txns.parquet")
     view = hw.FeatureView("card_txn", entities=[CARD],
