@@ -44,10 +44,17 @@ def test_demo_learns_from_point_in_time_features(tmp_path: Path) -> None:
     expected = [(kind, i, name) for i, name in enumerate(STEPS) for kind in ("start", "end")]
     assert listener.events == expected
 
-    assert steps["materialize"].rows == SMALL.n_drivers
+    assert steps["materialize"].rows == 2 * SMALL.n_drivers  # driver_stats and driver_trips
     assert steps["serve online features"].rows == 5
     assert result.served.requests == 200
     assert set(result.served.statuses["driver_stats"]) == {"PRESENT"}
+
+    live = result.live
+    assert steps["stream live events"].rows == live.events == live.batches * 50
+    assert live.reads > 0 and live.fresh_p99_ms >= live.fresh_p50_ms > 0
+    # every driver got trips in the last hour: at least the live ones, pushed just now
+    assert all(count >= 1 for count in result.live_values["trips_1h"])
+    assert len(result.live_values["last_fare"]) == 5
     assert len(result.served.results["conv_rate"]) == 5
     assert 0 < result.served.p50_ms <= result.served.p99_ms
 

@@ -52,15 +52,16 @@ def test_apply_then_plan_shows_nothing_to_change(runner: CliRunner, repo: Path) 
     assert "+ entity driver v1" in planned.output
     assert "+ feature_view driver_stats v1" in planned.output
     assert "+ feature_service driver_model v1" in planned.output
-    assert "3 to create" in planned.output
+    assert "+ feature_view driver_trips v1" in planned.output
+    assert "5 to create" in planned.output
 
     applied = runner.invoke(cli, ["apply", "--repo", str(repo)])
     assert applied.exit_code == 0, applied.output
-    assert "Applied: 3 to create" in applied.output
+    assert "Applied: 5 to create" in applied.output
 
     again = runner.invoke(cli, ["plan", "-r", str(repo)])
     assert again.exit_code == 0, again.output
-    assert "No changes. 3 object(s) up to date." in again.output
+    assert "No changes. 5 object(s) up to date." in again.output
 
 
 def test_list_shows_entities_views_with_types_and_ttl_and_services(
@@ -71,9 +72,9 @@ def test_list_shows_entities_views_with_types_and_ttl_and_services(
     out = result.output
     assert "Project demo_project" in out
     assert "Entities (1)" in out and "driver_id" in out
-    assert "Feature views (1)" in out
+    assert "Feature views (2)" in out and "trips_1h: int64" in out
     assert "conv_rate: float64" in out and "trips: int64" in out and "1d" in out
-    assert "Feature services (1)" in out and "driver_stats:*" in out
+    assert "Feature services (2)" in out and "driver_stats:*" in out
 
 
 def test_list_of_an_empty_registry(runner: CliRunner, repo: Path) -> None:
@@ -100,7 +101,8 @@ def test_apply_changes_and_prunes_what_the_files_no_longer_define(
     applied = runner.invoke(cli, ["apply", "--repo", str(repo)])
     assert applied.exit_code == 0, applied.output
     listed = runner.invoke(cli, ["list", "--repo", str(repo)])
-    assert "Feature services (0)" in listed.output and "6h" in listed.output
+    assert "Feature services (1)" in listed.output and "6h" in listed.output
+    assert "driver_model" not in listed.output
 
 
 def test_commands_default_to_the_current_folder(

@@ -20,19 +20,38 @@ def test_writes_config_definitions_and_data(tmp_path: Path) -> None:
     assert result.project == "my_repo"
     assert {p.as_posix() for p in result.files} == {
         "headwater.yaml", "features.py", ".gitignore", "data/driver_stats.parquet",
+        "data/trips/date=2024-01-01/history.parquet",
     }
     assert load_settings(repo).project == "my_repo"
     table = pq.read_table(repo / "data/driver_stats.parquet")
     assert result.data_rows == table.num_rows == 15
     assert {"driver_id", "event_timestamp", "created", "conv_rate", "trips"} <= set(
         table.column_names)
+    trips = pq.read_table(repo / "data/trips/date=2024-01-01/history.parquet")
+    assert result.trip_events == trips.num_rows == 2 * 3 * 5
+    assert {"driver_id", "ts", "fare", "rating"} <= set(trips.column_names)
+
+
+def test_trip_history_is_split_by_utc_date(tmp_path: Path) -> None:
+    result = init_repo(tmp_path, "proj", n_drivers=2, n_hours=50)
+    days = sorted(p.parent.name for p in result.files if p.name == "history.parquet")
+    assert days == ["date=2024-01-01", "date=2024-01-02", "date=2024-01-03"]
+    for day in days:
+        table = pq.read_table(tmp_path / "data/trips" / day / "history.parquet")
+        dates = {t.date().isoformat() for t in table.column("ts").to_pylist()}
+        assert dates == {day.removeprefix("date=")}
 
 
 def test_definitions_are_the_documented_ones(tmp_path: Path) -> None:
     init_repo(tmp_path, "proj", n_drivers=2, n_hours=2)
     objects = {(o.kind, o.name): o for o in load_definitions(tmp_path)}
     assert set(objects) == {("entity", "driver"), ("feature_view", "driver_stats"),
-                            ("feature_service", "driver_model")}
+                            ("feature_view", "driver_trips"), ("feature_service", "driver_model"),
+                            ("feature_service", "driver_live")}
+    trips = objects[("feature_view", "driver_trips")]
+    assert isinstance(trips, hw.FeatureView) and isinstance(trips.source, hw.StreamSource)
+    assert [a.name for a in trips.aggregations] == ["trips_1h", "fare_mean_1h", "last_fare",
+                                                     "rating_mean_7d"]
     view = objects[("feature_view", "driver_stats")]
     assert isinstance(view, hw.FeatureView)
     assert view.join_keys == ("driver_id",)

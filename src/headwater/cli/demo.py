@@ -88,3 +88,8 @@ def summary(result: DemoResult) -> None:
     served = result.served
     out.print(f"Online: POST /features p50 {served.p50_ms:.2f} ms, p99 {served.p99_ms:.2f} ms "
               f"over {served.requests} requests; served values equal the training frame's.")
+    live = result.live
+    out.print(f"Live: {live.events:,} trip events streamed in {live.seconds:.1f} s while serving "
+              f"{live.reads:,} reads (p99 {live.read_p99_ms:.2f} ms); event to online p50 "
+              f"{live.fresh_p50_ms:.1f} ms, p99 {live.fresh_p99_ms:.1f} ms; trips_1h now "
+              f"{result.live_values.get('trips_1h')}.")

@@ -5,9 +5,11 @@ its definitions (``headwater apply``), draws labelled entity rows, builds a poin
 correct training frame with ``get_historical_features``, splits it by time, trains a
 scikit-learn classifier and reports its ROC AUC on the later part. Then it materializes the
 features into the online store, starts ``headwater serve``, reads the feature service over
-HTTP and checks the served values against the training frame's at the same time. Each step
-is timed and
-reported to an optional listener, which is how the CLI draws its progress bar; this module
+HTTP and checks the served values against the training frame's at the same time. Last, it
+streams live trip events into the running server while a reader keeps asking for features
+(:mod:`~headwater.demo.live`): the windowed aggregates update within milliseconds and equal
+the training frame's at the same instant. Each step is timed and reported to an optional
+listener, which is how the CLI draws its progress bar; this module
 knows nothing about terminals.
 
 The labels are drawn from each driver's hidden rate, the same one the driver's
@@ -24,12 +26,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from headwater.demo.live import LiveStream, check_consistency, stream_live
 from headwater.demo.model import LABEL, roc_auc, split_by_time
 from headwater.demo.model import train as fit
-from headwater.demo.server import ServedFeatures
+from headwater.demo.server import ServedFeatures, feature_server
 from headwater.errors import DataError, HeadwaterError
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ STEPS = (
     "evaluate",
     "materialize",
     "serve online features",
+    "stream live events",
 )
 SERVED_DRIVERS = 5
 SERVED_REQUESTS = 200
@@ -90,6 +95,8 @@ class DemoResult:
     test_rows: int
     features: tuple[str, ...]
     served: ServedFeatures
+    live: LiveStream
+    live_values: dict[str, list[object]]
 
     @property
     def seconds(self) -> float:
@@ -151,12 +158,14 @@ def run_demo(
     end = start + timedelta(hours=size.n_hours)
 
     with steps.step(STEPS[0]) as done:
+        now = datetime.now(UTC)
         created = init_repo(repo, "demo", n_drivers=size.n_drivers, n_hours=size.n_hours,
-                            start=start, seed=seed)
+                            start=start, seed=seed, trips_end=now)
         (repo / MARKER).write_text("made by `headwater demo`; rerunning the demo replaces "
                                    "this folder\n")
         done(created.data_rows, f"{size.n_drivers:,} drivers x {size.n_hours:,} hourly rows "
-                                "-> data/driver_stats.parquet")
+                                f"-> data/driver_stats.parquet; {created.trip_events:,} trip "
+                                "events -> data/trips/")
 
     with FeatureStore(repo) as store:
         with steps.step(STEPS[1]) as done:
@@ -199,33 +208,44 @@ def run_demo(
             results = store.materialize(start, end)
             written = sum(r.rows for r in results)
             rate = written / max(sum(r.seconds for r in results), 1e-9)
-            done(written, f"latest row of each of {written:,} drivers into the online store "
-                          f"({rate:,.0f} rows/s)")
+            done(written, f"latest row and trip tiles of {written:,} (view, driver) records "
+                          f"into the online store ({rate:,.0f} records/s)")
 
-        with steps.step(STEPS[8]) as done:
-            served = _serve_and_compare(store, repo, features)
-            done(SERVED_DRIVERS, f"POST /features for {SERVED_DRIVERS} drivers x "
-                                 f"{served.requests} requests: p50 {served.p50_ms:.2f} ms, "
-                                 f"p99 {served.p99_ms:.2f} ms; online values equal the "
-                                 "training frame's at the same time")
+        drivers = [1001 + i for i in range(min(SERVED_DRIVERS, size.n_drivers))]
+        with feature_server(repo) as connection:
+            with steps.step(STEPS[8]) as done:
+                served = _serve_and_compare(store, connection, features, drivers)
+                done(len(drivers), f"POST /features for {len(drivers)} drivers x "
+                                   f"{served.requests} requests: p50 {served.p50_ms:.2f} ms, "
+                                   f"p99 {served.p99_ms:.2f} ms; online values equal the "
+                                   "training frame's at the same time")
+
+            with steps.step(STEPS[9]) as done:
+                live = stream_live(lambda: HTTPConnection(connection.host, connection.port,
+                                                          timeout=10), drivers, seed=seed)
+                live_values = check_consistency(store, drivers)
+                done(live.events, f"{live.events:,} trip events pushed in {live.batches} "
+                                  f"batches ({live.events / live.seconds:,.0f}/s) while serving "
+                                  f"{live.reads:,} reads (p50 {live.read_p50_ms:.2f} ms, p99 "
+                                  f"{live.read_p99_ms:.2f} ms); event to online p50 "
+                                  f"{live.fresh_p50_ms:.1f} ms, p99 {live.fresh_p99_ms:.1f} ms; "
+                                  "windowed aggregates online equal the training frame's")
 
     return DemoResult(repo.resolve(), tuple(steps.reports), "roc_auc", auc, len(train[1]),
-                      len(test[1]), features, served)
+                      len(test[1]), features, served, live, live_values)
 
 
-def _serve_and_compare(store: FeatureStore, repo: Path,
-                       features: tuple[str, ...]) -> ServedFeatures:
-    """Serve the repo, read the feature service for a few drivers over HTTP, and check the
-    values against ``get_historical_features`` at the same time (the consistency law)."""
+def _serve_and_compare(store: FeatureStore, connection: HTTPConnection,
+                       features: tuple[str, ...], drivers: list[int]) -> ServedFeatures:
+    """Read the feature service for a few drivers over HTTP, and check the values against
+    ``get_historical_features`` at the same time (the consistency law)."""
     import pyarrow as pa
 
-    from headwater.demo.server import feature_server, fetch
+    from headwater.demo.server import fetch
 
-    drivers = [1001 + i for i in range(SERVED_DRIVERS)]
-    with feature_server(repo) as connection:
-        served = fetch(connection, FEATURE_SERVICE, [{"driver_id": d} for d in drivers],
-                       SERVED_REQUESTS)
-        at = datetime.now(UTC)
+    served = fetch(connection, FEATURE_SERVICE, [{"driver_id": d} for d in drivers],
+                   SERVED_REQUESTS)
+    at = datetime.now(UTC)
     entity = pa.table({"driver_id": pa.array(drivers, pa.int64()),
                        "event_timestamp": pa.array([at] * len(drivers),
                                                    pa.timestamp("us", tz="UTC"))})
