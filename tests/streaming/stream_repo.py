@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -191,10 +191,8 @@ class NatsPublisher:
             import nats.js.errors
 
             for name in (stream_name(self.topic), stream_name(self.topic + ".dead")):
-                try:
+                with suppress(nats.js.errors.NotFoundError):
                     await js.delete_stream(name)
-                except nats.js.errors.NotFoundError:
-                    pass
 
         self._run(self._with_js(work))
         self.loop.close()

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from headwater.config import StreamSettings
 from headwater.definitions import StreamSource
-from headwater.errors import ConfigError, DefinitionError
+from headwater.errors import ConfigError, DefinitionError, NotFoundError
 from headwater.offline.base import LATEST_TS
 from headwater.streaming.event_files import (
     Recovery,
@@ -101,7 +101,10 @@ def stream_feeds(store: FeatureStore, sources: Sequence[str] = ()) -> list[Feed]
                                   "hw.StreamSource(...) and apply it")
     feeds: list[Feed] = []
     for name in sources:
-        feed = resolve_feed(store, name)
+        try:
+            feed = resolve_feed(store, name)
+        except NotFoundError:
+            feed = None
         if feed is None or not isinstance(feed.views[0].source, StreamSource):
             raise DefinitionError("headwater stream", "--source", f"'{name}' is not a "
                                   "StreamSource of a registered view",
