@@ -12,6 +12,9 @@ Each operation is compared with the fastest way to do the same work directly on 
   (:mod:`benchmarks.online`); needs Redis (``--redis-url``).
 * ``http``: ``POST /features`` against a real ``headwater serve`` subprocess
   (:mod:`benchmarks.http`), on the same data as ``online``.
+* ``streaming``: Redis Streams -> online tiles throughput on one consumer process next to
+  a raw read-and-ack baseline, and freshness (XADD -> visible online) p50/p99
+  (:mod:`benchmarks.streaming`); needs Redis.
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
@@ -32,7 +35,7 @@ from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
 
 SIDES = ("headwater", "baseline")
-SUITES = ("historical", "online", "http")
+SUITES = ("historical", "online", "http", "streaming")
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,16 @@ def main() -> None:
         if "historical" in suites:
             print()
         print(run_online(args.size, suites, repeat, args.redis_url, args.workdir))
+    if "streaming" in suites:
+        from benchmarks import streaming
+
+        size_s = streaming.SIZES[args.size]
+        print(f"\nstreaming, size {args.size}: {size_s.events:,} events of "
+              f"{size_s.drivers:,} drivers from Redis Streams, batches of "
+              f"{size_s.batch_size:,}, online store Redis; each throughput side in a fresh "
+              "process, one consumer")
+        results, fresh = streaming.run(size_s, args.redis_url, args.workdir)
+        print(streaming.table(results, fresh))
     print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 

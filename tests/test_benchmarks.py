@@ -88,3 +88,17 @@ def test_tiny_http_benchmark(tmp_path: Path, redis_url: str) -> None:
     _table_shape(online.latency_table(results), len(results),
                  ("headwater p50 ms", "headwater p99 ms", "target", "Feast 0.67"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tiny_streaming_benchmark(tmp_path: Path, redis_url: str) -> None:
+    from benchmarks import streaming
+
+    size = streaming.SIZES["tiny"]
+    results, fresh = streaming.run(size, redis_url, tmp_path)
+    assert [r.side for r in results] == ["headwater", "baseline"]
+    for r in results:  # both sides read every event of the backlog once
+        assert r.events == size.events and r.seconds > 0 and r.peak_mb > 0
+    assert fresh.samples == size.samples and 0 < fresh.p50_s <= fresh.p99_s
+    _table_shape(streaming.table(results, fresh), 3,
+                 ("events/s", "seconds", "target"))
+    assert list(tmp_path.iterdir()) == []
