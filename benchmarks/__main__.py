@@ -15,6 +15,9 @@ Each operation is compared with the fastest way to do the same work directly on 
 * ``streaming``: Redis Streams -> online tiles throughput on one consumer process next to
   a raw read-and-ack baseline, and freshness (XADD -> visible online) p50/p99
   (:mod:`benchmarks.streaming`); needs Redis.
+* ``aggregation``: a backfill of windowed aggregation features (mean over 1 h, count over
+  7 days) next to a hand-written DuckDB window query (:mod:`benchmarks.aggregation`); each
+  side in a fresh process, median of ``--repeat`` runs, peak resident memory.
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
@@ -35,7 +38,7 @@ from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
 
 SIDES = ("headwater", "baseline")
-SUITES = ("historical", "online", "http", "streaming")
+SUITES = ("historical", "online", "http", "streaming", "aggregation")
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,14 @@ def main() -> None:
               "process, one consumer")
         results, fresh = streaming.run(size_s, args.redis_url, args.workdir)
         print(streaming.table(results, fresh))
+    if "aggregation" in suites:
+        from benchmarks import aggregation
+
+        size_a = aggregation.SIZES[args.size]
+        print(f"\naggregation, size {args.size}: {size_a.events:,} events of "
+              f"{size_a.entities:,} drivers over 30 days, {size_a.entity_rows:,} entity rows; "
+              f"median of {repeat} run(s), each in a fresh process")
+        print(aggregation.table(aggregation.run(size_a, repeat, args.workdir)), flush=True)
     print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 

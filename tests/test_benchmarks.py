@@ -102,3 +102,17 @@ def test_tiny_streaming_benchmark(tmp_path: Path, redis_url: str) -> None:
     _table_shape(streaming.table(results, fresh), 3,
                  ("events/s", "seconds", "target"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tiny_aggregation_benchmark(tmp_path: Path) -> None:
+    from benchmarks import aggregation
+
+    size = aggregation.SIZES["tiny"]
+    result = aggregation.run(size, repeat=1, workdir=tmp_path)
+    assert result.rows == result.baseline_rows == size.entity_rows
+    assert result.same_values  # both sides computed the same counts and means
+    assert result.headwater_s > 0 and result.baseline_s > 0
+    assert result.headwater_mb > 0 and result.baseline_mb > 0
+    _table_shape(aggregation.table(result), 1,
+                 ("headwater s", "baseline s", "ratio", "target", "same values"))
+    assert list(tmp_path.iterdir()) == []
