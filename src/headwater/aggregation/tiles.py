@@ -31,12 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from itertools import chain
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from headwater.aggregation.base import FUNCTIONS
+from headwater.aggregation.base import FUNCTIONS, Aggregator
 from headwater.aggregation.windows import tile_start
 from headwater.definitions.aggregation import Aggregation
 from headwater.errors import DataError
@@ -44,6 +47,9 @@ from headwater.online.encoding import HEADER_BYTES, decode_header, encode_header
 
 if TYPE_CHECKING:
     from headwater.aggregation.grouped import EntityPartial
+
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
 
 NO_CREATED = -(2**63)
 """The created time of an event without one: it sorts below every created time."""
@@ -59,28 +65,33 @@ class TileRecord:
     tiles: tuple[dict[int, bytes], ...]
 
 
+class Spec(NamedTuple):
+    """What tile arithmetic needs of one aggregation, resolved once."""
+
+    function: Aggregator[Any]
+    window_us: int
+    granularity_us: int
+
+
+@lru_cache(maxsize=256)
+def specs(aggregations: tuple[Aggregation, ...]) -> tuple[Spec, ...]:
+    """The resolved function, window and tile size of each aggregation (cached)."""
+    return tuple(Spec(FUNCTIONS[a.function], a.window_us, a.granularity_us)
+                 for a in aggregations)
+
+
 def encode_tiles(record: TileRecord) -> bytes:
     """The stored bytes of a tile record (deterministic: tiles in start order)."""
-    import msgpack
-
-    payload = []
-    for tiles in record.tiles:
-        flat: list[int | bytes] = []
-        for start in sorted(tiles):
-            flat.append(start)
-            flat.append(tiles[start])
-        payload.append(flat)
+    payload = [list(chain.from_iterable(sorted(tiles.items()))) for tiles in record.tiles]
     header = encode_header(record.latest_us, record.created_us, record.generation)
-    return header + bytes(msgpack.packb(payload, use_bin_type=True))
+    return header + bytes(_packb(payload, use_bin_type=True))
 
 
 def decode_tiles(data: bytes, aggregations: int, view: str = "") -> TileRecord:
     """A stored tile record of a view with ``aggregations`` aggregations."""
-    import msgpack
-
     generation, latest, created = decode_header(data)
     try:
-        payload = msgpack.unpackb(data[HEADER_BYTES:])
+        payload = _unpackb(data[HEADER_BYTES:])
     except (ValueError, msgpack.UnpackException) as exc:
         raise _corrupt(view, str(exc)) from exc
     if not isinstance(payload, list) or len(payload) != aggregations:
@@ -94,13 +105,14 @@ def _corrupt(view: str, problem: str) -> DataError:
                      "Fix: materialize the view again to rebuild its records")
 
 
-def cutoff(aggregation: Aggregation, latest_us: int) -> int:
+def cutoff(aggregation: Aggregation | Spec, latest_us: int) -> int:
     """The first tile start any read at or after ``latest_us`` merges: ``floor_h(L - W)``."""
-    return tile_start(latest_us - aggregation.window_us, aggregation.granularity_us)
+    h = aggregation.granularity_us
+    return (latest_us - aggregation.window_us) // h * h
 
 
 def merge_into(stored: TileRecord | None, partial: EntityPartial,
-               aggregations: Sequence[Aggregation], generation: int) -> TileRecord | None:
+               aggregations: tuple[Aggregation, ...], generation: int) -> TileRecord | None:
     """The record after adding ``partial`` to ``stored`` (None: no record yet), pruned.
 
     A stored record of an older definition generation is discarded and rebuilt from the
@@ -120,9 +132,12 @@ def merge_into(stored: TileRecord | None, partial: EntityPartial,
         record = TileRecord(generation, partial.latest_us, partial.latest_created_us,
                             record.tiles)
     merged: list[dict[int, bytes]] = []
-    for agg, tiles, new in zip(aggregations, record.tiles, partial.tiles, strict=True):
-        fn = FUNCTIONS[agg.function]
-        first = cutoff(agg, record.latest_us)
+    latest = record.latest_us
+    for spec, tiles, new in zip(specs(aggregations), record.tiles, partial.tiles,
+                                strict=True):
+        fn = spec.function
+        h = spec.granularity_us
+        first = (latest - spec.window_us) // h * h
         out = {start: state for start, state in tiles.items() if start >= first}
         for start, state in new.items():
             if start < first:
@@ -130,7 +145,7 @@ def merge_into(stored: TileRecord | None, partial: EntityPartial,
             old = out.get(start)
             out[start] = fn.encode(state if old is None else fn.merge(fn.decode(old), state))
         merged.append(out)
-    return TileRecord(record.generation, record.latest_us, record.created_us, tuple(merged))
+    return TileRecord(record.generation, latest, record.created_us, tuple(merged))
 
 
 def _order(ts: int, created: int | None) -> tuple[int, int]:
@@ -151,15 +166,16 @@ def late_events(aggregations: Sequence[Aggregation], latest_of_entity: npt.NDArr
     return int(np.count_nonzero(late))
 
 
-def values_at(record: TileRecord, aggregations: Sequence[Aggregation],
+def values_at(record: TileRecord, aggregations: tuple[Aggregation, ...],
               positions: Sequence[int], t: int) -> list[Any]:
     """The values at time ``t`` of the aggregations at ``positions``: each merges the tiles
     starting in ``[floor_h(t - W), t)`` and finalizes."""
+    resolved = specs(aggregations)
     out = []
     for position in positions:
-        agg = aggregations[position]
-        fn = FUNCTIONS[agg.function]
-        first = cutoff(agg, t)
+        spec = resolved[position]
+        fn = spec.function
+        first = cutoff(spec, t)
         state = fn.init()
         for start, data in record.tiles[position].items():
             if first <= start < t:
