@@ -9,6 +9,12 @@ stored record with one that sorts lower; an equal one replaces it (a later deliv
 tie, as in the offline join). So a newer definition of a view always replaces records of an
 older one, and a writer still working under an older definition never overwrites newer ones.
 
+Aggregated views keep tile records instead (:mod:`headwater.aggregation.tiles`), changed by
+``update``: a read-modify-write of some keys in one transaction that also marks event ids
+under a scope, so a re-applied batch is skipped (exactly once; see
+:mod:`headwater.materialize.tiles`). Markers older than a retention (7 days by default) are
+pruned by later updates of the same scope.
+
 Implementations: ``sqlite.py`` (embedded default), ``redis.py`` (production). One
 conformance suite (``headwater.testing.online``) runs against every implementation.
 """

@@ -24,6 +24,13 @@ counts what it stored; keys and records are arbitrary bytes. Random write sequen
 instance, from threads sharing one instance and from two processes writing at once, are
 checked against a brute-force model. Tests wait on barriers, never on the clock.
 
+``update`` (exactly-once read-modify-write, :class:`UpdateSuite`): ``modify`` sees the stored
+records and the ids already marked under the scope, what it returns is stored and the ids
+marked in one transaction, a failing ``modify`` stores and marks nothing, markers older than
+the retention are forgotten, and two processes updating the same entities with overlapping
+redeliveries lose no update and apply each id once. For these the factory must also accept
+the keyword ``marker_retention`` (a timedelta), as the stores' constructors do.
+
 This module needs pytest and hypothesis; ``import headwater`` never imports it.
 """
 
