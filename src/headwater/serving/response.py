@@ -64,10 +64,15 @@ class OnlineResponse:
                 out[name] = values
         return out
 
-    def to_arrow(self) -> pa.Table:
-        """The response as an Arrow table typed by the views' declared dtypes."""
+    def to_arrow(self, features: Sequence[str] | None = None) -> pa.Table:
+        """The response as an Arrow table typed by the views' declared dtypes; with
+        ``features``, only those feature columns (and no entity columns)."""
         import pyarrow as pa
 
+        if features is not None:
+            return pa.table({name: pa.array(self._features[name],
+                                            type=self._dtypes[name].to_arrow())
+                             for name in features})
         arrays = {name: pa.array(values) for name, values in self._entity.items()}
         for name, values in self._features.items():
             arrays[name] = pa.array(values, type=self._dtypes[name].to_arrow())

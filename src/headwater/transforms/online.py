@@ -38,7 +38,8 @@ def apply_on_demand(response: OnlineResponse, rows: Sequence[Mapping[str, Any]],
     computed and the columns in ``plan.selection.order``."""
     import pyarrow as pa
 
-    table = response.to_arrow()
+    table = response.to_arrow(list(dict.fromkeys(
+        fetched for request in plan.selection.on_demand for _, fetched in request.inputs)))
     columns: dict[str, list[Any]] = {}
     dtypes = {}
     for request in plan.selection.on_demand:
