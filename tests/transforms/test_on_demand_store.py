@@ -297,3 +297,25 @@ def test_offline_frames_from_pandas_keep_their_rows(shared_store: hw.FeatureStor
     assert list(out["card_id"]) == [3, 1, 3]
     assert same(list(out["amount_vs_mean"]), [math.inf, None, math.inf])
     assert isinstance(out, pd.DataFrame)
+
+
+REQUEST_ONLY_PY = FEATURES_PY + '''
+
+@hw.on_demand_feature_view(sources=[request], schema=[hw.Field("doubled", hw.Float64)],
+                           mode="arrow")
+def doubled(batch):
+    return pa.table({"doubled": pc.multiply(batch["amount"], 2.0)})
+'''
+
+
+def test_an_on_demand_view_over_request_data_only(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", f"odfv_request_{tmp_path.name}", REQUEST_ONLY_PY)
+    with hw.FeatureStore(repo) as store:
+        store.apply(load_definitions(repo))
+        frame = store.get_historical_features(entity_frame([1, 2], [10, 10], [3.0, None]),
+                                              ["doubled:doubled"]).to_arrow()
+        online = store.get_online_features(["doubled:doubled"],
+                                           [{"amount": 3.0}, {"amount": None}], now=T)
+    assert frame.column("doubled").to_pylist() == [6.0, None]
+    assert online.to_dict() == {"doubled": [6.0, None]}
+    assert len(online) == 2

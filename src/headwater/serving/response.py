@@ -93,8 +93,10 @@ class OnlineResponse:
         return OnlineResponse(self._entity, features, types, self.metadata)
 
     def __len__(self) -> int:
-        first = next(iter(self._entity.values()), [])
-        return len(first)
+        for columns in (self._entity, self._features):  # no entity columns: request data only
+            for column in columns.values():
+                return len(column)
+        return 0
 
     def __repr__(self) -> str:
         columns = [*self._entity, *self._features]
