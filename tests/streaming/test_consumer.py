@@ -71,9 +71,15 @@ def check_online(repo: Path, published: pa.Table) -> None:
     at = published.column("ts")[-1].as_py() + timedelta(seconds=1)
     with hw.FeatureStore(repo) as store:
         got = online_values(store, at, DRIVERS)
-        for driver, values in zip(DRIVERS, got, strict=True):
+        # the consistency law: training reads the offline copy and gets the same values
+        frame = store.get_historical_features(
+            pa.table({"driver_id": DRIVERS,
+                      "event_timestamp": pa.array([at] * len(DRIVERS), pa.timestamp("us", "UTC"))}),
+            [f"driver_trips:{name}" for name in got[0]]).to_arrow().to_pylist()
+        for driver, values, offline in zip(DRIVERS, got, frame, strict=True):
             want = expected(published, at, driver)
             assert close_enough(values, want), (driver, values, want)
+            assert close_enough({k: offline[k] for k in values}, want), (driver, offline, want)
         latest = store.get_online_features(["driver_last_trip:fare"],
                                            [{"driver_id": d} for d in DRIVERS], now=at)
         rows = published.to_pylist()
