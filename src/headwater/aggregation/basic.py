@@ -79,7 +79,7 @@ class Sum:
         if arr.shape[0] == 0:
             return state
         if arr.dtype.kind == "f":
-            return state + float(np.sum(arr))
+            return state + float(np.sum(arr, dtype=np.float64))  # float32 too, as offline
         if float(np.max(np.abs(arr.astype(np.float64)))) * arr.shape[0] < 2.0**62:
             return state + int(np.sum(arr, dtype=np.int64))
         # int64 could overflow: add exactly as Python ints (only for huge magnitudes).
@@ -93,7 +93,7 @@ class Sum:
         if arr.shape[0] == 0:
             return []
         if arr.dtype.kind == "f":
-            sums: list[Number] = np.add.reduceat(arr, starts).tolist()
+            sums: list[Number] = np.add.reduceat(arr.astype(np.float64), starts).tolist()
         elif float(np.max(np.abs(arr.astype(np.float64)))) * arr.shape[0] < 2.0**62:
             sums = np.add.reduceat(arr.astype(np.int64), starts).tolist()
         else:  # int64 could overflow: exact Python ints (only for huge magnitudes)

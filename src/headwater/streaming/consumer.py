@@ -214,7 +214,6 @@ class Consumer:
         self.counters.batches += 1
 
     def _commit(self, feed: Feed, messages: list[Message]) -> None:
-        import numpy as np
         import pyarrow as pa
 
         folder = self._folders[feed.name]
@@ -227,16 +226,16 @@ class Consumer:
         if decoded.events is None or decoded.offline is None:
             return
         ids = [m.id for m in decoded.messages]
-        seen = self.store.online.markers_present(last_scope(feed), ids)
+        marked = self.store.online.markers_present(last_scope(feed), ids)
         events, offline = decoded.events, decoded.offline
-        if seen:
-            fresh = np.fromiter((i not in seen for i in ids), bool, len(ids))
-            self.counters.duplicates += len(ids) - int(fresh.sum())
-            if not fresh.any():
+        keep = first_unmarked(ids, marked)
+        if not all(keep):
+            self.counters.duplicates += len(ids) - sum(keep)
+            if not any(keep):
                 return
-            mask = pa.array(fresh)
+            mask = pa.array(keep)
             events, offline = events.filter(mask), offline.filter(mask)
-            ids = [i for i, keep in zip(ids, fresh.tolist(), strict=True) if keep]
+            ids = [i for i, kept in zip(ids, keep, strict=True) if kept]
         files, seq = plan_files(events.column(LATEST_TS))
         paths = write_event_files(folder, offline, files, pending=self.consumer)
         if self._schemas[feed.name] is None:
@@ -251,3 +250,15 @@ class Consumer:
             discard(paths)
             return
         publish(paths)
+
+
+def first_unmarked(ids: Sequence[str], marked: set[str]) -> list[bool]:
+    """Which messages to apply: the first copy of each id not marked as applied. A message
+    can come twice in one batch when its redelivery timeout passed while it waited; its
+    first copy stands for both, offline as online."""
+    taken = set(marked)
+    keep = []
+    for ident in ids:
+        keep.append(ident not in taken)
+        taken.add(ident)
+    return keep
