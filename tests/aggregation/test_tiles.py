@@ -9,10 +9,12 @@ import pytest
 from headwater.aggregation.base import FUNCTIONS
 from headwater.aggregation.grouped import EntityPartial
 from headwater.aggregation.tiles import (
-    TileRecord,
     decode_tiles,
     encode_tiles,
+    followed_by,
     merge_into,
+    tail,
+    tiles_of,
     values_at,
 )
 from headwater.definitions.aggregation import Aggregation
@@ -38,11 +40,30 @@ def test_records_round_trip_with_the_header_first() -> None:
     data = encode_tiles(record)
     assert decode_event(data) == (12 * M, 3)
     assert decode_tiles(data, 2) == record
-    assert list(record.tiles[0]) in ([5 * M, 10 * M], [10 * M, 5 * M])
+    assert list(tiles_of(record, AGGS, 0)) == [5 * M, 10 * M]  # kept in start order
     # the same tiles in another insertion order give the same bytes
-    shuffled = TileRecord(3, 12 * M, None, tuple(dict(reversed(t.items()))
-                                                 for t in record.tiles))
-    assert encode_tiles(shuffled) == data
+    shuffled = merge_into(None, partial(12, {5: 1, 10: 5}, {11: 1, 12: 2}), AGGS, 3)
+    assert shuffled is not None and encode_tiles(shuffled) == data
+    # and so do the same tiles merged in two batches, the later one first
+    later = merge_into(None, partial(12, {10: 5}, {12: 2}), AGGS, 3)
+    both = merge_into(later, partial(11, {5: 1}, {11: 1}), AGGS, 3)
+    assert both is not None and encode_tiles(both) == data
+
+
+def test_aggregations_of_one_window_and_tile_size_share_one_lane() -> None:
+    mean = Aggregation("y", "mean", timedelta(minutes=10), timedelta(minutes=5))
+    aggs = (SUM, COUNT, mean)
+    record = merge_into(None, EntityPartial(12 * M, None, (
+        {5 * M: 1, 10 * M: 5}, {12 * M: 2}, {5 * M: FUNCTIONS["mean"].init(),
+                                             10 * M: FUNCTIONS["mean"].init()})), aggs, 1)
+    assert record is not None and len(record.lanes) == 2
+    assert record.lanes[0].starts == [5 * M, 10 * M] and len(record.lanes[0].states) == 2
+    assert decode_tiles(encode_tiles(record), 3) == record
+    # a tile one aggregation of a lane lacks holds that aggregation's empty state
+    more = merge_into(record, EntityPartial(13 * M, None, ({}, {13 * M: 1}, {
+        10 * M: FUNCTIONS["mean"].update(FUNCTIONS["mean"].init(), [4.0])})), aggs, 1)
+    assert more is not None
+    assert values_at(more, aggs, [0, 2, 1], 13 * M + 1) == [6, 4.0, 3]
 
 
 def test_merge_adds_tile_states_and_prunes_what_no_read_needs() -> None:
@@ -51,8 +72,10 @@ def test_merge_adds_tile_states_and_prunes_what_no_read_needs() -> None:
     # count from floor_1(20-2)=18; the tile at minute 10 of sum gets 7 more
     second = merge_into(first, partial(20, {10: 7, 20: 1}, {20: 4}), AGGS, 1)
     assert second is not None and second.latest_us == 20 * M
-    sums = {s // M: FUNCTIONS["sum"].decode(v) for s, v in second.tiles[0].items()}
-    counts = {s // M: FUNCTIONS["count"].decode(v) for s, v in second.tiles[1].items()}
+    sums = {s // M: FUNCTIONS["sum"].decode(v) for s, v in tiles_of(second, AGGS, 0).items()}
+    counts = {s // M: FUNCTIONS["count"].decode(v)
+              for s, v in tiles_of(second, AGGS, 1).items()}
+    assert first is not None and set(tiles_of(first, AGGS, 0)) == {5 * M, 10 * M}  # unchanged
     assert sums == {10: 12, 20: 1}
     assert counts == {20: 4}
 
@@ -62,7 +85,7 @@ def test_late_partials_beyond_the_allowed_lateness_are_dropped() -> None:
     # minute 15 is before floor_5(30 - 10) = 20 for sum: dropped; minute 28 counts for both
     late = merge_into(first, partial(28, {15: 100, 25: 2}, {28: 5}), AGGS, 1)
     assert late is not None and late.latest_us == 30 * M
-    assert {s // M for s in late.tiles[0]} == {25, 30}
+    assert {s // M for s in tiles_of(late, AGGS, 0)} == {25, 30}
     assert values_at(late, AGGS, [0, 1], 30 * M + 1) == [3, 6]
 
 
@@ -91,6 +114,20 @@ def test_values_at_read_the_window_and_never_a_tile_starting_at_t() -> None:
     assert values_at(record, AGGS, [0, 1], 10 * M) == [3, 0]
     assert values_at(record, AGGS, [1, 0], 14 * M) == [3, 7]  # in the order asked
     assert values_at(record, AGGS, [0, 1], 40 * M) == [0, 0]  # everything out of window
+
+
+def test_tail_and_followed_by_join_stored_later_tiles_and_prune() -> None:
+    offline = merge_into(None, partial(12, {5: 1, 10: 5}, {11: 1, 12: 2}), AGGS, 1)
+    streamed = merge_into(None, partial(21, {15: 3, 20: 4}, {20: 1, 21: 1}), AGGS, 1)
+    assert offline is not None and streamed is not None
+    later = tail(streamed, 20 * M)
+    assert {s // M for s in tiles_of(later, AGGS, 0)} == {20}
+    joined = followed_by(offline, later, AGGS)
+    assert joined.latest_us == 21 * M
+    # pruned to minute 21: sum keeps tiles from floor_5(11) = 10, count from 19
+    assert {s // M for s in tiles_of(joined, AGGS, 0)} == {10, 20}
+    assert {s // M for s in tiles_of(joined, AGGS, 1)} == {20, 21}
+    assert values_at(joined, AGGS, [0, 1], 21 * M + 1) == [9, 2]
 
 
 def test_corrupt_records_name_the_view_and_the_fix() -> None:

@@ -2,15 +2,20 @@
 
 A record is the standard 20-byte header of :mod:`headwater.online.encoding` (the view's
 definition generation, the event time of the latest event the record holds, and that event's
-created time), then a msgpack array with, per aggregation of the view in definition order, the
-flat array ``[start, state, start, state, ...]`` of its tiles: ``start`` the tile start in
-microseconds, ascending, and ``state`` the aggregator's ``encode`` of the tile's state. The
+created time), then a msgpack array of *lanes*. The aggregations of a view with the same window
+and tile size always hold the same tiles, so they share a lane: lanes come in the order of
+their first aggregation in the definition, and a lane is the array
+``[starts, states_1, states_2, ...]``: ``starts`` the lane's tile starts in microseconds,
+ascending, and ``states_i`` the aggregator ``encode`` of each tile's state (one binary per
+tile, in the order of ``starts``) for the lane's i-th aggregation, in definition order. The
 same tiles always give the same bytes.
 
 Merging a batch's partial states into a record (:func:`merge_into`) merges tile by tile with the
 algebra's ``merge``, then *prunes*: with ``L`` the record's latest event, a read at ``t >= L``
 merges, per aggregation of window ``W`` and tile size ``h``, the tiles from ``floor_h(t - W)``
-on, so tiles starting before ``floor_h(L - W)`` can never be read again and are dropped.
+on, so tiles starting before ``floor_h(L - W)`` can never be read again and are dropped. The
+tiles are kept sorted, so pruning is a bisection and a slice, and a merge decodes and encodes
+only the tiles the batch touches: the others keep their bytes.
 
 **Allowed lateness.** An event arriving after later ones still counts when its tile is within
 the window of the record's latest event, ``tile start >= floor_h(L - W)`` (so for at least
@@ -29,10 +34,10 @@ value is exact; serving in real time reads at ``t = now``, so an event with a ti
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
@@ -50,19 +55,28 @@ if TYPE_CHECKING:
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
+_ABSENT: Any = object()
 
 NO_CREATED = -(2**63)
 """The created time of an event without one: it sorts below every created time."""
 
 
+class LaneTiles(NamedTuple):
+    """The tiles of one lane: ascending ``starts`` and, per aggregation of the lane, the
+    encoded state of each tile (``states[i][j]`` is aggregation i's state of tile j)."""
+
+    starts: list[int]
+    states: tuple[list[bytes], ...]
+
+
 @dataclass(frozen=True)
 class TileRecord:
-    """A decoded tile record: per aggregation, encoded tile states by tile start."""
+    """A decoded tile record: its header fields and the tiles of each lane."""
 
     generation: int
     latest_us: int
     created_us: int | None
-    tiles: tuple[dict[int, bytes], ...]
+    lanes: tuple[LaneTiles, ...]
 
 
 class Spec(NamedTuple):
@@ -73,6 +87,16 @@ class Spec(NamedTuple):
     granularity_us: int
 
 
+class Lane(NamedTuple):
+    """Aggregations with one window and tile size: ``positions`` in the definition and
+    their ``functions``."""
+
+    window_us: int
+    granularity_us: int
+    positions: tuple[int, ...]
+    functions: tuple[Aggregator[Any], ...]
+
+
 @lru_cache(maxsize=256)
 def specs(aggregations: tuple[Aggregation, ...]) -> tuple[Spec, ...]:
     """The resolved function, window and tile size of each aggregation (cached)."""
@@ -80,9 +104,38 @@ def specs(aggregations: tuple[Aggregation, ...]) -> tuple[Spec, ...]:
                  for a in aggregations)
 
 
+@lru_cache(maxsize=256)
+def lanes(aggregations: tuple[Aggregation, ...]) -> tuple[Lane, ...]:
+    """The lanes of a view's aggregations, in the order of their first aggregation."""
+    found: dict[tuple[int, int], list[int]] = {}
+    for position, agg in enumerate(aggregations):
+        found.setdefault((agg.window_us, agg.granularity_us), []).append(position)
+    return tuple(Lane(window, h, tuple(positions),
+                      tuple(FUNCTIONS[aggregations[p].function] for p in positions))
+                 for (window, h), positions in found.items())
+
+
+@lru_cache(maxsize=256)
+def _slots(aggregations: tuple[Aggregation, ...]) -> tuple[tuple[int, int], ...]:
+    """Per aggregation, its lane and its index among the lane's aggregations."""
+    where: dict[int, tuple[int, int]] = {}
+    for index, lane in enumerate(lanes(aggregations)):
+        for slot, position in enumerate(lane.positions):
+            where[position] = (index, slot)
+    return tuple(where[p] for p in range(len(aggregations)))
+
+
+def tiles_of(record: TileRecord, aggregations: tuple[Aggregation, ...],
+             position: int) -> dict[int, bytes]:
+    """The encoded tile states of the aggregation at ``position``, by tile start."""
+    index, slot = _slots(aggregations)[position]
+    lane = record.lanes[index]
+    return dict(zip(lane.starts, lane.states[slot], strict=True))
+
+
 def encode_tiles(record: TileRecord) -> bytes:
     """The stored bytes of a tile record (deterministic: tiles in start order)."""
-    payload = [list(chain.from_iterable(sorted(tiles.items()))) for tiles in record.tiles]
+    payload = [[lane.starts, *lane.states] for lane in record.lanes]
     header = encode_header(record.latest_us, record.created_us, record.generation)
     return header + bytes(_packb(payload, use_bin_type=True))
 
@@ -94,10 +147,23 @@ def decode_tiles(data: bytes, aggregations: int, view: str = "") -> TileRecord:
         payload = _unpackb(data[HEADER_BYTES:])
     except (ValueError, msgpack.UnpackException) as exc:
         raise _corrupt(view, str(exc)) from exc
-    if not isinstance(payload, list) or len(payload) != aggregations:
-        raise _corrupt(view, f"expected {aggregations} tile lists")
-    tiles = tuple(dict(zip(flat[::2], flat[1::2], strict=True)) for flat in payload)
-    return TileRecord(generation, latest, created, tiles)
+    if not isinstance(payload, list):
+        raise _corrupt(view, "expected an array of lanes")
+    out = []
+    held = 0
+    for lane in payload:
+        if not isinstance(lane, list) or len(lane) < 2:
+            raise _corrupt(view, "expected each lane as [starts, states, ...]")
+        starts = lane[0]
+        size = len(starts)
+        for states in lane[1:]:
+            if len(states) != size:
+                raise _corrupt(view, "a lane has more tile states than tile starts")
+        held += len(lane) - 1
+        out.append(LaneTiles(starts, tuple(lane[1:])))
+    if held != aggregations:
+        raise _corrupt(view, f"expected {aggregations} tile lists, found {held}")
+    return TileRecord(generation, latest, created, tuple(out))
 
 
 def _corrupt(view: str, problem: str) -> DataError:
@@ -105,7 +171,7 @@ def _corrupt(view: str, problem: str) -> DataError:
                      "Fix: materialize the view again to rebuild its records")
 
 
-def cutoff(aggregation: Aggregation | Spec, latest_us: int) -> int:
+def cutoff(aggregation: Aggregation | Spec | Lane, latest_us: int) -> int:
     """The first tile start any read at or after ``latest_us`` merges: ``floor_h(L - W)``."""
     h = aggregation.granularity_us
     return (latest_us - aggregation.window_us) // h * h
@@ -117,35 +183,97 @@ def merge_into(stored: TileRecord | None, partial: EntityPartial,
 
     A stored record of an older definition generation is discarded and rebuilt from the
     partial; one of a newer generation is never overwritten: the result is None and the
-    caller leaves it in place (as the online ``write`` skips older records)."""
+    caller leaves it in place (as the online ``write`` skips older records). Only the tiles
+    ``partial`` touches are decoded and encoded; ``stored`` is left unchanged."""
     record = stored
     if record is not None:
         if record.generation > generation:
             return None
         if record.generation < generation:
             record = None
+    layout = lanes(aggregations)
     if record is None:
-        record = TileRecord(generation, partial.latest_us, partial.latest_created_us,
-                            tuple({} for _ in aggregations))
-    elif _order(partial.latest_us, partial.latest_created_us) > _order(
-            record.latest_us, record.created_us):
-        record = TileRecord(generation, partial.latest_us, partial.latest_created_us,
-                            record.tiles)
-    merged: list[dict[int, bytes]] = []
-    latest = record.latest_us
-    for spec, tiles, new in zip(specs(aggregations), record.tiles, partial.tiles,
-                                strict=True):
-        fn = spec.function
-        h = spec.granularity_us
-        first = (latest - spec.window_us) // h * h
-        out = {start: state for start, state in tiles.items() if start >= first}
-        for start, state in new.items():
-            if start < first:
-                continue  # later than the allowed lateness: no read can need it
-            old = out.get(start)
-            out[start] = fn.encode(state if old is None else fn.merge(fn.decode(old), state))
-        merged.append(out)
-    return TileRecord(record.generation, latest, record.created_us, tuple(merged))
+        latest, created = partial.latest_us, partial.latest_created_us
+    else:
+        _check_layout(record, layout)
+        latest, created = record.latest_us, record.created_us
+        if _order(partial.latest_us, partial.latest_created_us) > _order(latest, created):
+            latest, created = partial.latest_us, partial.latest_created_us
+    merged: list[LaneTiles] = []
+    for index, lane in enumerate(layout):
+        h = lane.granularity_us
+        first = (latest - lane.window_us) // h * h
+        if record is None:
+            starts: list[int] = []
+            states: list[list[bytes]] = [[] for _ in lane.positions]
+        else:
+            old = record.lanes[index]
+            cut = bisect_left(old.starts, first)
+            starts = old.starts[cut:]
+            states = [column[cut:] for column in old.states]
+        _add(lane, starts, states, [partial.tiles[p] for p in lane.positions], first)
+        merged.append(LaneTiles(starts, tuple(states)))
+    generation = generation if record is None else record.generation
+    return TileRecord(generation, latest, created, tuple(merged))
+
+
+def _add(lane: Lane, starts: list[int], states: list[list[bytes]],
+         new: list[dict[int, Any]], first: int) -> None:
+    """Merge the lane's new tile states (``new[i]`` of its i-th aggregation, by start) from
+    ``first`` on into the sorted ``starts`` and ``states``, in place."""
+    keys: Any = new[0].keys()
+    for tiles in new[1:]:
+        if tiles.keys() != keys:
+            keys = keys | tiles.keys()
+    functions = lane.functions
+    for start in sorted(keys):
+        if start < first:
+            continue  # later than the allowed lateness: no read can need it
+        if not starts or start > starts[-1]:
+            at, found = len(starts), False
+        else:
+            at = bisect_left(starts, start)
+            found = starts[at] == start
+        if found:
+            for fn, column, tiles in zip(functions, states, new, strict=True):
+                state = tiles.get(start, _ABSENT)
+                if state is not _ABSENT:
+                    column[at] = fn.encode(fn.merge(fn.decode(column[at]), state))
+            continue
+        starts.insert(at, start)
+        for fn, column, tiles in zip(functions, states, new, strict=True):
+            state = tiles.get(start, _ABSENT)
+            column.insert(at, fn.encode(fn.init() if state is _ABSENT else state))
+
+
+def _check_layout(record: TileRecord, layout: tuple[Lane, ...]) -> None:
+    if len(record.lanes) != len(layout) or any(
+            len(tiles.states) != len(lane.positions)
+            for tiles, lane in zip(record.lanes, layout, strict=True)):
+        raise _corrupt("", "its lanes do not match the view's aggregations")
+
+
+def tail(record: TileRecord, start_us: int) -> TileRecord:
+    """``record`` with only the tiles starting at or after ``start_us``."""
+    out = []
+    for lane in record.lanes:
+        cut = bisect_left(lane.starts, start_us)
+        out.append(LaneTiles(lane.starts[cut:], tuple(s[cut:] for s in lane.states)))
+    return TileRecord(record.generation, record.latest_us, record.created_us, tuple(out))
+
+
+def followed_by(record: TileRecord, later: TileRecord,
+                aggregations: tuple[Aggregation, ...]) -> TileRecord:
+    """``record`` plus the tiles of ``later`` (which all start after ``record``'s), with
+    ``later``'s latest event, pruned to it."""
+    out = []
+    for lane, mine, theirs in zip(lanes(aggregations), record.lanes, later.lanes, strict=True):
+        first = cutoff(lane, later.latest_us)
+        starts = mine.starts + theirs.starts
+        cut = bisect_left(starts, first)
+        out.append(LaneTiles(starts[cut:], tuple(
+            (a + b)[cut:] for a, b in zip(mine.states, theirs.states, strict=True))))
+    return TileRecord(record.generation, later.latest_us, later.created_us, tuple(out))
 
 
 def _order(ts: int, created: int | None) -> tuple[int, int]:
@@ -170,15 +298,19 @@ def values_at(record: TileRecord, aggregations: tuple[Aggregation, ...],
               positions: Sequence[int], t: int) -> list[Any]:
     """The values at time ``t`` of the aggregations at ``positions``: each merges the tiles
     starting in ``[floor_h(t - W), t)`` and finalizes."""
-    resolved = specs(aggregations)
+    layout = lanes(aggregations)
+    slots = _slots(aggregations)
+    _check_layout(record, layout)
     out = []
     for position in positions:
-        spec = resolved[position]
-        fn = spec.function
-        first = cutoff(spec, t)
+        index, slot = slots[position]
+        lane = layout[index]
+        fn = lane.functions[slot]
+        tiles = record.lanes[index]
+        lo = bisect_left(tiles.starts, cutoff(lane, t))
+        hi = bisect_left(tiles.starts, t, lo)
         state = fn.init()
-        for start, data in record.tiles[position].items():
-            if first <= start < t:
-                state = fn.merge(state, fn.decode(data))
+        for data in tiles.states[slot][lo:hi]:
+            state = fn.merge(state, fn.decode(data))
         out.append(fn.finalize(state))
     return out

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView
-from headwater.definitions.aggregation import Aggregation
 from headwater.errors import DataError, DefinitionError
 from headwater.online.base import OnlineStore
 from headwater.types import EPOCH, to_micros
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from headwater.aggregation.grouped import EntityPartial
-    from headwater.aggregation.tiles import TileRecord
     from headwater.materialize.job import MaterializeResult, Progress
     from headwater.offline.base import OfflineEngine
 
@@ -174,7 +172,13 @@ def _rebuild(view: FeatureView, generation: int, found: dict[bytes, EntityPartia
              end_us: int) -> Callable[[set[str], dict[bytes, bytes | None]], dict[bytes, bytes]]:
     """The ``modify`` of a materialization transaction: each entity's record from offline
     alone, plus the stored tiles that start at or after ``end``."""
-    from headwater.aggregation.tiles import TileRecord, decode_tiles, encode_tiles, merge_into
+    from headwater.aggregation.tiles import (
+        decode_tiles,
+        encode_tiles,
+        followed_by,
+        merge_into,
+        tail,
+    )
 
     aggs = view.aggregations
 
@@ -184,30 +188,12 @@ def _rebuild(view: FeatureView, generation: int, found: dict[bytes, EntityPartia
             stored = None if data is None else decode_tiles(data, len(aggs), view.name)
             if stored is not None and stored.generation > generation:
                 continue
-            later: TileRecord | None = None
-            if stored is not None and stored.generation == generation and (
-                    stored.latest_us >= end_us):
-                later = TileRecord(generation, stored.latest_us, stored.created_us,
-                                   tuple({s: v for s, v in tiles.items() if s >= end_us}
-                                         for tiles in stored.tiles))
             rebuilt = merge_into(None, found[key], aggs, generation)
-            if rebuilt is not None and later is not None:
-                rebuilt = _with_tiles(rebuilt, later, aggs)
+            if rebuilt is not None and stored is not None and (
+                    stored.generation == generation and stored.latest_us >= end_us):
+                rebuilt = followed_by(rebuilt, tail(stored, end_us), aggs)
             if rebuilt is not None:
                 out[key] = encode_tiles(rebuilt)
         return out
 
     return modify
-
-
-def _with_tiles(record: TileRecord, later: TileRecord,
-                aggregations: Sequence[Aggregation]) -> TileRecord:
-    """``record`` plus the tiles of ``later`` (which all start after ``record``'s), with
-    ``later``'s latest event, pruned to it."""
-    from headwater.aggregation.tiles import TileRecord, cutoff
-
-    tiles = []
-    for agg, mine, theirs in zip(aggregations, record.tiles, later.tiles, strict=True):
-        first = cutoff(agg, later.latest_us)
-        tiles.append({s: v for s, v in (*mine.items(), *theirs.items()) if s >= first})
-    return TileRecord(record.generation, later.latest_us, later.created_us, tuple(tiles))
