@@ -443,9 +443,9 @@ class FeatureStore:
             return [v for v in self.list_feature_views() if v.online]
         return [self.get_feature_view(name) for name in names]
 
-    def push(self, view: str, rows: Any, to: str = "online") -> PushResult:
-        """Write rows to a feature view now: ``to`` is ``"online"``, ``"offline"`` or
-        ``"both"``.
+    def push(self, view: str, rows: Any, to: str | None = None) -> PushResult:
+        """Write rows to a feature view now: ``to`` is ``"online"`` (the default for a view's
+        rows), ``"offline"`` or ``"both"`` (the default for a source's events).
 
         ``rows`` (a list of dicts, a pandas or polars DataFrame or an Arrow table) hold the
         view's join keys, its source's timestamp field (and optionally its created field)
@@ -458,7 +458,9 @@ class FeatureStore:
         ``view`` may also name a PushSource or StreamSource (or an aggregated view): the rows
         are then events, validated once for every view of that source, appended to its
         batch source partitioned by date (``date=YYYY-MM-DD/``) and applied to each view
-        online (tiles for aggregated views, latest values for the others)."""
+        online (tiles for aggregated views, latest values for the others). Events pushed
+        ``to="online"`` only are not in the offline copy, so a later ``materialize``, which
+        rebuilds tiles from it, forgets them."""
         from headwater.streaming.push import push
 
         return push(self, view, rows, to)

@@ -13,13 +13,11 @@ oracle: integers and counts exactly, floats within 1e-9 relative. Runs on SQLite
 from __future__ import annotations
 
 import math
-import statistics
 import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ import headwater as hw
 from headwater.definitions.aggregation import FUNCTION_NAMES
 from headwater.materialize.tiles import apply_events
 from tests.online.conftest import delete_project_keys
+from tests.property.window_oracle import window_value
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 UTC_US = pa.timestamp("us", "UTC")
@@ -155,34 +154,11 @@ def events_table(scenario: Scenario, positions: list[int]) -> pa.Table:
 def oracle(scenario: Scenario, spec: Spec, key: int, t: int) -> Any:
     """The function over ``key``'s events with floor_h(t - W) <= ts < t, by brute force."""
     tail = (t - spec.window) // spec.granularity * spec.granularity
-    window = [(p, e) for p, e in enumerate(scenario.events)
+    window = [((e.ts, e.created if e.created is not None and scenario.with_created
+                else -math.inf, p), getattr(e, spec.column))
+              for p, e in enumerate(scenario.events)
               if e.key == key and tail <= e.ts < t and getattr(e, spec.column) is not None]
-    values = [getattr(e, spec.column) for _, e in window]
-    function = spec.function
-    if function == "count":
-        return len(values)
-    if function == "count_distinct":
-        return len(set(values))
-    if function == "sum":
-        return math.fsum(values) if spec.column == "y" else sum(values)
-    if not values:
-        return None
-    if function == "last":
-        def order(pe: tuple[int, Event]) -> tuple[float, float, int]:
-            p, e = pe
-            made = e.created if e.created is not None and scenario.with_created else -math.inf
-            return e.ts, made, p
-
-        return getattr(max(window, key=order)[1], spec.column)
-    if function in ("min", "max"):
-        return min(values) if function == "min" else max(values)
-    exact = [Fraction(v) for v in values]
-    if function == "mean":
-        return float(sum(exact) / len(exact))
-    if len(values) < 2:
-        return None
-    variance = statistics.variance(exact)
-    return float(variance) if function == "variance" else math.sqrt(variance)
+    return window_value(spec.function, window, exact_float_sum=spec.column == "y")
 
 
 def same(got: Any, expected: Any) -> bool:

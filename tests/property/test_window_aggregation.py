@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,6 +31,7 @@ from headwater.config import parse_settings
 from headwater.definitions.aggregation import FUNCTION_NAMES
 from headwater.offline.base import ViewRequest
 from headwater.offline.duckdb import DuckDBEngine
+from tests.property.window_oracle import window_value
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CARD = hw.Entity("card", join_keys=["card_id"])
@@ -132,31 +131,11 @@ def oracle(events: list[Event], spec: Spec, key: int | None, t: int | None) -> o
     if key is None or t is None:
         return None
     tail = (t - spec.window) // spec.granularity * spec.granularity
-    window = [(position, e) for position, e in enumerate(events)
+    window = [((e.ts, -math.inf if e.created is None else e.created, position),
+               getattr(e, spec.column))
+              for position, e in enumerate(events)
               if e.key == key and tail <= e.ts < t and getattr(e, spec.column) is not None]
-    values = [getattr(e, spec.column) for _, e in window]
-    function = spec.function
-    if function == "count":
-        return len(values)
-    if function == "count_distinct":
-        return len(set(values))
-    if function == "sum":
-        return math.fsum(values) if spec.column == "y" else sum(values)
-    if not values:
-        return None
-    if function == "last":
-        latest = max(window, key=lambda pe: (pe[1].ts, -math.inf if pe[1].created is None
-                                             else pe[1].created, pe[0]))
-        return getattr(latest[1], spec.column)
-    if function in ("min", "max"):
-        return min(values) if function == "min" else max(values)
-    exact = [Fraction(v) for v in values]
-    if function == "mean":
-        return float(sum(exact) / len(exact))
-    if len(values) < 2:
-        return None
-    variance = statistics.variance(exact)
-    return float(variance) if function == "variance" else math.sqrt(variance)
+    return window_value(spec.function, window, exact_float_sum=spec.column == "y")
 
 
 def same(got: object, expected: object) -> bool:

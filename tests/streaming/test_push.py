@@ -397,3 +397,26 @@ def test_offline_only_views_are_not_read_online(store: hw.FeatureStore) -> None:
         store.get_online_features(["offline_only:conv_rate"], [{"driver_id": 1001}])
     with pytest.raises(hw.DataError, match=r"entity_rows\[1\] is str"):
         store.get_online_features(["stats:conv_rate"], [{"driver_id": 1001}, "x"])
+
+
+def test_a_push_to_a_source_defaults_to_both_so_materialize_keeps_the_events(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from headwater.repo import init_repo, load_definitions
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    init_repo(tmp_path, "proj", n_drivers=2, n_hours=4, start=start)
+    at = start + timedelta(hours=5)
+    with hw.FeatureStore(tmp_path) as store:
+        store.apply(load_definitions(tmp_path))
+        result = store.push("trips", [{"driver_id": 1001, "ts": at - timedelta(minutes=1),
+                                       "fare": 7.0, "rating": 4}])
+        assert result.to == "both" and result.offline_files
+        store.materialize(start, at, views=["driver_trips"])  # rebuilt from offline
+        online = store.get_online_features(["driver_trips:last_fare"], [{"driver_id": 1001}],
+                                           now=at)
+        assert online.to_dict()["last_fare"] == [7.0]
+        view_push = store.push("driver_stats", [{"driver_id": 1001, "event_timestamp": at,
+                                                 "conv_rate": 0.5, "trips": 1}])
+        assert view_push.to == "online" and view_push.offline_file is None

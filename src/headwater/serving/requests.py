@@ -42,7 +42,7 @@ class PushQuery:
 
     view: str
     rows: list[dict[str, Any]]
-    to: str
+    to: str | None
 
 
 _FEATURES_FIELDS = frozenset({"features", "feature_service", "entities", "full_feature_names"})
@@ -84,8 +84,8 @@ def parse_push(body: bytes) -> PushQuery:
     view = data.get("view")
     if not isinstance(view, str) or not view:
         raise RequestBodyError("view", f"expected a feature view name, got {_kind(view)}")
-    to = data.get("to", "online")
-    if to not in TARGETS:
+    to = data.get("to")
+    if to is not None and to not in TARGETS:
         raise RequestBodyError("to", f"expected one of {list(TARGETS)}, got {to!r}")
     return PushQuery(view, _rows(data, "rows", required=False), to)
 

@@ -59,7 +59,8 @@ class FeaturesResponse(BaseModel):
 
 class PushRequest(BaseModel):
     """Rows for one feature view: its join keys, its source's timestamp field (ISO-8601;
-    naive means UTC), optionally its created field, and every feature."""
+    naive means UTC), optionally its created field, and every feature; or events of a push
+    or stream source (``view`` names the source), applied to every view of it."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "view": "driver_stats",
@@ -70,9 +71,10 @@ class PushRequest(BaseModel):
 
     view: str
     rows: list[dict[str, Any]]
-    to: Literal["online", "offline", "both"] = Field(
-        "online", description="'offline' appends a Parquet file to the view's folder source; "
-        "'both' writes offline first, then online.")
+    to: Literal["online", "offline", "both"] | None = Field(
+        None, description="'offline' appends a Parquet file to the view's folder source; "
+        "'both' writes offline first, then online. Default: 'online' for a view's rows, "
+        "'both' for a source's events (training and materialization read the offline copy).")
 
 
 class PushResponse(BaseModel):

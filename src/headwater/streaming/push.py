@@ -73,16 +73,20 @@ class PushResult:
     offline_files: tuple[Path, ...] = ()
 
 
-def push(store: FeatureStore, view_name: str, rows: Any, to: str = "online") -> PushResult:
-    """Validate ``rows`` against the view ``view_name`` and write them (module docstring)."""
-    if to not in TARGETS:
+def push(store: FeatureStore, view_name: str, rows: Any, to: str | None = None) -> PushResult:
+    """Validate ``rows`` against the view ``view_name`` and write them (module docstring).
+
+    ``to=None`` is ``"both"`` for events of a push or stream source (the offline copy is
+    what training and a later materialization read) and ``"online"`` for a view's rows."""
+    if to is not None and to not in TARGETS:
         raise DefinitionError("push", "to", f"{to!r} is not a push target",
                               "pass to='online', 'offline' or 'both'")
     from headwater.streaming.ingest import push_events, resolve_feed
 
     feed = resolve_feed(store, view_name)
     if feed is not None:
-        return push_events(store, feed, rows, to)
+        return push_events(store, feed, rows, to or "both")
+    to = to or "online"
     view = store.get_feature_view(view_name)
     if to != "offline" and not view.online:
         raise DefinitionError(f"FeatureView '{view.name}'", "online",
