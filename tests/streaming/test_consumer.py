@@ -198,3 +198,20 @@ def test_a_redelivered_batch_is_skipped(setup: Setup) -> None:
         assert (counters.events, counters.duplicates) == (0, 500)
         check_online(setup.repo, published)
         check_offline(setup.repo, published)
+
+
+def test_a_recreated_nats_stream_is_not_taken_for_the_old_one(nats_url: str,
+                                                               tmp_path: Path) -> None:
+    """JetStream numbers a new stream from 1 again: its events must not be skipped as
+    duplicates of the deleted stream's, whose ids stay marked as applied."""
+    topic = unique_topic()
+    repo = make_repo(tmp_path / "repo", topic, stream_yaml("nats", nats_url, batch_size=300,
+                                                           claim_timeout_s=10))
+    with publisher("nats", nats_url, topic) as pub:  # the stream is deleted on close
+        pub.publish(payloads(events(100, seed=1)))
+        first = consume(repo)
+    with publisher("nats", nats_url, topic) as pub:
+        pub.publish(payloads(events(100, seed=2)))
+        second = consume(repo)
+    assert (first.events, first.duplicates) == (100, 0)
+    assert (second.events, second.duplicates) == (100, 0)

@@ -63,8 +63,12 @@ class NatsStreamReader:
                                       max_reconnect_attempts=3, allow_reconnect=True)
         js = self._nc.jetstream()
         subs = []
+        self._epochs: list[str] = []
         for topic in self.topics:
             stream = await _ensure_stream(js, topic)
+            # a stream deleted and created again counts from 1: the creation time keeps
+            # its ids apart from the old stream's, which are still marked as applied
+            self._epochs.append(str((await js.stream_info(stream)).created))
             await _ensure_stream(js, topic + DEAD_SUFFIX)
             config = api.ConsumerConfig(
                 durable_name=durable_name(self.group, topic), filter_subject=topic,
@@ -81,12 +85,12 @@ class NatsStreamReader:
     async def _read(self, count: int, wait: float) -> list[Message]:
         messages: list[Message] = []
         each = max(0.001, wait / len(self._subs))
-        for topic, sub in zip(self.topics, self._subs, strict=True):
+        for topic, sub, epoch in zip(self.topics, self._subs, self._epochs, strict=True):
             try:
                 fetched = await sub.fetch(batch=count - len(messages), timeout=each)
             except (nats.errors.TimeoutError, TimeoutError):  # no message in time
                 continue
-            messages += [Message(topic, str(m.metadata.sequence.stream), data=m.data,
+            messages += [Message(topic, f"{epoch}/{m.metadata.sequence.stream}", data=m.data,
                                  handle=m) for m in fetched]
             if len(messages) >= count:
                 break
