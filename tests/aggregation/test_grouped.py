@@ -50,6 +50,9 @@ def test_grouped_update_equals_one_update_per_group(data: st.DrawFn, function: s
     got = fn.update_grouped(pa.array(values, arrow_type), order, starts)
     bounds = [*starts.tolist(), n]
     assert len(got) == len(starts)
+    # the bulk encoding gives the bytes encode gives of each state
+    assert fn.encode_grouped(pa.array(values, arrow_type), order, starts) == [
+        fn.encode(state) for state in got]
     for g, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         part = Order(order.ts[lo:hi], order.created[lo:hi], order.seq[lo:hi])
         want = fn.update(fn.init(), pa.array(values[lo:hi], arrow_type), part)
@@ -114,8 +117,8 @@ def test_partials_group_by_entity_and_tile(rows: list[tuple[int, int, float | No
                 bucket = expected.setdefault(start, [])
                 if amount is not None:
                     bucket.append(amount)
-            tiles = got.by_key[key].tiles[position]
-            other = merged[key].tiles[position]
+            tiles = got.by_key[key].states(aggs, position)
+            other = merged[key].states(aggs, position)
             assert set(tiles) == set(expected) == set(other)
             for start, amounts in expected.items():
                 want = sum(amounts) if agg.function == "sum" else len(amounts)

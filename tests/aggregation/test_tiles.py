@@ -29,9 +29,9 @@ AGGS = (SUM, COUNT)
 
 def partial(latest_min: int, sums: dict[int, int], counts: dict[int, int],
             created: int | None = None) -> EntityPartial:
-    return EntityPartial(latest_min * M, created,
-                         ({s * M: v for s, v in sums.items()},
-                          {s * M: v for s, v in counts.items()}))
+    return EntityPartial.of(latest_min * M, created,
+                            ({s * M: v for s, v in sums.items()},
+                             {s * M: v for s, v in counts.items()}), AGGS)
 
 
 def test_records_round_trip_with_the_header_first() -> None:
@@ -53,15 +53,15 @@ def test_records_round_trip_with_the_header_first() -> None:
 def test_aggregations_of_one_window_and_tile_size_share_one_lane() -> None:
     mean = Aggregation("y", "mean", timedelta(minutes=10), timedelta(minutes=5))
     aggs = (SUM, COUNT, mean)
-    record = merge_into(None, EntityPartial(12 * M, None, (
+    record = merge_into(None, EntityPartial.of(12 * M, None, (
         {5 * M: 1, 10 * M: 5}, {12 * M: 2}, {5 * M: FUNCTIONS["mean"].init(),
-                                             10 * M: FUNCTIONS["mean"].init()})), aggs, 1)
+                                             10 * M: FUNCTIONS["mean"].init()}), aggs), aggs, 1)
     assert record is not None and len(record.lanes) == 2
     assert record.lanes[0].starts == [5 * M, 10 * M] and len(record.lanes[0].states) == 2
     assert decode_tiles(encode_tiles(record), 3) == record
     # a tile one aggregation of a lane lacks holds that aggregation's empty state
-    more = merge_into(record, EntityPartial(13 * M, None, ({}, {13 * M: 1}, {
-        10 * M: FUNCTIONS["mean"].update(FUNCTIONS["mean"].init(), [4.0])})), aggs, 1)
+    more = merge_into(record, EntityPartial.of(13 * M, None, ({}, {13 * M: 1}, {
+        10 * M: FUNCTIONS["mean"].update(FUNCTIONS["mean"].init(), [4.0])}), aggs), aggs, 1)
     assert more is not None
     assert values_at(more, aggs, [0, 2, 1], 13 * M + 1) == [6, 4.0, 3]
 

@@ -6,6 +6,8 @@ An aggregator is a set of pure functions over an immutable *state*:
 - ``update(state, values, order)`` folds a whole batch of events in, vectorized with numpy;
 - ``update_grouped(values, order, starts)`` does the same from ``init()`` for many groups at
   once (the (entity, tile) groups of a batch), vectorized over all of them;
+- ``encode_grouped(values, order, starts)`` gives what ``encode`` gives of each state of
+  ``update_grouped``, built in bulk (what online tiles store);
 - ``merge(a, b)`` combines the states of two disjoint sets of events. It is associative and
   commutative, so tiles can be merged in any order or grouping;
 - ``finalize(state)`` gives the feature value (0 for an empty ``count`` or ``sum``, ``None`` for
@@ -48,6 +50,13 @@ class Aggregator(Protocol[S]):
         gives: ``values`` (and ``order``) are sorted so each group is contiguous, group ``i``
         holding the rows ``starts[i]:starts[i + 1]``. Vectorized over all groups; only the
         state objects are built per group."""
+        ...
+
+    def encode_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[bytes]:
+        """``[encode(s) for s in update_grouped(values, order, starts)]``, the same bytes,
+        packed with numpy where the state's layout allows (:mod:`~headwater.aggregation.
+        packed`)."""
         ...
 
     def merge(self, a: S, b: S) -> S:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from headwater.aggregation.batch import (
     Order,
@@ -24,9 +26,12 @@ from headwater.aggregation.batch import (
     valid_values,
 )
 from headwater.aggregation.codec import decode_scalar, encode_scalar
+from headwater.aggregation.packed import items, tagged
 from headwater.errors import DataError
 
 Number = int | float
+_ZERO = encode_scalar(0)
+_NONE = encode_scalar(None)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,11 @@ class Count:
     def update_grouped(self, values: Values, order: Order | None, starts: Starts) -> list[int]:
         _, mask = valid_mask(values)
         return [int(c) for c in group_counts(mask, starts).tolist()]
+
+    def encode_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[bytes]:
+        _, mask = valid_mask(values)
+        return items(group_counts(mask, starts).astype("<i8").tobytes(), 8)
 
     def merge(self, a: int, b: int) -> int:
         return a + b
@@ -86,22 +96,40 @@ class Sum:
         exact: int = sum(int(v) for v in arr.tolist())
         return state + exact
 
+    def _grouped(self, values: Values, starts: Starts) -> tuple[Any, npt.NDArray[np.int64]]:
+        """Each group's sum (a numpy array, or exact Python ints for huge magnitudes) and
+        its number of values."""
+        arr, mask = numeric_mask(values, self.name)
+        counts = group_counts(mask, starts)
+        if arr.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64), counts
+        if arr.dtype.kind == "f":
+            return np.add.reduceat(arr.astype(np.float64), starts), counts
+        if float(np.max(np.abs(arr.astype(np.float64)))) * arr.shape[0] < 2.0**62:
+            return np.add.reduceat(arr.astype(np.int64), starts), counts
+        # int64 could overflow: exact Python ints (only for huge magnitudes)
+        bounds = [*starts.tolist(), arr.shape[0]]
+        exact = arr.tolist()
+        return [sum(exact[lo:hi]) for lo, hi in itertools.pairwise(bounds)], counts
+
     def update_grouped(self, values: Values, order: Order | None,
                        starts: Starts) -> list[Number]:
-        arr, mask = numeric_mask(values, self.name)
-        counts = group_counts(mask, starts).tolist()
-        if arr.shape[0] == 0:
-            return []
-        if arr.dtype.kind == "f":
-            sums: list[Number] = np.add.reduceat(arr.astype(np.float64), starts).tolist()
-        elif float(np.max(np.abs(arr.astype(np.float64)))) * arr.shape[0] < 2.0**62:
-            sums = np.add.reduceat(arr.astype(np.int64), starts).tolist()
-        else:  # int64 could overflow: exact Python ints (only for huge magnitudes)
-            bounds = [*starts.tolist(), arr.shape[0]]
-            exact = arr.tolist()
-            sums = [sum(exact[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
+        sums, counts = self._grouped(values, starts)
+        totals: list[Number] = sums.tolist() if isinstance(sums, np.ndarray) else sums
         # a group without values keeps the initial int 0, as update() does
-        return [total if n else 0 for total, n in zip(sums, counts, strict=True)]
+        return [total if n else 0 for total, n in zip(totals, counts.tolist(), strict=True)]
+
+    def encode_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[bytes]:
+        sums, counts = self._grouped(values, starts)
+        if not isinstance(sums, np.ndarray):
+            return [self.encode(total if n else 0)
+                    for total, n in zip(sums, counts.tolist(), strict=True)]
+        out = tagged(sums)
+        if sums.dtype.kind == "f":
+            for i in np.flatnonzero(counts == 0).tolist():
+                out[i] = _ZERO  # the initial int 0, as update_grouped gives
+        return out
 
     def merge(self, a: Number, b: Number) -> Number:
         return a + b
@@ -147,20 +175,35 @@ class Extreme:
         value: Number = float(found) if arr.dtype.kind == "f" else int(found)
         return _pick(state, value, self.smallest)
 
-    def update_grouped(self, values: Values, order: Order | None,
-                       starts: Starts) -> list[Number | None]:
+    def _grouped(self, values: Values,
+                 starts: Starts) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+        """Each group's extreme (meaningless where it has no values) and its number of
+        values."""
         arr, mask = numeric_mask(values, self.name)
+        counts = group_counts(mask, starts)
         if arr.shape[0] == 0:
-            return []
-        counts = group_counts(mask, starts).tolist()
+            return np.zeros(0, dtype=np.int64), counts
         if arr.dtype.kind == "f":
             fill: Number = np.inf if self.smallest else -np.inf
         else:
             info = np.iinfo(np.int64)
             fill = int(info.max) if self.smallest else int(info.min)
         ufunc = np.minimum if self.smallest else np.maximum
-        found = ufunc.reduceat(np.where(mask, arr, arr.dtype.type(fill)), starts).tolist()
-        return [value if n else None for value, n in zip(found, counts, strict=True)]
+        return ufunc.reduceat(np.where(mask, arr, arr.dtype.type(fill)), starts), counts
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[Number | None]:
+        found, counts = self._grouped(values, starts)
+        return [value if n else None
+                for value, n in zip(found.tolist(), counts.tolist(), strict=True)]
+
+    def encode_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[bytes]:
+        found, counts = self._grouped(values, starts)
+        out = tagged(found)
+        for i in np.flatnonzero(counts == 0).tolist():
+            out[i] = _NONE
+        return out
 
     def merge(self, a: Number | None, b: Number | None) -> Number | None:
         return _pick(a, b, self.smallest)

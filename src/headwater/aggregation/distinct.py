@@ -181,6 +181,10 @@ class CountDistinct:
             out[g] = _normalise(part)
         return out
 
+    def encode_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[bytes]:
+        return [self.encode(state) for state in self.update_grouped(values, order, starts)]
+
     def merge(self, a: DistinctState, b: DistinctState) -> DistinctState:
         if _is_sketch(a) and _is_sketch(b):
             return np.maximum(a, b)

@@ -2,14 +2,17 @@
 
 A batch of events (the table of ``headwater.materialize.tiles.apply_events``: the view's join
 keys, ``__hw_ts``, ``__hw_created``, ``__hw_seq`` and the aggregated columns) is sorted once per
-distinct granularity by (entity, tile start); each aggregator's ``update_grouped`` then computes
-the state of every group with numpy. Python works per entity and per group only to build the
-state objects and the dicts that hold them, never per event. Merging, finalizing and encoding
-those states is the algebra's one implementation (:mod:`headwater.aggregation.base`).
+distinct granularity by (entity, tile start); each aggregator's ``encode_grouped`` then computes
+the encoded state of every group with numpy. The groups of an entity are contiguous and in tile
+order, so each entity's partial is a slice of those lists per lane (the layout of
+:mod:`headwater.aggregation.tiles`): Python works per entity, never per event or per group.
+Merging, finalizing and encoding states is the algebra's one implementation
+(:mod:`headwater.aggregation.base`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +22,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater.aggregation.base import FUNCTIONS
 from headwater.aggregation.batch import Order
-from headwater.aggregation.tiles import NO_CREATED
+from headwater.aggregation.tiles import NO_CREATED, LaneTiles, add_tiles, lanes
 from headwater.aggregation.windows import tile_start
 from headwater.definitions import FeatureView
 from headwater.definitions.aggregation import Aggregation
@@ -39,12 +41,37 @@ Ints = npt.NDArray[np.int64]
 @dataclass(frozen=True)
 class EntityPartial:
     """What a batch adds to one entity: its latest event ``(ts, created)`` (created is None
-    when the event has none) and, per aggregation of the view, the state of each tile by
-    tile start."""
+    when the event has none) and, per lane of the view's aggregations
+    (:func:`~headwater.aggregation.tiles.lanes`), its tiles: ascending starts and each
+    aggregation's encoded state per tile."""
 
     latest_us: int
     latest_created_us: int | None
-    tiles: tuple[dict[int, Any], ...]
+    lanes: tuple[LaneTiles, ...]
+
+    @classmethod
+    def of(cls, latest_us: int, latest_created_us: int | None,
+           tiles: Sequence[dict[int, Any]],
+           aggregations: tuple[Aggregation, ...]) -> EntityPartial:
+        """A partial from states by tile start, one dict per aggregation (a tile that
+        another aggregation of the lane has and this one lacks gets the empty state)."""
+        out = []
+        for lane in lanes(aggregations):
+            starts = sorted(set().union(*(tiles[p] for p in lane.positions)))
+            out.append(LaneTiles(starts, tuple(
+                [fn.encode(tiles[p].get(s, fn.init())) for s in starts]
+                for p, fn in zip(lane.positions, lane.functions, strict=True))))
+        return cls(latest_us, latest_created_us, tuple(out))
+
+    def states(self, aggregations: tuple[Aggregation, ...], position: int) -> dict[int, Any]:
+        """The decoded states of the aggregation at ``position``, by tile start."""
+        for lane, tiles in zip(lanes(aggregations), self.lanes, strict=True):
+            if position in lane.positions:
+                slot = lane.positions.index(position)
+                decode = lane.functions[slot].decode
+                return {s: decode(d) for s, d in zip(tiles.starts, tiles.states[slot],
+                                                      strict=True)}
+        raise IndexError(position)
 
 
 @dataclass(frozen=True)
@@ -119,8 +146,11 @@ def partials(view: FeatureView, events: pa.Table) -> Partials:
         pc.fill_null(created_col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()),
                      NO_CREATED).to_numpy(), dtype=np.int64) if n else np.zeros(0, np.int64)
     aggs = view.aggregations
-    tiles: list[list[dict[int, Any]]] = [[{} for _ in aggs] for _ in keys]
-    for granularity in dict.fromkeys(a.granularity_us for a in aggs):
+    layout = lanes(aggs)
+    # per lane, each entity's tiles
+    entity_lanes: list[list[LaneTiles]] = [[] for _ in keys]
+    by_lane: dict[int, tuple[list[int], list[list[bytes]], list[int]]] = {}
+    for granularity in dict.fromkeys(lane.granularity_us for lane in layout):
         start = tile_start(ts, granularity)
         order = np.lexsort((start, entity))
         sorted_entity, sorted_start = entity[order], start[order]
@@ -128,22 +158,38 @@ def partials(view: FeatureView, events: pa.Table) -> Partials:
         boundary[1:] = (sorted_entity[1:] != sorted_entity[:-1]) | (
             sorted_start[1:] != sorted_start[:-1])
         starts = np.flatnonzero(boundary)
-        group_entity = sorted_entity[starts].tolist()
+        group_entity = sorted_entity[starts]
         group_start = sorted_start[starts].tolist()
+        # each entity's groups: [bounds[e], bounds[e + 1])
+        bounds = np.searchsorted(group_entity, np.arange(len(keys) + 1)).tolist()
         key = Order(ts[order], created[order], seq[order])
         taken = pa.array(order)
-        for position, agg in enumerate(aggs):
-            if agg.granularity_us != granularity:
+        values: dict[str, pa.Array] = {}
+        for index, lane in enumerate(layout):
+            if lane.granularity_us != granularity:
                 continue
-            values = _values(events.column(agg.column)).take(taken)
-            states = FUNCTIONS[agg.function].update_grouped(values, key, starts)
-            for e, s, state in zip(group_entity, group_start, states, strict=True):
-                tiles[e][position][s] = state
-    return Partials(keys, _by_key(keys, entity, ts, created, tiles), entity, ts)
+            encoded = []
+            for position, fn in zip(lane.positions, lane.functions, strict=True):
+                column = aggs[position].column
+                if column not in values:
+                    values[column] = _values(events.column(column)).take(taken)
+                encoded.append(fn.encode_grouped(values[column], key, starts))
+            by_lane[index] = (group_start, encoded, bounds)
+    for index in range(len(layout)):
+        group_start, encoded, bounds = by_lane[index]
+        if len(encoded) == 1:
+            (only,) = encoded
+            for e, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+                entity_lanes[e].append(LaneTiles(group_start[lo:hi], (only[lo:hi],)))
+            continue
+        for e, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            entity_lanes[e].append(LaneTiles(group_start[lo:hi],
+                                             tuple([column[lo:hi] for column in encoded])))
+    return Partials(keys, _by_key(keys, entity, ts, created, entity_lanes), entity, ts)
 
 
 def _by_key(keys: list[bytes], entity: npt.NDArray[np.intp], ts: Ints, created: Ints,
-            tiles: list[list[dict[int, Any]]]) -> dict[bytes, EntityPartial]:
+            tiles: list[list[LaneTiles]]) -> dict[bytes, EntityPartial]:
     """Each entity's partial with its latest event: the greatest ``(ts, created)``."""
     if not keys:
         return {}
@@ -159,17 +205,15 @@ def _by_key(keys: list[bytes], entity: npt.NDArray[np.intp], ts: Ints, created: 
 
 
 def combine(a: EntityPartial, b: EntityPartial,
-            aggregations: Sequence[Aggregation]) -> EntityPartial:
+            aggregations: tuple[Aggregation, ...]) -> EntityPartial:
     """The partial of both batches (one entity's events, split over two batches)."""
     key_a = (a.latest_us, NO_CREATED if a.latest_created_us is None else a.latest_created_us)
     key_b = (b.latest_us, NO_CREATED if b.latest_created_us is None else b.latest_created_us)
     latest = b if key_b > key_a else a
-    tiles = []
-    for agg, mine, theirs in zip(aggregations, a.tiles, b.tiles, strict=True):
-        merge = FUNCTIONS[agg.function].merge
-        out = dict(mine)
-        for start, state in theirs.items():
-            old = out.get(start)
-            out[start] = state if old is None else merge(old, state)
-        tiles.append(out)
-    return EntityPartial(latest.latest_us, latest.latest_created_us, tuple(tiles))
+    out = []
+    for lane, mine, theirs in zip(lanes(aggregations), a.lanes, b.lanes, strict=True):
+        starts = list(mine.starts)
+        states = [list(column) for column in mine.states]
+        add_tiles(lane, starts, states, theirs, -(2**63))
+        out.append(LaneTiles(starts, tuple(states)))
+    return EntityPartial(latest.latest_us, latest.latest_created_us, tuple(out))

@@ -100,6 +100,10 @@ class Last:
             out[g] = Latest(ts, created, seq, to_scalar(value))
         return out
 
+    def encode_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[bytes]:
+        return [self.encode(state) for state in self.update_grouped(values, order, starts)]
+
     def merge(self, a: Latest | None, b: Latest | None) -> Latest | None:
         return _later(a, b)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from headwater.aggregation.batch import (
     Order,
@@ -28,6 +29,7 @@ from headwater.aggregation.batch import (
     numeric,
     numeric_mask,
 )
+from headwater.aggregation.packed import records
 
 
 class Moments(NamedTuple):
@@ -78,20 +80,32 @@ class MomentsAggregator:
     def update(self, state: Moments, values: Values, order: Order | None = None) -> Moments:
         return combine(state, of_batch(values, self.name))
 
-    def update_grouped(self, values: Values, order: Order | None,
-                       starts: Starts) -> list[Moments]:
+    def _grouped(self, values: Values, starts: Starts) -> tuple[
+            npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Each group's count, mean and M2 as numpy columns (0, 0.0 and 0.0 when empty)."""
         arr, mask = numeric_mask(values, self.name)
         n = arr.shape[0]
         if n == 0:
-            return []
+            return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64)
         x = arr.astype(np.float64)
         counts = group_counts(mask, starts)
         sums = np.add.reduceat(x, starts)  # nulls are 0
         means = sums / np.maximum(counts, 1)
         dev = np.where(mask, x - means[group_of_rows(starts, n)], 0.0)
         m2 = np.add.reduceat(dev * dev, starts)
+        empty = counts == 0
+        return counts, np.where(empty, 0.0, means), np.where(empty, 0.0, m2)
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[Moments]:
+        counts, means, m2 = self._grouped(values, starts)
         return [Moments(c, mu, sq) if c else EMPTY
                 for c, mu, sq in zip(counts.tolist(), means.tolist(), m2.tolist(), strict=True)]
+
+    def encode_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[bytes]:
+        counts, means, m2 = self._grouped(values, starts)
+        return records([("<q", counts), ("<d", means), ("<d", m2)])
 
     def merge(self, a: Moments, b: Moments) -> Moments:
         return combine(a, b)

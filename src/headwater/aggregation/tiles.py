@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
-_ABSENT: Any = object()
 
 NO_CREATED = -(2**63)
 """The created time of an event without one: it sorts below every created time."""
@@ -104,9 +103,31 @@ def specs(aggregations: tuple[Aggregation, ...]) -> tuple[Spec, ...]:
                  for a in aggregations)
 
 
-@lru_cache(maxsize=256)
+_SEEN: dict[int, tuple[tuple[Aggregation, ...], tuple[Lane, ...],
+                        tuple[tuple[int, int], ...]]] = {}
+
+
+def _layout(aggregations: tuple[Aggregation, ...]) -> tuple[
+        tuple[Lane, ...], tuple[tuple[int, int], ...]]:
+    """:func:`lanes` and :func:`_slots`, found by the identity of the tuple first (hashing
+    the aggregations costs more than a merge of a record's new tiles)."""
+    seen = _SEEN.get(id(aggregations))
+    if seen is not None and seen[0] is aggregations:
+        return seen[1], seen[2]
+    if len(_SEEN) >= 256:
+        _SEEN.clear()
+    layout, slots = _lanes(aggregations), _slots(aggregations)
+    _SEEN[id(aggregations)] = (aggregations, layout, slots)  # holds the tuple: ids stay unique
+    return layout, slots
+
+
 def lanes(aggregations: tuple[Aggregation, ...]) -> tuple[Lane, ...]:
     """The lanes of a view's aggregations, in the order of their first aggregation."""
+    return _layout(aggregations)[0]
+
+
+@lru_cache(maxsize=256)
+def _lanes(aggregations: tuple[Aggregation, ...]) -> tuple[Lane, ...]:
     found: dict[tuple[int, int], list[int]] = {}
     for position, agg in enumerate(aggregations):
         found.setdefault((agg.window_us, agg.granularity_us), []).append(position)
@@ -119,7 +140,7 @@ def lanes(aggregations: tuple[Aggregation, ...]) -> tuple[Lane, ...]:
 def _slots(aggregations: tuple[Aggregation, ...]) -> tuple[tuple[int, int], ...]:
     """Per aggregation, its lane and its index among the lane's aggregations."""
     where: dict[int, tuple[int, int]] = {}
-    for index, lane in enumerate(lanes(aggregations)):
+    for index, lane in enumerate(_lanes(aggregations)):
         for slot, position in enumerate(lane.positions):
             where[position] = (index, slot)
     return tuple(where[p] for p in range(len(aggregations)))
@@ -128,7 +149,7 @@ def _slots(aggregations: tuple[Aggregation, ...]) -> tuple[tuple[int, int], ...]
 def tiles_of(record: TileRecord, aggregations: tuple[Aggregation, ...],
              position: int) -> dict[int, bytes]:
     """The encoded tile states of the aggregation at ``position``, by tile start."""
-    index, slot = _slots(aggregations)[position]
+    index, slot = _layout(aggregations)[1][position]
     lane = record.lanes[index]
     return dict(zip(lane.starts, lane.states[slot], strict=True))
 
@@ -211,46 +232,53 @@ def merge_into(stored: TileRecord | None, partial: EntityPartial,
             cut = bisect_left(old.starts, first)
             starts = old.starts[cut:]
             states = [column[cut:] for column in old.states]
-        _add(lane, starts, states, [partial.tiles[p] for p in lane.positions], first)
+        add_tiles(lane, starts, states, partial.lanes[index], first)
         merged.append(LaneTiles(starts, tuple(states)))
     generation = generation if record is None else record.generation
     return TileRecord(generation, latest, created, tuple(merged))
 
 
-def _add(lane: Lane, starts: list[int], states: list[list[bytes]],
-         new: list[dict[int, Any]], first: int) -> None:
-    """Merge the lane's new tile states (``new[i]`` of its i-th aggregation, by start) from
-    ``first`` on into the sorted ``starts`` and ``states``, in place."""
-    keys: Any = new[0].keys()
-    for tiles in new[1:]:
-        if tiles.keys() != keys:
-            keys = keys | tiles.keys()
+def add_tiles(lane: Lane, starts: list[int], states: list[list[bytes]], new: LaneTiles,
+              first: int) -> None:
+    """Merge the lane's ``new`` tiles from ``first`` on into the sorted ``starts`` and
+    ``states``, in place: appended when they all start after the stored ones (the usual
+    case: a batch of newer events), else tile by tile."""
+    fresh = new.starts
+    cut = bisect_left(fresh, first) if fresh and fresh[0] < first else 0
+    # older tiles than first: later than the allowed lateness, no read can need them
+    if cut == len(fresh):
+        return
+    if not starts or fresh[cut] > starts[-1]:
+        starts.extend(fresh[cut:] if cut else fresh)
+        for column, added in zip(states, new.states, strict=True):
+            column.extend(added[cut:] if cut else added)
+        return
     functions = lane.functions
-    for start in sorted(keys):
-        if start < first:
-            continue  # later than the allowed lateness: no read can need it
-        if not starts or start > starts[-1]:
+    for j in range(cut, len(fresh)):
+        start = fresh[j]
+        if start > starts[-1]:
             at, found = len(starts), False
         else:
             at = bisect_left(starts, start)
             found = starts[at] == start
         if found:
-            for fn, column, tiles in zip(functions, states, new, strict=True):
-                state = tiles.get(start, _ABSENT)
-                if state is not _ABSENT:
-                    column[at] = fn.encode(fn.merge(fn.decode(column[at]), state))
-            continue
-        starts.insert(at, start)
-        for fn, column, tiles in zip(functions, states, new, strict=True):
-            state = tiles.get(start, _ABSENT)
-            column.insert(at, fn.encode(fn.init() if state is _ABSENT else state))
+            for fn, column, added in zip(functions, states, new.states, strict=True):
+                column[at] = fn.encode(fn.merge(fn.decode(column[at]), fn.decode(added[j])))
+        else:
+            starts.insert(at, start)
+            for column, added in zip(states, new.states, strict=True):
+                column.insert(at, added[j])
 
 
 def _check_layout(record: TileRecord, layout: tuple[Lane, ...]) -> None:
-    if len(record.lanes) != len(layout) or any(
-            len(tiles.states) != len(lane.positions)
-            for tiles, lane in zip(record.lanes, layout, strict=True)):
-        raise _corrupt("", "its lanes do not match the view's aggregations")
+    stored = record.lanes
+    if len(stored) == len(layout):
+        for tiles, lane in zip(stored, layout, strict=True):
+            if len(tiles.states) != len(lane.positions):
+                break
+        else:
+            return
+    raise _corrupt("", "its lanes do not match the view's aggregations")
 
 
 def tail(record: TileRecord, start_us: int) -> TileRecord:
@@ -298,8 +326,7 @@ def values_at(record: TileRecord, aggregations: tuple[Aggregation, ...],
               positions: Sequence[int], t: int) -> list[Any]:
     """The values at time ``t`` of the aggregations at ``positions``: each merges the tiles
     starting in ``[floor_h(t - W), t)`` and finalizes."""
-    layout = lanes(aggregations)
-    slots = _slots(aggregations)
+    layout, slots = _layout(aggregations)
     _check_layout(record, layout)
     out = []
     for position in positions:
