@@ -160,7 +160,11 @@ class Consumer:
         self._feeds = {f.topic: f for f in feeds}
         self._folders: dict[str, PushFolder] = {
             f.name: push_folder(f.union, store.repo_path, partitioned=True) for f in feeds}
-        self._schemas: dict[str, pa.Schema | None] = {}
+        # Resolved now, not on the first batch: reading the sources' schemas starts the
+        # offline engine (and imports it), which would delay the first events by a second.
+        self._schemas: dict[str, pa.Schema | None] = {
+            f.name: source_schema(store, f.union) for f in feeds}
+        _warm_up()
 
     def recover(self) -> Recovery:
         """Finish the pending files a crash left (see :mod:`~headwater.streaming.event_files`)."""
@@ -217,8 +221,6 @@ class Consumer:
         import pyarrow as pa
 
         folder = self._folders[feed.name]
-        if feed.name not in self._schemas:
-            self._schemas[feed.name] = source_schema(self.store, feed.union)
         decoded = decode(feed, messages, self._schemas[feed.name], offline=True)
         if decoded.refused:
             self.reader.dead_letter(decoded.refused)
@@ -250,6 +252,18 @@ class Consumer:
             discard(paths)
             return
         publish(paths)
+
+
+def _warm_up() -> None:
+    """Load now what every batch uses, so the first events are not delayed by one-time
+    imports (pyarrow's first conversion to numpy imports pandas: about 0.4 s)."""
+    import msgpack  # noqa: F401
+    import pyarrow as pa
+    import pyarrow.compute
+    import pyarrow.json
+    import pyarrow.parquet
+
+    pa.array([0]).to_numpy()
 
 
 def first_unmarked(ids: Sequence[str], marked: set[str]) -> list[bool]:

@@ -54,6 +54,9 @@ class RedisStreamReader:
         except ValueError as exc:
             raise ConfigError(f"stream.url {self._safe_url} is invalid: {exc}. Fix: set "
                               "'stream: url:' in headwater.yaml to redis://host:port/db") from exc
+        # The replies of XREADGROUP as the wire gives them (lists of entry ids and flat
+        # field lists), not a dict per entry: messages are built from them directly.
+        self._client.set_response_callback("XREADGROUP", _raw)
         for topic in self.topics:
             self._call("create the consumer group on", self._create_group, topic)
 
@@ -85,13 +88,16 @@ class RedisStreamReader:
                            streams, count=count, block=block)
         messages: list[Message] = []
         gone: dict[str, list[bytes]] = {}
-        for name, entries in reply or ():
+        for name, entries in (reply.items() if isinstance(reply, dict) else reply or ()):
             topic = name.decode() if isinstance(name, bytes) else str(name)
+            append = messages.append
             for entry_id, fields in entries:
                 if not fields:  # the entry was trimmed from the stream after delivery
                     gone.setdefault(topic, []).append(entry_id)
-                    continue
-                messages.append(_message(topic, entry_id, fields))
+                elif len(fields) == 2 and fields[0] == DATA_FIELD:  # the usual: data only
+                    append(Message(topic, entry_id.decode(), fields[1]))
+                else:
+                    append(_message(topic, entry_id, _pairs(fields)))
         for topic, ids in gone.items():
             self._call("acknowledge", self._client.xack, topic, self.group, *ids)
         return messages
@@ -153,6 +159,18 @@ class RedisStreamReader:
                 f"Redis Streams at {self._safe_url} refused to {what} it: {exc}. Fix: check "
                 "that the topic is a stream key (not another type) and Redis is 5.0 or "
                 "later (6.2 for XAUTOCLAIM)") from exc
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    return response
+
+
+def _pairs(fields: Any) -> dict[bytes, bytes]:
+    """An entry's fields as a dict, from the flat list ``[name, value, ...]`` of the wire
+    (or a dict already)."""
+    if isinstance(fields, dict):
+        return fields
+    return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
 def _message(topic: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Message:
