@@ -21,12 +21,15 @@ errors and timeouts (2 s) become :class:`~headwater.errors.StoreUnavailableError
 URL, never its password.
 
 ``update`` (the read-modify-write of tile records, exactly once) is optimistic: on one
-connection, ``WATCH`` the entity hashes and the scope's marker key, read the records
-(``HGET``) and which ids are marked (``ZMSCORE``), run ``modify`` in Python, then
-``MULTI``/``HSET``.../``ZREMRANGEBYSCORE``/``ZADD``/``EXEC``. Redis aborts the ``EXEC`` when a
-watched key changed meanwhile; the update then reads again and retries (64 attempts at most,
-with a short random backoff) before a StoreUnavailableError. Each scope's markers are one
-sorted set, ``hw:<project>:markers:<scope>``, scored by the applied time in microseconds.
+connection, ``WATCH`` the entity hashes and the scope's marker key, read the records (one
+script doing an ``HGET`` per entity, so one reply for them all) and which ids are marked
+(``ZMSCORE``), run ``modify`` in Python, then ``MULTI``, a script doing an ``HSET`` per
+changed record, ``ZREMRANGEBYSCORE``, ``ZADD``, ``EXEC``. (``EVAL``, not ``EVALSHA``: in a
+transaction a missing script would fail alone while the markers are written.) Redis
+aborts the ``EXEC`` when a watched key changed meanwhile; the update then reads again and
+retries (64 attempts at most, with a short random backoff) before a StoreUnavailableError.
+Each scope's markers are one sorted set, ``hw:<project>:markers:<scope>``, scored by the
+applied time in microseconds.
 One transaction spans keys of several hash slots: on Redis Cluster the writers of a scope
 must be on one node (as with a single server).
 """
@@ -71,6 +74,18 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """.encode()
 _CAS_SHA = hashlib.sha1(_CAS_SCRIPT).hexdigest().encode()
+
+# KEYS: entity hashes; ARGV[1]: the view (field). The records, nil where none.
+_READ_SCRIPT = b"""
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[1]) end
+return out
+"""
+# KEYS: entity hashes; ARGV[1]: the view (field), ARGV[i + 1]: the record of KEYS[i].
+_WRITE_SCRIPT = b"""
+for i = 1, #KEYS do redis.call('HSET', KEYS[i], ARGV[1], ARGV[i + 1]) end
+return #KEYS
+"""
 
 _TIMEOUT_S = 2.0
 _WRITE_PIPELINE = 1_000
@@ -194,7 +209,8 @@ class RedisOnlineStore:
                 reads = [_pack((b"WATCH", *watched))] if watched else []
                 if marks is not None and checked:
                     reads.append(_pack((b"ZMSCORE", marks, *checked)))
-                reads.extend(_pack((b"HGET", name, field)) for name in hashes)
+                if hashes:
+                    reads.append(_pack((b"EVAL", _READ_SCRIPT, len(hashes), *hashes, field)))
                 replies = _exchange(conn, reads)[1 if watched else 0:]
                 now = time.time_ns() // 1_000
                 marked: set[str] = set()
@@ -203,15 +219,18 @@ class RedisOnlineStore:
                     marked = {marker for marker, score in zip(checked, replies.pop(0),
                                                               strict=True)
                               if score is not None and float(score) > oldest}
+                stored = replies[0] if hashes else []
                 try:
-                    records = modify(marked, dict(zip(keys, replies, strict=True)))
+                    records = modify(marked, dict(zip(keys, stored, strict=True)))
                     check_modified(view, keys, records)
                 except BaseException:
                     _exchange(conn, [_pack((b"UNWATCH",))])
                     raise
                 writes = [_pack((b"MULTI",))]
-                writes.extend(_pack((b"HSET", self._prefix + key + b"}", field, record))
-                              for key, record in records.items())
+                if records:
+                    writes.append(_pack((b"EVAL", _WRITE_SCRIPT, len(records),
+                                         *[self._prefix + key + b"}" for key in records],
+                                         field, *records.values())))
                 if marks is not None:
                     writes.append(_pack((b"ZREMRANGEBYSCORE", marks, b"-inf",
                                          now - self._retention_us)))
