@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from headwater.aggregation.batch import Order, Starts, Values, group_of_rows, valid_mask
 from headwater.aggregation.codec import Scalar, decode_scalar, encode_scalar, to_scalar
+from headwater.aggregation.packed import records
 from headwater.errors import DataError
 
 
@@ -81,28 +83,49 @@ class Last:
         )
         return _later(state, found)
 
-    def update_grouped(self, values: Values, order: Order | None,
-                       starts: Starts) -> list[Latest | None]:
+    def _grouped(self, values: Values, order: Order | None, starts: Starts) -> tuple[
+            npt.NDArray[Any], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """The values, each group that has a non-null value and the row of its latest."""
         arr, mask = valid_mask(values)
         order = _checked(order, arr.shape[0])
-        out: list[Latest | None] = [None] * starts.shape[0]
         idx = np.flatnonzero(mask)
         if idx.shape[0] == 0:
-            return out
+            return arr, np.zeros(0, np.intp), np.zeros(0, np.intp)
         group = group_of_rows(starts, arr.shape[0])[idx]
         ranked = idx[np.lexsort((order.seq[idx], order.created[idx], order.ts[idx], group))]
         ranked_group = group[np.searchsorted(idx, ranked)]
         is_last = np.append(ranked_group[1:] != ranked_group[:-1], True)
-        best = ranked[is_last]
+        return arr, ranked_group[is_last], ranked[is_last]
+
+    def update_grouped(self, values: Values, order: Order | None,
+                       starts: Starts) -> list[Latest | None]:
+        arr, groups, best = self._grouped(values, order, starts)
+        out: list[Latest | None] = [None] * starts.shape[0]
+        if best.shape[0] == 0:
+            return out
+        key = _checked(order, arr.shape[0])
         for g, ts, created, seq, value in zip(
-                ranked_group[is_last].tolist(), order.ts[best].tolist(),
-                order.created[best].tolist(), order.seq[best].tolist(), arr[best], strict=True):
+                groups.tolist(), key.ts[best].tolist(), key.created[best].tolist(),
+                key.seq[best].tolist(), arr[best], strict=True):
             out[g] = Latest(ts, created, seq, to_scalar(value))
         return out
 
     def encode_grouped(self, values: Values, order: Order | None,
                        starts: Starts) -> list[bytes]:
-        return [self.encode(state) for state in self.update_grouped(values, order, starts)]
+        arr, groups, best = self._grouped(values, order, starts)
+        if arr.dtype.kind not in "if" or arr.dtype.itemsize != 8:
+            return [self.encode(state) for state in self.update_grouped(values, order, starts)]
+        out = [b""] * starts.shape[0]  # a group without a value: the empty state
+        if best.shape[0] == 0:
+            return out
+        key = _checked(order, arr.shape[0])
+        tag = b"f" if arr.dtype.kind == "f" else b"i"
+        packed = records([("<q", key.ts[best]), ("<q", key.created[best]),
+                          ("<q", key.seq[best]), ("S1", np.full(best.shape[0], tag, "S1")),
+                          ("<d" if tag == b"f" else "<q", arr[best])])
+        for g, data in zip(groups.tolist(), packed, strict=True):
+            out[g] = data
+        return out
 
     def merge(self, a: Latest | None, b: Latest | None) -> Latest | None:
         return _later(a, b)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 WRITE_BATCH = 5_000
 """Entities per online transaction when materializing."""
+PARTIAL_ROWS = 500_000
+"""Offline events summarised at once when materializing (bounds the memory they take)."""
 
 
 @dataclass(frozen=True)
@@ -148,14 +150,27 @@ def materialize_tiles(offline: OfflineEngine, online: OnlineStore, view: Feature
     start = events_start(view, end)
     aggs = view.aggregations
     found: dict[bytes, EntityPartial] = {}
+
+    def add(batches: list[pa.RecordBatch]) -> None:
+        import pyarrow as pa
+
+        for key, part in partials(view, pa.Table.from_batches(batches)).by_key.items():
+            old = found.get(key)
+            found[key] = part if old is None else combine(old, part, aggs)
+
+    # the reader's batches are gathered up to PARTIAL_ROWS: partials cost per entity too
+    pending: list[pa.RecordBatch] = []
+    rows_pending = 0
     for batch in offline.read_events(view, start, end):
         if batch.num_rows == 0:
             continue
-        import pyarrow as pa
-
-        for key, part in partials(view, pa.Table.from_batches([batch])).by_key.items():
-            old = found.get(key)
-            found[key] = part if old is None else combine(old, part, aggs)
+        pending.append(batch)
+        rows_pending += batch.num_rows
+        if rows_pending >= PARTIAL_ROWS:
+            add(pending)
+            pending, rows_pending = [], 0
+    if pending:
+        add(pending)
     keys = list(found)
     rows = 0
     for lo in range(0, len(keys), WRITE_BATCH):
