@@ -13,6 +13,7 @@ from headwater.errors import ConfigError, StoreUnavailableError
 from headwater.online.base import ViewKeys
 from headwater.online.redis import RedisOnlineStore
 from headwater.testing.online import int_keys, record
+from headwater.testing.online_model import append_unmarked, applied_ids
 from tests.conftest import PrivateRedis
 
 
@@ -194,3 +195,48 @@ def test_an_error_reply_is_a_clear_error_and_the_connection_stays_usable(
 def test_an_invalid_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="online: url"):
         RedisOnlineStore("redis://127.0.0.1:notaport/0", "proj")
+
+
+def test_an_update_retries_when_a_record_or_marker_it_read_changes(
+        store: RedisOnlineStore, redis_url: str, redis_project: str) -> None:
+    keys = int_keys(3)
+    other = RedisOnlineStore(redis_url, redis_project)
+    calls: list[set[str]] = []
+    inner = append_unmarked([(keys[0], "a"), (keys[2], "b")])
+
+    def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+        calls.append(marked)
+        if len(calls) == 1:  # another writer applies "b" to a key read here, meanwhile
+            other.update("v", [keys[2]], append_unmarked([(keys[2], "b")]), scope="s",
+                         ids=["b"])
+        elif len(calls) == 2:  # and then only marks "a" under the scope (no record read here)
+            other.update("v", [], lambda m, c: {}, scope="s", ids=["a"])
+        return inner(marked, current)
+
+    try:
+        assert store.update("v", keys, modify, scope="s", ids=["a", "b"]) == 3
+    finally:
+        other.close()
+    # the first two attempts found what they read changed and wrote nothing
+    assert calls == [set(), {"b"}, {"a", "b"}]
+    records = store.read([ViewKeys("v", keys)])[0]
+    assert [applied_ids(data) for data in records] == [[], [], ["b"]]
+    assert store.markers_present("s", ["a", "b"]) == {"a", "b"}
+
+
+def test_an_update_of_thousands_of_entities_is_a_few_commands(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    keys = int_keys(5_000)
+    ids = [str(i) for i in range(5_000)]
+    reset_stats(private_redis.url)
+    deliveries = list(zip(keys, ids, strict=True))
+    assert private_store.update("v", keys, append_unmarked(deliveries), scope="s",
+                                ids=ids) == len(keys)
+    calls = command_calls(private_redis.url)
+    # two scripts (read; check and commit), no WATCH: Redis checks each watched key against
+    # the others, so watching thousands of keys is quadratic
+    assert calls.get("eval") == 2 and "watch" not in calls and "multi" not in calls
+    assert calls.get("hget") == 2 * len(keys)  # read, then checked in the commit
+    assert [applied_ids(d) for d in private_store.read([ViewKeys("v", keys[:2])])[0]] == [
+        ["0"], ["1"]]
+    assert private_store.markers_present("s", ids) == set(ids)

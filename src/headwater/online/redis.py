@@ -20,16 +20,17 @@ fails the check, or fails a request, is disconnected and handed back to the pool
 errors and timeouts (2 s) become :class:`~headwater.errors.StoreUnavailableError` naming the
 URL, never its password.
 
-``update`` (the read-modify-write of tile records, exactly once) is optimistic: on one
-connection, ``WATCH`` the entity hashes and the scope's marker key, read the records (one
-script doing an ``HGET`` per entity, so one reply for them all) and which ids are marked
-(``ZMSCORE``), run ``modify`` in Python, then ``MULTI``, a script doing an ``HSET`` per
-changed record, ``ZREMRANGEBYSCORE``, ``ZADD``, ``EXEC``. (``EVAL``, not ``EVALSHA``: in a
-transaction a missing script would fail alone while the markers are written.) Redis
-aborts the ``EXEC`` when a watched key changed meanwhile; the update then reads again and
-retries (64 attempts at most, with a short random backoff) before a StoreUnavailableError.
-Each scope's markers are one sorted set, ``hw:<project>:markers:<scope>``, scored by the
-applied time in microseconds.
+``update`` (the read-modify-write of tile records, exactly once) is optimistic: read the
+records (one script doing an ``HGET`` per entity: one reply for them all) and which ids are
+marked (``ZMSCORE``), run ``modify`` in Python, then commit with one script, atomic as every
+script is: it checks that each record read is still the one read (byte for byte; absent still
+absent) and that no id found unmarked was marked meanwhile, and only then does an ``HSET`` per
+changed record, prunes the markers past the retention (``ZREMRANGEBYSCORE``) and marks the
+ids (``ZADD NX``). A failed check writes nothing: the update reads again and retries (64
+attempts at most, with a short random backoff) before a StoreUnavailableError. (Not
+``WATCH``: Redis checks each watched key against all the others a connection watches, so
+watching a batch's thousands of entities costs seconds.) Each scope's markers are one sorted
+set, ``hw:<project>:markers:<scope>``, scored by the applied time in microseconds.
 One transaction spans keys of several hash slots: on Redis Cluster the writers of a scope
 must be on one node (as with a single server).
 """
@@ -40,8 +41,7 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -81,10 +81,47 @@ local out = {}
 for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[1]) end
 return out
 """
-# KEYS: entity hashes; ARGV[1]: the view (field), ARGV[i + 1]: the record of KEYS[i].
-_WRITE_SCRIPT = b"""
-for i = 1, #KEYS do redis.call('HSET', KEYS[i], ARGV[1], ARGV[i + 1]) end
-return #KEYS
+# KEYS: the markers key, then the n entity hashes read. ARGV: the view (field), now, the
+# oldest score still marking, 1 with a scope (else 0), n, w, c, and a string of c bytes ('1'
+# for an id read as unmarked, which must still be); then the n records read ('' for none), w
+# pairs (position of the hash among the n, new record) and the c ids to mark. 1 when
+# committed, 0 (nothing written) when something read has changed since.
+_COMMIT_SCRIPT = b"""
+local field, now, oldest, scoped = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local n, w, c, unmarked = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+for i = 1, n do
+  if (redis.call('HGET', KEYS[i + 1], field) or '') ~= ARGV[8 + i] then return 0 end
+end
+local pairs_at = 8 + n
+local ids_at = pairs_at + 2 * w
+if string.find(unmarked, '1', 1, true) then
+  for i = 1, c, 1000 do
+    local last = math.min(i + 999, c)
+    local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, ids_at + i, ids_at + last))
+    for k = 1, last - i + 1 do
+      local score = scores[k]
+      if score and string.byte(unmarked, i + k - 1) == 49 and tonumber(score) > oldest then
+        return 0
+      end
+    end
+  end
+end
+for i = 1, w do
+  local at = pairs_at + 2 * i
+  redis.call('HSET', KEYS[tonumber(ARGV[at - 1]) + 2], field, ARGV[at])
+end
+if scoped then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', oldest)
+  for i = ids_at + 1, ids_at + c, 1000 do
+    local args = {}
+    for k = i, math.min(i + 999, ids_at + c) do
+      args[#args + 1] = now
+      args[#args + 1] = ARGV[k]
+    end
+    redis.call('ZADD', KEYS[1], 'NX', unpack(args))
+  end
+end
+return 1
 """
 
 _TIMEOUT_S = 2.0
@@ -95,12 +132,6 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _UPDATE_ATTEMPTS = 64
 _BACKOFF_S = 0.001
 _BACKOFF_MAX_S = 0.05
-
-
-def _exchange(conn: Any, commands: list[bytes]) -> list[Any]:
-    """Send packed commands in one write and read one reply each (errors raise)."""
-    conn.send_packed_command([b"".join(commands)], check_health=False)
-    return [conn.read_response() for _ in commands]
 
 
 # hiredis's stub types the argument as a 1-tuple; it packs any tuple of bytes, str and numbers.
@@ -201,50 +232,39 @@ class RedisOnlineStore:
         checked = list(dict.fromkeys([*ids, *markers]))
         field = view.encode()
         hashes = [self._prefix + key + b"}" for key in keys]
-        marks = None if scope is None else self._markers_key(scope)
+        position = {key: i for i, key in enumerate(keys)}
+        # without a scope the markers key is a placeholder the script never touches
+        marks = self._markers_key(scope) if scope is not None else self._markers + b"-"
         action = f"update view '{view}' in"
         for attempt in range(_UPDATE_ATTEMPTS):
-            with self._session(action) as conn:
-                watched = [*hashes] if marks is None else [*hashes, marks]
-                reads = [_pack((b"WATCH", *watched))] if watched else []
-                if marks is not None and checked:
-                    reads.append(_pack((b"ZMSCORE", marks, *checked)))
-                if hashes:
-                    reads.append(_pack((b"EVAL", _READ_SCRIPT, len(hashes), *hashes, field)))
-                replies = _exchange(conn, reads)[1 if watched else 0:]
-                now = time.time_ns() // 1_000
-                marked: set[str] = set()
-                if marks is not None and checked:
-                    oldest = now - self._retention_us
-                    marked = {marker for marker, score in zip(checked, replies.pop(0),
-                                                              strict=True)
-                              if score is not None and float(score) > oldest}
-                stored = replies[0] if hashes else []
-                try:
-                    records = modify(marked, dict(zip(keys, stored, strict=True)))
-                    check_modified(view, keys, records)
-                except BaseException:
-                    _exchange(conn, [_pack((b"UNWATCH",))])
-                    raise
-                writes = [_pack((b"MULTI",))]
-                if records:
-                    writes.append(_pack((b"EVAL", _WRITE_SCRIPT, len(records),
-                                         *[self._prefix + key + b"}" for key in records],
-                                         field, *records.values())))
-                if marks is not None:
-                    writes.append(_pack((b"ZREMRANGEBYSCORE", marks, b"-inf",
-                                         now - self._retention_us)))
-                    if checked:
-                        writes.append(_pack((b"ZADD", marks, b"NX",
-                                             *[x for m in checked for x in (now, m)])))
-                writes.append(_pack((b"EXEC",)))
-                done = _exchange(conn, writes)[-1]
-            if done is not None:
-                failed = next((r for r in done if isinstance(r, ResponseError)), None)
-                if failed is not None:
-                    raise self._refused(action, failed)
+            reads = []
+            if scope is not None and checked:
+                reads.append(_pack((b"ZMSCORE", marks, *checked)))
+            if hashes:
+                reads.append(_pack((b"EVAL", _READ_SCRIPT, len(hashes), *hashes, field)))
+            replies = self._round_trip(reads, action)
+            now = time.time_ns() // 1_000
+            oldest = now - self._retention_us
+            marked: set[str] = set()
+            if scope is not None and checked:
+                marked = {marker for marker, score in zip(checked, replies.pop(0),
+                                                          strict=True)
+                          if score is not None and float(score) > oldest}
+            stored = replies[0] if hashes else []
+            records = modify(marked, dict(zip(keys, stored, strict=True)))
+            check_modified(view, keys, records)
+            marking = checked if scope is not None else []
+            unmarked = bytes(0x30 if m in marked else 0x31 for m in marking)
+            (done,) = self._round_trip([_pack((
+                b"EVAL", _COMMIT_SCRIPT, 1 + len(hashes), marks, *hashes,
+                field, now, oldest, int(scope is not None), len(hashes), len(records),
+                len(marking), unmarked,
+                *[b"" if data is None else data for data in stored],
+                *[x for key, record in records.items() for x in (b"%d" % position[key], record)],
+                *marking))], action)
+            if done:
                 return len(records)
-            # a watched key changed since we read it: read again, after a short random pause
+            # something read changed since: read again, after a short random pause
             time.sleep(random.uniform(0, min(_BACKOFF_S * 2**attempt, _BACKOFF_MAX_S)))
         raise StoreUnavailableError(
             f"cannot {action} the Redis online store at {self._safe_url}: other writers "
@@ -266,29 +286,6 @@ class RedisOnlineStore:
 
     def _markers_key(self, scope: str) -> bytes:
         return self._markers + scope.encode()
-
-    @contextmanager
-    def _session(self, action: str) -> Iterator[Any]:
-        """A connection for several round trips; back to the idle stack when the block
-        ends cleanly, else disconnected (it may hold a WATCH or unread replies)."""
-        try:
-            conn = self._connection()
-        except _UNAVAILABLE as exc:
-            raise self._unavailable(action, exc) from exc
-        clean = False
-        try:
-            yield conn
-            clean = True
-        except _UNAVAILABLE as exc:
-            raise self._unavailable(action, exc) from exc
-        except ResponseError as exc:
-            raise self._refused(action, exc) from exc
-        finally:
-            if clean:
-                self._idle.append(conn)
-            else:
-                conn.disconnect()
-                self._pool.release(conn)
 
     def delete_view(self, view: str) -> int:
         """Remove ``view``'s field from every entity hash of the project (SCAN, then HDEL)."""
