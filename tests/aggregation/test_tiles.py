@@ -13,7 +13,7 @@ from headwater.aggregation.tiles import (
     encode_tiles,
     followed_by,
     merge_into,
-    tail,
+    split,
     tiles_of,
     values_at,
 )
@@ -116,12 +116,19 @@ def test_values_at_read_the_window_and_never_a_tile_starting_at_t() -> None:
     assert values_at(record, AGGS, [0, 1], 40 * M) == [0, 0]  # everything out of window
 
 
-def test_tail_and_followed_by_join_stored_later_tiles_and_prune() -> None:
+def test_split_and_followed_by_join_stored_later_tiles_and_prune() -> None:
     offline = merge_into(None, partial(12, {5: 1, 10: 5}, {11: 1, 12: 2}), AGGS, 1)
     streamed = merge_into(None, partial(21, {15: 3, 20: 4}, {20: 1, 21: 1}), AGGS, 1)
     assert offline is not None and streamed is not None
-    later = tail(streamed, 20 * M)
+    later = split(streamed, AGGS, 20 * M, after=True)
     assert {s // M for s in tiles_of(later, AGGS, 0)} == {20}
+    # a split inside a tile cuts at that tile's end, per tile size (sum 5 min, count 1 min)
+    inside = split(streamed, AGGS, 17 * M + 1, after=True)
+    assert {s // M for s in tiles_of(inside, AGGS, 0)} == {20}
+    assert {s // M for s in tiles_of(inside, AGGS, 1)} == {20, 21}
+    before = split(offline, AGGS, 11 * M + 1, after=False)
+    assert {s // M for s in tiles_of(before, AGGS, 0)} == {5, 10}
+    assert {s // M for s in tiles_of(before, AGGS, 1)} == {11}
     joined = followed_by(offline, later, AGGS)
     assert joined.latest_us == 21 * M
     # pruned to minute 21: sum keeps tiles from floor_5(11) = 10, count from 19

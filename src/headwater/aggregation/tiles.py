@@ -281,12 +281,21 @@ def _check_layout(record: TileRecord, layout: tuple[Lane, ...]) -> None:
     raise _corrupt("", "its lanes do not match the view's aggregations")
 
 
-def tail(record: TileRecord, start_us: int) -> TileRecord:
-    """``record`` with only the tiles starting at or after ``start_us``."""
+def tile_end(lane: Lane | Aggregation, at_us: int) -> int:
+    """The end of the tile holding ``at_us`` (``at_us`` itself when a tile starts there)."""
+    h = lane.granularity_us
+    return -(-at_us // h) * h
+
+
+def split(record: TileRecord, aggregations: tuple[Aggregation, ...], at_us: int,
+          after: bool) -> TileRecord:
+    """Per lane, the tiles before the end of the tile holding ``at_us``, or (``after``) the
+    tiles from there on."""
     out = []
-    for lane in record.lanes:
-        cut = bisect_left(lane.starts, start_us)
-        out.append(LaneTiles(lane.starts[cut:], tuple(s[cut:] for s in lane.states)))
+    for lane, tiles in zip(lanes(aggregations), record.lanes, strict=True):
+        cut = bisect_left(tiles.starts, tile_end(lane, at_us))
+        part = slice(cut, None) if after else slice(None, cut)
+        out.append(LaneTiles(tiles.starts[part], tuple(s[part] for s in tiles.states)))
     return TileRecord(record.generation, record.latest_us, record.created_us, tuple(out))
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.definitions import FeatureView
 from headwater.errors import DataError, DefinitionError
 from headwater.online.base import OnlineStore
+from headwater.online.encoding import decode_header
 from headwater.types import EPOCH, to_micros
 
 if TYPE_CHECKING:
@@ -115,9 +116,15 @@ def _merge(view: FeatureView, generation: int, part: Any,
     latest = np.zeros(len(part.keys), dtype=np.int64)
     for index, key in enumerate(part.keys):
         data = current.get(key)
+        if data is not None and decode_header(data)[0] != generation:
+            # A record of another definition: a newer one is left alone, and an older one
+            # too, since events alone cannot rebuild its window. It reads MISSING until
+            # materialize rebuilds it from the offline copy, which holds these events.
+            latest[index] = np.iinfo(np.int64).max
+            continue
         stored = None if data is None else decode_tiles(data, len(aggs), view.name)
         merged = merge_into(stored, part.by_key[key], aggs, generation)
-        if merged is None:  # a newer definition's record: left alone, nothing counts
+        if merged is None:
             latest[index] = np.iinfo(np.int64).max
             continue
         latest[index] = merged.latest_us
@@ -137,11 +144,15 @@ def events_start(view: FeatureView, end: datetime) -> datetime:
 def materialize_tiles(offline: OfflineEngine, online: OnlineStore, view: FeatureView,
                       generation: int, end: datetime, *,
                       progress: Progress | None = None) -> MaterializeResult:
-    """Rebuild, from the offline events with ``events_start(view, end) <= ts < end``, the
-    tile record of every entity that has such events, replacing the stored one (a record of
-    a newer definition generation is left alone). Tiles starting at or after ``end`` that
-    the stored record holds (streamed meanwhile) are kept; the tile holding ``end`` is
-    offline's. Entities are written ``WRITE_BATCH`` per transaction."""
+    """Rebuild, from the offline events, the tile record of every entity that has events
+    with ``events_start(view, end) <= ts``, replacing the stored one (a record of a newer
+    definition generation is left alone). Per tile size, the tiles up to and including the
+    one holding ``end`` come from offline (that tile whole, so events streamed into it after
+    ``end`` are kept: their offline copy is written before their online effect); tiles after
+    it that the stored record holds (streamed meanwhile) are kept. Entities are written
+    ``WRITE_BATCH`` per transaction. Run it before a view's stream consumers start, or on an
+    ``end`` behind the events being streamed: an event whose offline file is still pending
+    while it runs is not in the rebuilt tiles."""
     from headwater.aggregation.grouped import combine, partials
     from headwater.materialize.job import MaterializeResult
 
@@ -161,7 +172,13 @@ def materialize_tiles(offline: OfflineEngine, online: OnlineStore, view: Feature
     # the reader's batches are gathered up to PARTIAL_ROWS: partials cost per entity too
     pending: list[pa.RecordBatch] = []
     rows_pending = 0
-    for batch in offline.read_events(view, start, end):
+    # the tile holding ``end`` is rebuilt whole (per tile size), so events streamed into it
+    # after ``end`` are not lost; tiles after it are the stored record's
+    from headwater.aggregation.tiles import tile_end
+
+    until = EPOCH + timedelta(microseconds=max(tile_end(agg, to_micros(end))
+                                               for agg in aggs))
+    for batch in offline.read_events(view, start, until):
         if batch.num_rows == 0:
             continue
         pending.append(batch)
@@ -192,7 +209,7 @@ def _rebuild(view: FeatureView, generation: int, found: dict[bytes, EntityPartia
         encode_tiles,
         followed_by,
         merge_into,
-        tail,
+        split,
     )
 
     aggs = view.aggregations
@@ -200,15 +217,19 @@ def _rebuild(view: FeatureView, generation: int, found: dict[bytes, EntityPartia
     def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
         out: dict[bytes, bytes] = {}
         for key, data in current.items():
-            stored = None if data is None else decode_tiles(data, len(aggs), view.name)
-            if stored is not None and stored.generation > generation:
+            stored_generation = None if data is None else decode_header(data)[0]
+            if stored_generation is not None and stored_generation > generation:
                 continue
             rebuilt = merge_into(None, found[key], aggs, generation)
-            if rebuilt is not None and stored is not None and (
-                    stored.generation == generation and stored.latest_us >= end_us):
-                rebuilt = followed_by(rebuilt, tail(stored, end_us), aggs)
-            if rebuilt is not None:
-                out[key] = encode_tiles(rebuilt)
+            if rebuilt is None:
+                continue
+            rebuilt = split(rebuilt, aggs, end_us, after=False)
+            if data is not None and stored_generation == generation:
+                stored = decode_tiles(data, len(aggs), view.name)
+                if stored.latest_us >= end_us:  # streamed meanwhile: keep the later tiles
+                    rebuilt = followed_by(rebuilt, split(stored, aggs, end_us, after=True),
+                                          aggs)
+            out[key] = encode_tiles(rebuilt)
         return out
 
     return modify

@@ -145,11 +145,11 @@ def _aggregated(view: CompiledView, records: list[bytes | None], now_us: int
     times: list[int | None] = [None] * n
     statuses = [MISSING] * n
     for i, data in enumerate(records):
-        if data is None:
+        # a record of another definition generation may have another tile layout: its
+        # header says so before the payload is decoded (MISSING until materialized again)
+        if data is None or decode_event(data)[1] != view.generation:
             continue
         record = decode_tiles(data, len(aggs), view.view.name)
-        if record.generation != view.generation:
-            continue
         times[i] = record.latest_us
         statuses[i] = PRESENT
         for column, value in zip(columns, values_at(record, aggs, view.positions, now_us),
