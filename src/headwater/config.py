@@ -23,7 +23,7 @@ embedded default::
       type: redis                             # or: nats (JetStream)
       url: redis://127.0.0.1:6379/0           # nats://127.0.0.1:4222 for nats
       group: headwater                        # consumer group / durable consumer name
-      batch_size: 1000                        # messages per batch
+      batch_size: 10000                       # messages per batch, at most
       block_ms: 1000                          # how long a read waits for messages
       claim_timeout_s: 60                     # Redis: claim entries idle this long; NATS: ack_wait
 
@@ -96,15 +96,16 @@ class StreamSettings:
     """The stream ``headwater stream`` consumes: Redis Streams (default) or NATS JetStream.
 
     ``group`` is the Redis consumer group or the NATS durable consumer shared by every
-    consumer process; ``batch_size`` messages are read at a time, a read waits up to
-    ``block_ms`` for them, and a message left unacknowledged for ``claim_timeout_s`` (its
-    consumer died) is taken over by another consumer (Redis ``XAUTOCLAIM``; NATS
-    ``ack_wait``)."""
+    consumer process; up to ``batch_size`` messages are read at a time (a read returns what
+    is there, so a large batch only helps a consumer catch up: each entity's tile record is
+    read and written once per batch), a read waits up to ``block_ms`` for them, and a
+    message left unacknowledged for ``claim_timeout_s`` (its consumer died) is taken over by
+    another consumer (Redis ``XAUTOCLAIM``; NATS ``ack_wait``)."""
 
     type: str = "redis"
     url: str = "redis://127.0.0.1:6379/0"
     group: str = "headwater"
-    batch_size: int = 1000
+    batch_size: int = 10_000
     block_ms: int = 1000
     claim_timeout_s: float = 60.0
 
