@@ -1,13 +1,13 @@
-"""mean, variance and stddev from one numerically stable state: count, mean and M2.
+"""mean, variance and stddev from one numerically stable state: count, sum and M2.
 
-A batch is summarised with numpy (its mean, then the sum of squared deviations from that mean)
+A batch is summarised with numpy (its sum, then the sum of squared deviations from its mean)
 and combined with Chan et al.'s parallel formula, which is Welford's update generalised to two
 partial results. This avoids the cancellation of the naive ``sum(x^2) - n*mean^2``.
 
 ``variance`` and ``stddev`` are the *sample* statistics (divide by ``n - 1``), as DuckDB's
 ``var_samp`` / ``stddev_samp`` (and its ``variance`` / ``stddev``) compute them, so offline
 backfills in DuckDB give the same numbers. Like DuckDB they are ``None`` for fewer than two values;
-``mean`` is ``None`` for an empty window.
+``mean`` is ``None`` for an empty window; it is ``sum / count``, as DuckDB's ``avg``.
 """
 
 from __future__ import annotations
@@ -33,11 +33,19 @@ from headwater.aggregation.packed import records
 
 
 class Moments(NamedTuple):
-    """Count, mean and sum of squared deviations from the mean of the values seen."""
+    """Count, sum and sum of squared deviations from the mean of the values seen.
+
+    The sum, not the running mean, is kept: the mean is ``total / n`` as DuckDB's ``avg``
+    computes it, so values of large magnitude that cancel (1, 1e12, -1e12) give the same
+    mean online, merged from any split of the events, as offline."""
 
     n: int
-    mean: float
+    total: float
     m2: float
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
 
 
 EMPTY = Moments(0, 0.0, 0.0)
@@ -51,9 +59,8 @@ def combine(a: Moments, b: Moments) -> Moments:
         return a
     n = a.n + b.n
     delta = b.mean - a.mean
-    mean = a.mean + delta * (b.n / n)
     m2 = a.m2 + b.m2 + delta * delta * (a.n * b.n / n)
-    return Moments(n, mean, m2)
+    return Moments(n, a.total + b.total, m2)
 
 
 def of_batch(values: Values, function: str) -> Moments:
@@ -62,9 +69,9 @@ def of_batch(values: Values, function: str) -> Moments:
     n = int(arr.shape[0])
     if n == 0:
         return EMPTY
-    mean = float(np.mean(arr))
-    dev = arr - mean
-    return Moments(n, mean, float(np.dot(dev, dev)))
+    total = float(np.sum(arr))
+    dev = arr - total / n
+    return Moments(n, total, float(np.dot(dev, dev)))
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class MomentsAggregator:
 
     def _grouped(self, values: Values, starts: Starts) -> tuple[
             npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Each group's count, mean and M2 as numpy columns (0, 0.0 and 0.0 when empty)."""
+        """Each group's count, sum and M2 as numpy columns (0, 0.0 and 0.0 when empty)."""
         arr, mask = numeric_mask(values, self.name)
         n = arr.shape[0]
         if n == 0:
@@ -94,18 +101,19 @@ class MomentsAggregator:
         dev = np.where(mask, x - means[group_of_rows(starts, n)], 0.0)
         m2 = np.add.reduceat(dev * dev, starts)
         empty = counts == 0
-        return counts, np.where(empty, 0.0, means), np.where(empty, 0.0, m2)
+        return counts, np.where(empty, 0.0, sums), np.where(empty, 0.0, m2)
 
     def update_grouped(self, values: Values, order: Order | None,
                        starts: Starts) -> list[Moments]:
-        counts, means, m2 = self._grouped(values, starts)
-        return [Moments(c, mu, sq) if c else EMPTY
-                for c, mu, sq in zip(counts.tolist(), means.tolist(), m2.tolist(), strict=True)]
+        counts, sums, m2 = self._grouped(values, starts)
+        return [Moments(c, total, sq) if c else EMPTY
+                for c, total, sq in zip(counts.tolist(), sums.tolist(), m2.tolist(),
+                                        strict=True)]
 
     def encode_grouped(self, values: Values, order: Order | None,
                        starts: Starts) -> list[bytes]:
-        counts, means, m2 = self._grouped(values, starts)
-        return records([("<q", counts), ("<d", means), ("<d", m2)])
+        counts, sums, m2 = self._grouped(values, starts)
+        return records([("<q", counts), ("<d", sums), ("<d", m2)])
 
     def merge(self, a: Moments, b: Moments) -> Moments:
         return combine(a, b)
@@ -119,11 +127,11 @@ class MomentsAggregator:
         return math.sqrt(var) if self.statistic == "stddev" else var
 
     def encode(self, state: Moments) -> bytes:
-        return struct.pack("<qdd", state.n, state.mean, state.m2)
+        return struct.pack("<qdd", state.n, state.total, state.m2)
 
     def decode(self, data: bytes) -> Moments:
-        n, mean, m2 = struct.unpack("<qdd", data)
-        return Moments(int(n), float(mean), float(m2))
+        n, total, m2 = struct.unpack("<qdd", data)
+        return Moments(int(n), float(total), float(m2))
 
 
 MEAN = MomentsAggregator("mean", "mean")
