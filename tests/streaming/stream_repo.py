@@ -157,13 +157,14 @@ class NatsPublisher:
             await client.close()
 
     def publish(self, data: Sequence[bytes]) -> list[str]:
-        from headwater.streaming.nats import _ensure_stream
+        from headwater.streaming.nats import _ensure_stream, message_id
 
         async def work(js: Any) -> list[str]:
-            await _ensure_stream(js, self.topic)
+            stream = await _ensure_stream(js, self.topic)
             futures = [await js.publish_async(self.topic, payload) for payload in data]
             acks = [await f for f in futures]
-            return [str(a.seq) for a in acks]
+            created = (await js.stream_info(stream)).created  # ids as the reader makes them
+            return [message_id(created, a.seq) for a in acks]
 
         result: list[str] = self._run(self._with_js(work))
         return result

@@ -16,6 +16,7 @@ import pytest
 
 import headwater as hw
 from headwater.streaming.consumer import Consumer, Counters, open_reader, stream_feeds
+from headwater.streaming.messages import Message
 from tests.streaming.stream_repo import (
     RedisPublisher,
     close_enough,
@@ -215,3 +216,49 @@ def test_a_recreated_nats_stream_is_not_taken_for_the_old_one(nats_url: str,
         second = consume(repo)
     assert (first.events, first.duplicates) == (100, 0)
     assert (second.events, second.duplicates) == (100, 0)
+
+
+class _NoReader:
+    """A reader with nothing to read: the test hands batches to the consumers itself."""
+
+    def read(self, count: int, wait_ms: int) -> list[Message]:
+        return []
+
+    def ack(self, messages: object) -> None:
+        return None
+
+    def dead_letter(self, refused: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_events_a_second_consumer_commits_meanwhile_reach_the_offline_copy_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B checks which of its messages are applied, then A (which took two of them over)
+    commits those two before B's transaction: B's files must drop them."""
+    from datetime import UTC, datetime
+
+    t0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    table = events(4, end=t0, drivers=1)
+    messages = [Message("trips", f"1-{i}", data=p) for i, p in enumerate(payloads(table))]
+    repo = make_repo(tmp_path / "repo", "trips")
+    with hw.FeatureStore(repo) as a, hw.FeatureStore(repo) as b:
+        first = Consumer(a, stream_feeds(a), _NoReader(), consumer="A")
+        second = Consumer(b, stream_feeds(b), _NoReader(), consumer="B")
+        checked = b.online.markers_present
+
+        def a_commits_meanwhile(scope: str, ids: list[str]) -> set[str]:
+            found = checked(scope, ids)
+            monkeypatch.setattr(b.online, "markers_present", checked)
+            first.process(messages[:2])
+            return found
+
+        monkeypatch.setattr(b.online, "markers_present", a_commits_meanwhile)
+        second.process(messages)
+        assert (first.counters.events, second.counters.events) == (2, 2)
+        stored = offline_rows(repo)
+        assert stored.num_rows == 4
+        assert sorted(stored.column("fare").to_pylist()) == sorted(
+            table.column("fare").to_pylist())

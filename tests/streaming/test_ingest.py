@@ -86,7 +86,7 @@ def test_a_view_sharing_the_name_of_another_views_source_is_ambiguous(
 
 def test_an_aggregated_view_name_takes_events_for_that_view(store: hw.FeatureStore) -> None:
     pushed = events(50, drivers=3, seed=9).drop_columns(["rating"])
-    store.push("driver_trips", pushed)  # only the view's columns: online, one view
+    store.push("driver_trips", pushed, to="online")  # only the view's columns, one view
     at = pushed.column("ts")[-1].as_py() + timedelta(seconds=1)
     assert close_enough(online_values(store, at, [1001])[0], expected(pushed, at, 1001))
     latest = store.get_online_features(["driver_last_trip:fare"], [{"driver_id": 1001}])

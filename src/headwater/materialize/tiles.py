@@ -46,12 +46,14 @@ class ApplyResult:
     """What :func:`apply_events` did: ``applied`` events merged (not marked before),
     ``duplicates`` skipped (already marked under the scope, or an id repeated in the batch),
     ``records`` entity records stored, and ``late`` the applied events older than every
-    aggregation's allowed lateness, which changed nothing."""
+    aggregation's allowed lateness, which changed nothing. ``marked`` are the ids that were
+    already marked when the transaction ran."""
 
     applied: int
     duplicates: int
     records: int
     late: int = 0
+    marked: frozenset[str] = frozenset()
 
 
 def _aggregated(view: FeatureView, caller: str) -> None:
@@ -87,6 +89,7 @@ def apply_events(online: OnlineStore, view: FeatureView, generation: int, events
         first[where] = True  # an id repeated in the batch counts once
     whole = partials(view, events.filter(first) if not first.all() else events)
     outcome: dict[str, int] = {}
+    outcome_marked: set[str] = set()
 
     def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
         fresh = first
@@ -97,11 +100,12 @@ def apply_events(online: OnlineStore, view: FeatureView, generation: int, events
         applied = int(np.count_nonzero(fresh))
         outcome.update(applied=applied, duplicates=n - applied, records=len(records),
                        late=late)
+        outcome_marked.update(i for i in ids or () if i in marked)
         return records
 
     online.update(view.name, whole.keys, modify, scope=scope, ids=list(ids or ()),
                   markers=markers)
-    return ApplyResult(**outcome)
+    return ApplyResult(**outcome, marked=frozenset(outcome_marked))
 
 
 def _merge(view: FeatureView, generation: int, part: Any,

@@ -25,6 +25,7 @@ acknowledged that was not committed.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -218,6 +219,7 @@ class Consumer:
         self.counters.batches += 1
 
     def _commit(self, feed: Feed, messages: list[Message]) -> None:
+        import numpy as np
         import pyarrow as pa
 
         folder = self._folders[feed.name]
@@ -246,11 +248,16 @@ class Consumer:
                               markers=[f.marker for f in files])
         self.counters.events += effect.applied
         self.counters.duplicates += effect.duplicates
-        if effect.applied == 0:
-            # Another consumer committed all of these events while this one worked (it
-            # took them over past the claim timeout): their rows are in its files.
+        if effect.taken:
+            # Another consumer committed some of these events after this one checked (it
+            # took them over past the claim timeout): their rows are in its files, so this
+            # batch's files keep only the others (rewritten under the same pending names,
+            # whose markers are committed).
+            ours = np.fromiter((i not in effect.taken for i in ids), np.bool_, len(ids))
+            kept = [dataclasses.replace(f, rows=f.rows[ours[f.rows]]) for f in files]
             discard(paths)
-            return
+            paths = write_event_files(folder, offline, [f for f in kept if len(f.rows)],
+                                      pending=self.consumer)
         publish(paths)
 
 

@@ -181,11 +181,14 @@ def view_events(view: FeatureView, events: pa.Table, seq: np.ndarray) -> pa.Tabl
 class OnlineEffect:
     """What applying a batch online did: ``stored`` latest-value records kept (plain
     views); ``applied`` and ``duplicates``: events of the last view, the one whose marks
-    say an event is fully applied (every event is applied to a plain last view)."""
+    say an event is fully applied (every event is applied to a plain last view); ``taken``
+    the ids of the batch that were marked when the last view's transaction ran: another
+    consumer committed them after this one checked (it took them over)."""
 
     stored: int = 0
     applied: int = 0
     duplicates: int = 0
+    taken: frozenset[str] = frozenset()
 
 
 def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarray, *,
@@ -198,6 +201,7 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
     a plain last view, in a transaction of their own after its idempotent write)."""
     target = online if online is not None else store.online
     stored = applied = duplicates = 0
+    taken: set[str] = set()
     views = feed.online_views
     last = views[-1]
     for view in views:
@@ -206,7 +210,12 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
         if not view.is_aggregated:
             stored += write_online(target, view, generation, table)
             if view is last and ids is not None:
-                target.update(view.name, (), _unchanged, scope=feed.scope(view), ids=ids,
+                def note_marked(marked: set[str], current: dict[bytes, bytes | None]
+                                ) -> dict[bytes, bytes]:
+                    taken.update(i for i in ids or () if i in marked)
+                    return {}
+
+                target.update(view.name, (), note_marked, scope=feed.scope(view), ids=ids,
                               markers=markers)
             continue
         from headwater.materialize.tiles import apply_events
@@ -216,19 +225,16 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
                               markers=markers if view is last else ())
         if view is last:
             applied, duplicates = result.applied, result.duplicates
+            taken.update(result.marked)
     if not last.is_aggregated:
         applied = events.num_rows
-    return OnlineEffect(stored, applied, duplicates)
+    return OnlineEffect(stored, applied, duplicates, frozenset(taken))
 
 
 def last_scope(feed: Feed) -> str:
     """The scope whose marks say an event (or a file marker) is fully applied: the last
     online view's, committed last (:func:`apply_online`)."""
     return feed.scope(feed.online_views[-1])
-
-
-def _unchanged(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
-    return {}
 
 
 def push_events(store: FeatureStore, feed: Feed, rows: Any, to: str) -> PushResult:

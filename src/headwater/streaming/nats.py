@@ -63,12 +63,12 @@ class NatsStreamReader:
                                       max_reconnect_attempts=3, allow_reconnect=True)
         js = self._nc.jetstream()
         subs = []
-        self._epochs: list[str] = []
+        self._epochs: list[object] = []
         for topic in self.topics:
             stream = await _ensure_stream(js, topic)
             # a stream deleted and created again counts from 1: the creation time keeps
             # its ids apart from the old stream's, which are still marked as applied
-            self._epochs.append(str((await js.stream_info(stream)).created))
+            self._epochs.append((await js.stream_info(stream)).created)
             await _ensure_stream(js, topic + DEAD_SUFFIX)
             config = api.ConsumerConfig(
                 durable_name=durable_name(self.group, topic), filter_subject=topic,
@@ -90,8 +90,8 @@ class NatsStreamReader:
                 fetched = await sub.fetch(batch=count - len(messages), timeout=each)
             except (nats.errors.TimeoutError, TimeoutError):  # no message in time
                 continue
-            messages += [Message(topic, f"{epoch}/{m.metadata.sequence.stream}", data=m.data,
-                                 handle=m) for m in fetched]
+            messages += [Message(topic, message_id(epoch, m.metadata.sequence.stream),
+                                 data=m.data, handle=m) for m in fetched]
             if len(messages) >= count:
                 break
         return messages
@@ -138,6 +138,12 @@ class NatsStreamReader:
 def durable_name(group: str, topic: str) -> str:
     """The durable consumer of ``group`` on ``topic``."""
     return f"{group}_{_NOT_NAME.sub('_', topic)}"
+
+
+def message_id(created: object, sequence: int) -> str:
+    """An event's id: its stream's creation time and its sequence in the stream (a stream
+    created again numbers from 1 and must not look like the old one)."""
+    return f"{created}/{sequence}"
 
 
 async def _ensure_stream(js: Any, subject: str) -> str:
