@@ -31,7 +31,7 @@ import headwater as hw
 from headwater.definitions.aggregation import FUNCTION_NAMES
 from headwater.materialize.tiles import apply_events
 from tests.online.conftest import delete_project_keys
-from tests.property.window_oracle import window_value
+from tests.property.window_oracle import Spec, window_value
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 UTC_US = pa.timestamp("us", "UTC")
@@ -54,18 +54,6 @@ class Event:
     x: int | None
     y: float | None
     s: str | None
-
-
-@dataclass(frozen=True)
-class Spec:
-    function: str
-    column: str
-    window: int  # seconds
-    granularity: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.column}_{self.function}_{self.window}_{self.granularity}"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from headwater.config import parse_settings
 from headwater.definitions.aggregation import FUNCTION_NAMES
 from headwater.offline.base import ViewRequest
 from headwater.offline.duckdb import DuckDBEngine
-from tests.property.window_oracle import window_value
+from tests.property.window_oracle import Spec, window_value
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CARD = hw.Entity("card", join_keys=["card_id"])
@@ -58,18 +58,6 @@ class Event:
     created: int | None
     x: int | None
     y: float | None
-
-
-@dataclass(frozen=True)
-class Spec:
-    function: str
-    column: str
-    window: int  # seconds
-    granularity: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.column}_{self.function}_{self.window}_{self.granularity}"
 
 
 @st.composite

@@ -5,8 +5,23 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One aggregation of a generated view: times in seconds."""
+
+    function: str
+    column: str
+    window: int
+    granularity: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.column}_{self.function}_{self.window}_{self.granularity}"
 
 
 def window_value(function: str, window: Sequence[tuple[tuple[float, ...], Any]],
