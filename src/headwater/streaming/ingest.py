@@ -95,17 +95,17 @@ def resolve_feed(store: FeatureStore, name: str) -> Feed | None:
 
 def _resolve(store: FeatureStore, name: str) -> Feed | None:
     views = store.list_feature_views()
-    fed = [v for v in views
-           if isinstance(v.source, PushSource | StreamSource) and v.source.name == name]
+    sources = [(v, v.source) for v in views
+               if isinstance(v.source, PushSource | StreamSource) and v.source.name == name]
+    fed = [v for v, _ in sources]
     named = next((v for v in views if v.name == name), None)
-    if fed:
+    if sources:
         if named is not None and named not in fed:
             raise DefinitionError(
                 f"FeatureView '{name}'", "name", f"'{name}' also names the source of "
                 f"{[v.name for v in fed]}, so a push to it is ambiguous",
                 "rename the feature view or the source, and apply")
-        source = fed[0].source
-        assert isinstance(source, PushSource | StreamSource)  # filtered above
+        source = sources[0][1]
         batches = {v.batch_source for v in fed}
         if len(batches) > 1:
             raise DefinitionError(
@@ -115,7 +115,7 @@ def _resolve(store: FeatureStore, name: str) -> Feed | None:
         return _feed(name, source.label(), fed, topic)
     if named is None:
         store.get_feature_view(name)  # NotFoundError with the known names
-        raise AssertionError("unreachable")  # pragma: no cover
+        return None
     if named.is_aggregated:
         return _feed(name, f"FeatureView '{name}'", [named], name)
     return None
