@@ -171,16 +171,21 @@ def init_repo(
 
 
 def write_by_date(table: pa.Table, time_column: str, folder: Path, file_name: str) -> list[Path]:
-    """Write ``table`` as one Parquet file per UTC date of ``time_column``, in
-    ``folder/date=YYYY-MM-DD/file_name``; returns the files written."""
-    import pyarrow.compute as pc
+    """Write ``table`` as one Parquet file per UTC date of ``time_column``, in the partition
+    folders pushed and streamed events use (``folder/date=YYYY-MM-DD/file_name``); returns
+    the files written."""
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    days = pc.strftime(table.column(time_column), format="%Y-%m-%d")
+    from headwater.streaming.parquet_append import partition_name
+
+    micros = table.column(time_column).cast(pa.int64()).to_numpy()
+    days = micros // 86_400_000_000
     written = []
-    for day in pc.unique(days).to_pylist():
-        path = folder / f"date={day}" / file_name
+    for day in np.unique(days).tolist():
+        path = folder / partition_name(day) / file_name
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table.filter(pc.equal(days, day)), path)
+        pq.write_table(table.filter(pa.array(days == day)), path)
         written.append(path)
     return written
