@@ -162,6 +162,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _open(store: FeatureStore) -> None:
     store.registry.refresh()
     _ = store.online
+    from headwater.definitions import PushSource, StreamSource
+
+    if any(isinstance(v.source, PushSource | StreamSource) for v in store.list_feature_views()):
+        from headwater.streaming.ingest import warm_up
+
+        warm_up(store)  # the first push is not a second slower than the others
 
 
 def _checks(store: FeatureStore) -> dict[str, str]:

@@ -46,7 +46,7 @@ from headwater.streaming.event_files import (
     recover_pending,
 )
 from headwater.streaming.event_files import write_files as write_event_files
-from headwater.streaming.ingest import Feed, apply_online, last_scope, resolve_feed
+from headwater.streaming.ingest import Feed, apply_online, last_scope, resolve_feed, warm_up
 from headwater.streaming.messages import Message, decode
 from headwater.streaming.parquet_append import PushFolder, push_folder
 from headwater.streaming.push import source_schema
@@ -165,7 +165,7 @@ class Consumer:
         # offline engine (and imports it), which would delay the first events by a second.
         self._schemas: dict[str, pa.Schema | None] = {
             f.name: source_schema(store, f.union) for f in feeds}
-        _warm_up()
+        warm_up(store)
 
     def recover(self) -> Recovery:
         """Finish the pending files a crash left (see :mod:`~headwater.streaming.event_files`)."""
@@ -259,18 +259,6 @@ class Consumer:
             paths = write_event_files(folder, offline, [f for f in kept if len(f.rows)],
                                       pending=self.consumer)
         publish(paths)
-
-
-def _warm_up() -> None:
-    """Load now what every batch uses, so the first events are not delayed by one-time
-    imports (pyarrow's first conversion to numpy imports pandas: about 0.4 s)."""
-    import msgpack  # noqa: F401
-    import pyarrow as pa
-    import pyarrow.compute
-    import pyarrow.json
-    import pyarrow.parquet
-
-    pa.array([0]).to_numpy()
 
 
 def first_unmarked(ids: Sequence[str], marked: set[str]) -> list[bool]:

@@ -275,3 +275,19 @@ def push_events(store: FeatureStore, feed: Feed, rows: Any, to: str) -> PushResu
 
 __all__ = ["Feed", "OnlineEffect", "apply_online", "prepare_events",
            "push_events", "resolve_feed", "union_view", "view_events"]
+
+
+def warm_up(store: FeatureStore) -> None:
+    """Load now what ingesting events uses, so the first events are not delayed by one-time
+    work: the offline engine (source schemas), the tile modules, and pyarrow's first
+    conversion to numpy, which imports pandas (together about a second)."""
+    import msgpack  # noqa: F401
+    import pyarrow as pa
+    import pyarrow.compute
+    import pyarrow.json
+    import pyarrow.parquet
+
+    import headwater.materialize.tiles  # noqa: F401
+
+    pa.array([0]).to_numpy()
+    _ = store.offline
