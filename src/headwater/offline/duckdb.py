@@ -39,6 +39,7 @@ from headwater.offline.entity_frame import (
     find_time_column,
     narrow_table,
 )
+from headwater.offline.feature_cast import cast_batches
 from headwater.offline.frames import to_arrow
 from headwater.offline.pit_join import (
     TimeKeyedJoin,
@@ -175,7 +176,8 @@ class DuckDBEngine:
                                     self._batch_size)
             out = latest.output_schema(view, reader.schema)
         return pa.RecordBatchReader.from_batches(
-            out, latest.cast_batches(view, _checked_reader(reader), out, cursor.close))
+            out, cast_batches(_checked_reader(reader), out, view=view.name,
+                              values=set(view.feature_names), close=cursor.close))
 
     def read_events(self, view: FeatureView, start: datetime,
                     end: datetime) -> pa.RecordBatchReader:
@@ -195,7 +197,8 @@ class DuckDBEngine:
                                     self._batch_size)
             out = events.output_schema(view, reader.schema)
         return pa.RecordBatchReader.from_batches(
-            out, events.cast_batches(view, _checked_reader(reader), out, cursor.close))
+            out, cast_batches(_checked_reader(reader), out, view=view.name,
+                              values={f.name for f in events.fields(view)}, close=cursor.close))
 
     def close(self) -> None:
         """Close the DuckDB database; jobs cannot be read afterwards."""

@@ -18,13 +18,12 @@ int64, unique per row and the same whatever range is read:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView, Field
 from headwater.offline.base import EVENT_SEQ, LATEST_CREATED, LATEST_TS
-from headwater.offline.feature_cast import cast_feature
 from headwater.offline.sql_names import quote
 from headwater.offline.timestamps import INSTANT
 from headwater.offline.view_rows import ViewRows
@@ -84,21 +83,3 @@ def output_schema(view: FeatureView, raw: pa.Schema) -> pa.Schema:
             pa.field(EVENT_SEQ, pa.int64())]
     out += [pa.field(f.name, f.dtype.to_arrow()) for f in fields(view)]
     return pa.schema(out)
-
-
-def cast_batches(view: FeatureView, reader: pa.RecordBatchReader, schema: pa.Schema,
-                 close: Callable[[], None]) -> Iterator[pa.RecordBatch]:
-    """The query's batches cast to ``schema`` (value columns by
-    :func:`~headwater.offline.feature_cast.cast_feature`: a value that does not fit its
-    dtype is a DataError naming the view and column); ``close`` runs when the stream ends."""
-    import pyarrow as pa
-
-    values = {f.name for f in fields(view)}
-    try:
-        for batch in reader:
-            arrays = [cast_feature(column, field.type, view=view.name, feature=field.name)
-                      if field.name in values else column.cast(field.type)
-                      for column, field in zip(batch.columns, schema, strict=True)]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-    finally:
-        close()

@@ -9,6 +9,7 @@ DataError on both paths, naming the view, the feature and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
 from headwater.errors import DataError
@@ -32,3 +33,21 @@ def cast_feature(values: pa.Array, target: pa.DataType, *, view: str, feature: s
             f"cannot be served as {target} ({exc}). Fix: declare the feature with the "
             "source's type, or convert the source column"
         ) from exc
+
+
+def cast_batches(reader: pa.RecordBatchReader, schema: pa.Schema, *, view: str,
+                 values: Collection[str],
+                 close: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+    """The batches of ``reader`` cast to ``schema``: the ``values`` columns by
+    :func:`cast_feature` (a value that does not fit is a DataError naming ``view`` and the
+    column), the others (keys, times) plainly; ``close`` runs when the stream ends."""
+    import pyarrow as pa
+
+    try:
+        for batch in reader:
+            arrays = [cast_feature(column, field.type, view=view, feature=field.name)
+                      if field.name in values else column.cast(field.type)
+                      for column, field in zip(batch.columns, schema, strict=True)]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+    finally:
+        close()

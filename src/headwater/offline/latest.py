@@ -8,18 +8,17 @@ unique per row, so every column comes from the same row, nulls included.
 
 Columns: the join keys (as the source stores them), ``__hw_ts`` and ``__hw_created``
 (timestamp[us, UTC]; null created when the source has none), then the features in schema
-order, cast to their declared dtypes by :func:`cast_batches`.
+order, cast to their declared dtypes by
+:func:`~headwater.offline.feature_cast.cast_batches`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import FeatureView
 from headwater.offline.base import LATEST_CREATED, LATEST_TS
-from headwater.offline.feature_cast import cast_feature
 from headwater.offline.order_key import OrderKey
 from headwater.offline.sql_names import quote
 from headwater.offline.timestamps import INSTANT
@@ -71,22 +70,3 @@ def output_schema(view: FeatureView, raw: pa.Schema) -> pa.Schema:
     fields += [pa.field(LATEST_TS, utc), pa.field(LATEST_CREATED, utc)]
     fields += [pa.field(f.name, f.dtype.to_arrow()) for f in view.features]
     return pa.schema(fields)
-
-
-def cast_batches(view: FeatureView, reader: pa.RecordBatchReader, schema: pa.Schema,
-                 close: Callable[[], None]) -> Iterator[pa.RecordBatch]:
-    """The query's batches cast to ``schema``, the features by
-    :func:`~headwater.offline.feature_cast.cast_feature` (a value that does not fit its
-    declared dtype is a DataError naming the view and feature, as in training frames);
-    ``close`` runs when the stream ends."""
-    import pyarrow as pa
-
-    features = set(view.feature_names)
-    try:
-        for batch in reader:
-            arrays = [cast_feature(column, field.type, view=view.name, feature=field.name)
-                      if field.name in features else column.cast(field.type)
-                      for column, field in zip(batch.columns, schema, strict=True)]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-    finally:
-        close()
