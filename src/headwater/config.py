@@ -26,6 +26,8 @@ embedded default::
       batch_size: 10000                       # messages per batch, at most
       block_ms: 1000                          # how long a read waits for messages
       claim_timeout_s: 60                     # Redis: claim entries idle this long; NATS: ack_wait
+    artifacts: .headwater/artifacts           # model artifacts (a local folder)
+    predictions: data/predictions             # where /predict logs requests and predictions
 
 Values may use ``${VAR}`` to read an environment variable. Backends are chosen by name and
 imported only when used.
@@ -111,6 +113,15 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
+class ModelSettings:
+    """Where model artifacts are kept and where online predictions are logged (both
+    absolute paths; relative values in headwater.yaml are read from the repo folder)."""
+
+    artifacts: Path
+    predictions: Path
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything read from one repo's headwater.yaml, with paths made absolute."""
 
@@ -121,6 +132,17 @@ class Settings:
     online: OnlineSettings = field(default_factory=OnlineSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    models: ModelSettings | None = None
+
+    @property
+    def artifacts_path(self) -> Path:
+        """The artifact folder (``.headwater/artifacts`` unless ``artifacts:`` says)."""
+        return self.models.artifacts if self.models else self.state_dir / "artifacts"
+
+    @property
+    def predictions_path(self) -> Path:
+        """The prediction log folder (``data/predictions`` unless ``predictions:`` says)."""
+        return self.models.predictions if self.models else self.repo_path / "data" / "predictions"
 
     @property
     def state_dir(self) -> Path:
@@ -150,7 +172,8 @@ def load_settings(repo_path: str | os.PathLike[str]) -> Settings:
 
 def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
     """Build settings from an already loaded mapping (used by tests and embedders)."""
-    _known(raw, {"project", "registry", "offline", "online", "server", "stream"}, CONFIG_FILE)
+    _known(raw, {"project", "registry", "offline", "online", "server", "stream", "artifacts",
+                 "predictions"}, CONFIG_FILE)
     project = raw.get("project")
     if not isinstance(project, str) or not _PROJECT.match(project):
         raise ConfigError(
@@ -160,7 +183,18 @@ def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
     registry = _registry(raw.get("registry"), repo)
     return Settings(project, repo, registry, _offline(raw.get("offline")),
                     _online(raw.get("online"), repo), _server(raw.get("server")),
-                    _stream(raw.get("stream")))
+                    _stream(raw.get("stream")),
+                    ModelSettings(_folder(raw, "artifacts", repo, f"{STATE_DIR}/artifacts"),
+                                  _folder(raw, "predictions", repo, "data/predictions")))
+
+
+def _folder(raw: Mapping[str, Any], name: str, repo: Path, default: str) -> Path:
+    value = raw.get(name, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{CONFIG_FILE}: '{name}' must be a folder path, got {value!r}. "
+                          f"Fix: '{name}: {default}'")
+    path = Path(value)
+    return path if path.is_absolute() else repo / path
 
 
 def _registry(value: Any, repo: Path) -> RegistrySettings:

@@ -18,6 +18,8 @@ from headwater.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    Job,
+    ModelSpec,
     OnDemandFeatureView,
 )
 from headwater.definitions.check import check_view
@@ -26,7 +28,10 @@ from headwater.errors import DataError, DefinitionError, NotFoundError
 from headwater.types import to_micros, to_utc
 
 if TYPE_CHECKING:
+    from headwater.inference.batch import PredictionJob
     from headwater.materialize.job import MaterializeResult, Progress
+    from headwater.models.base import AliasEvent, ModelVersion, Predictor, TrainingRun
+    from headwater.models.registry import ModelRegistry
     from headwater.offline.base import OfflineEngine
     from headwater.offline.retrieval import RetrievalJob
     from headwater.online.base import OnlineStore
@@ -84,6 +89,7 @@ class FeatureStore:
         self._plans: PlanCache | None = None
         self._functions: FunctionResolver | None = None
         self._on_demand_plans: dict[object, tuple[int, OnDemandPlan | None]] = {}
+        self._models: ModelRegistry | None = None
 
     @property
     def project(self) -> str:
@@ -160,6 +166,10 @@ class FeatureStore:
                 for entity in obj.entities:
                     self._check_entity_matches(obj, entity, given)
                 prepared.append(check_view(obj, self.offline.source_schema(obj.batch_source)))
+            elif isinstance(obj, ModelSpec):
+                from headwater.models.check import check_model
+
+                prepared.append(check_model(self, obj, given))
             else:
                 prepared.append(obj)
         return prepared
@@ -442,6 +452,71 @@ class FeatureStore:
         if names is None:
             return [v for v in self.list_feature_views() if v.online]
         return [self.get_feature_view(name) for name in names]
+
+    # -- models --------------------------------------------------------------------------
+
+    @property
+    def models(self) -> ModelRegistry:
+        """The model registry: versions, aliases, promotion history, lineage, loading."""
+        if self._models is None:
+            from headwater.models.registry import ModelRegistry
+
+            self._models = ModelRegistry(self)
+        return self._models
+
+    def list_models(self) -> list[ModelSpec]:
+        """Every registered model spec."""
+        return self.registry.all_of(ModelSpec)
+
+    def get_model(self, name: str) -> ModelSpec:
+        """A registered model spec; raises NotFoundError with the known names."""
+        return self.registry.typed(ModelSpec, name)
+
+    def list_jobs(self) -> list[Job]:
+        """Every registered scheduled job."""
+        return self.registry.all_of(Job)
+
+    def train(self, model: str, *, progress: Progress | None = None) -> TrainingRun:
+        """Train the registered ModelSpec ``model`` and register the result as its next
+        version: build the point-in-time training frame from its label source and feature
+        service, split it, fit the estimator, evaluate the metrics on the test rows, store
+        the artifact (with its SHA-256) and reference statistics, and record the lineage.
+        Returns the run with its metrics and version number."""
+        from headwater.models.training import train_model
+
+        return train_model(self, model, progress=progress)
+
+    def promote(self, model: str, version: int, alias: str = "production", *,
+                force: bool = False) -> AliasEvent:
+        """Point ``alias`` of ``model`` at ``version``. The spec's promotion rules for that
+        alias must pass (e.g. roc_auc at least the current version's), else RegistryError
+        names the failing rule; ``force=True`` skips them and is recorded as forced."""
+        return self.models.promote(model, version, alias, force=force)
+
+    def get_model_version(self, ref: str) -> ModelVersion:
+        """The version ``ref`` names: ``churn@production``, ``churn:3`` or ``churn``
+        (= ``churn@production``)."""
+        return self.models.get(ref)
+
+    def load_model(self, ref: str) -> Predictor:
+        """The fitted model behind ``ref``, its artifact's SHA-256 verified."""
+        return self.models.load(ref)
+
+    def predict(self, model: str, entity_df: Any, *, timestamp_field: str | None = None,
+                chunk_rows: int = 100_000,
+                progress: Progress | None = None) -> PredictionJob:
+        """Batch inference: ``entity_df`` (as for ``get_historical_features``: keys and an
+        event time per row, or a SQL query) scored by the model version ``model`` names
+        with its features as of each row's time. The result has the entity columns, the
+        features and ``prediction`` (and ``probability`` for classifiers); it is computed
+        in chunks of ``chunk_rows`` and read with ``.to_arrow()``, ``.to_pandas()`` or
+        written with ``.to_parquet(path)``."""
+        from headwater.inference.batch import predict_batch
+
+        return predict_batch(self, model, entity_df, timestamp_field=timestamp_field,
+                             chunk_rows=chunk_rows, progress=progress)
+
+    # -- push ------------------------------------------------------------------------------
 
     def push(self, view: str, rows: Any, to: str | None = None) -> PushResult:
         """Write rows to a feature view now: ``to`` is ``"online"`` (the default for a view's

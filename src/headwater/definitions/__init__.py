@@ -10,6 +10,14 @@ from headwater.definitions.base import Definition, from_spec, to_spec
 from headwater.definitions.entity import Entity
 from headwater.definitions.feature_service import FeatureService
 from headwater.definitions.feature_view import FeatureView, FeatureViewProjection, Field
+from headwater.definitions.job import Job
+from headwater.definitions.model import (
+    LabelSource,
+    ModelSpec,
+    PromotionRule,
+    RandomSplit,
+    TimeSplit,
+)
 from headwater.definitions.on_demand import (
     OnDemandFeatureView,
     RequestSource,
@@ -26,7 +34,8 @@ from headwater.definitions.sources import (
 )
 
 TOP_LEVEL_KINDS: dict[str, type[Definition]] = {
-    cls.kind: cls for cls in (Entity, FeatureView, OnDemandFeatureView, FeatureService)
+    cls.kind: cls
+    for cls in (Entity, FeatureView, OnDemandFeatureView, FeatureService, ModelSpec, Job)
 }
 
 __all__ = [
@@ -40,12 +49,18 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "Job",
+    "LabelSource",
+    "ModelSpec",
     "OnDemandFeatureView",
+    "PromotionRule",
     "PushSource",
+    "RandomSplit",
     "RequestSource",
     "SQLSource",
     "Source",
     "StreamSource",
+    "TimeSplit",
     "batch_source_of",
     "from_spec",
     "on_demand_feature_view",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.config import redact_url
 from headwater.definitions.base import check_identifier
 from headwater.errors import RegistryError, StoreUnavailableError
+from headwater.registry import job_tables, model_tables
 from headwater.registry.sql import SQLRegistryBackend
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ _DDL = (
     FOR EACH ROW EXECUTE FUNCTION {p}hw_append_only()""",
     """CREATE OR REPLACE TRIGGER hw_objects_immutable BEFORE UPDATE OR DELETE ON {p}hw_objects
     FOR EACH ROW EXECUTE FUNCTION {p}hw_append_only()""",
+    *model_tables.POSTGRES_DDL,
+    *job_tables.POSTGRES_DDL,
 )
 
 _DDL_LOCK = 0x68770001  # advisory lock key taken while creating tables

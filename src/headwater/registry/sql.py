@@ -28,10 +28,14 @@ from headwater.registry.base import (
     ObjectKey,
     RegistryRecord,
 )
+from headwater.registry.job_tables import JobTables
+from headwater.registry.model_tables import ModelTables
 
 
-class SQLRegistryBackend(ABC):
-    """Registry storage over a DB-API connection; see the module docstring for the tables."""
+class SQLRegistryBackend(ModelTables, JobTables, ABC):
+    """Registry storage over a DB-API connection; see the module docstring for the tables
+    (model and scheduler tables: :mod:`~headwater.registry.model_tables`,
+    :mod:`~headwater.registry.job_tables`)."""
 
     placeholder = "?"
 

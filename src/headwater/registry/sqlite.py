@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.errors import RegistryError
+from headwater.registry import job_tables, model_tables
 from headwater.registry.sql import SQLRegistryBackend
 
 _DDL = (
@@ -41,6 +42,8 @@ _DDL = (
     BEGIN SELECT RAISE(ABORT, 'hw_objects versions are immutable'); END""",
     """CREATE TRIGGER IF NOT EXISTS hw_objects_immutable_d BEFORE DELETE ON hw_objects
     BEGIN SELECT RAISE(ABORT, 'hw_objects versions are immutable'); END""",
+    *model_tables.SQLITE_DDL,
+    *job_tables.SQLITE_DDL,
 )
 
 _BUSY_TIMEOUT_S = 60.0
