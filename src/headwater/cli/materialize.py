@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.progress import (
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
 
 from headwater.cli.commands import repo_option
+from headwater.cli.progress import progress_bar
 from headwater.cli.render import console
 
 if TYPE_CHECKING:
@@ -61,7 +50,7 @@ def materialize(start: datetime, end: datetime, repo: Path, views: tuple[str, ..
     replace a newer online value; each view's watermark becomes END."""
     from headwater.store import FeatureStore
 
-    with FeatureStore(repo) as store, _progress() as progress:
+    with FeatureStore(repo) as store, progress_bar() as progress:
         _report(store.materialize(start, end, views or None, progress=progress))
 
 
@@ -76,30 +65,8 @@ def materialize_incremental(end: datetime, repo: Path, views: tuple[str, ...]) -
     ttl). After an interrupted run, finished views are skipped and the rest start over."""
     from headwater.store import FeatureStore
 
-    with FeatureStore(repo) as store, _progress() as progress:
+    with FeatureStore(repo) as store, progress_bar() as progress:
         _report(store.materialize_incremental(end, views or None, progress=progress))
-
-
-class _RowsPerSecond(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} rows/s")
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int], None]]:
-    """A live bar per view with rows written and rows/s; yields the progress callback."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                  TextColumn("{task.completed:,.0f} rows"), _RowsPerSecond(),
-                  TimeElapsedColumn(), console=console()) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def advance(view: str, rows: int) -> None:
-            if view not in tasks:
-                tasks[view] = bar.add_task(view, total=None)
-            bar.advance(tasks[view], rows)
-
-        yield advance
 
 
 def _report(results: list[MaterializeResult]) -> None:
