@@ -16,6 +16,8 @@ PUBLIC = {
     # issue 4: real-time pipelines
     "Aggregation", "OnDemandFeatureView", "PushSource", "RequestSource", "StreamSource",
     "on_demand_feature_view",
+    # issue 5: model lifecycle
+    "Job", "LabelSource", "ModelSpec", "PromotionRule", "RandomSplit", "TimeSplit",
 }
 
 
@@ -30,12 +32,19 @@ def test_public_names_are_pinned() -> None:
 
 def test_feature_store_methods_named_by_the_issue_exist() -> None:
     for method in ("apply", "plan", "get_historical_features", "list_feature_views",
-                   "get_feature_view"):
+                   "get_feature_view", "train", "promote", "predict"):
         assert callable(getattr(hw.FeatureStore, method))
     import inspect
 
     params = list(inspect.signature(hw.FeatureStore.get_historical_features).parameters)
     assert params[:4] == ["self", "entity_df", "features", "full_feature_names"]
+    # issue 5: store.train("churn"), store.promote("churn", version=..., alias="production"),
+    # store.predict("churn@production", entity_df)
+    assert list(inspect.signature(hw.FeatureStore.train).parameters)[:2] == ["self", "model"]
+    assert list(inspect.signature(hw.FeatureStore.promote).parameters)[:4] == [
+        "self", "model", "version", "alias"]
+    assert list(inspect.signature(hw.FeatureStore.predict).parameters)[:3] == [
+        "self", "model", "entity_df"]
 
 
 def test_import_headwater_loads_no_heavy_or_optional_library() -> None:

@@ -9,6 +9,7 @@ import click
 from headwater.cli.commands import apply, init, list_objects, plan
 from headwater.cli.demo import demo
 from headwater.cli.materialize import materialize, materialize_incremental
+from headwater.cli.models import models, train
 from headwater.cli.serve import serve
 from headwater.cli.stream import stream
 from headwater.errors import HeadwaterError
@@ -50,6 +51,8 @@ cli.add_command(materialize)
 cli.add_command(materialize_incremental)
 cli.add_command(serve)
 cli.add_command(stream)
+cli.add_command(train)
+cli.add_command(models)
 cli.add_command(demo)
 
 
