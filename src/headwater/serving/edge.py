@@ -3,15 +3,18 @@
 
 :class:`FeatureServer` is the app uvicorn runs. For every HTTP request it checks the API key
 (401 without a valid one, except for the public schema paths), counts and times the answer,
-and hands the request to the FastAPI app, except ``POST /features``, which it answers itself:
-read the body, parse it with orjson, read the online store through the FeatureStore's
-compiled plans, write the response with orjson. That path skips the framework's middleware,
-routing and dependency layers, which cost more than the read itself (measured: about
-0.15 ms of a 0.75 ms round trip). Its OpenAPI entry is declared in
+and hands the request to the FastAPI app, except ``POST /features`` and ``POST /predict``,
+which it answers itself: read the body, parse it with orjson, read the online store through
+the FeatureStore's compiled plans (and, for ``/predict``, run the cached model:
+:mod:`~headwater.serving.predict`), write the response with orjson. That path skips the
+framework's middleware, routing and dependency layers, which cost more than the read itself
+(measured: about 0.15 ms of a 0.75 ms round trip). Their OpenAPI entries are declared in
 :mod:`~headwater.serving.openapi` from the same models as the other routes.
 
 The online read runs on the event loop: it takes tens of microseconds, a thread hop would
-add more, and the Redis store bounds a stall with its 2 s timeout.
+add more, and the Redis store bounds a stall with its 2 s timeout. A prediction runs there
+too (a gradient-boosted model on one row takes well under a millisecond); loading a model
+version happens on the first request for it and after an alias moves.
 
 :func:`error_status` is the one mapping of Headwater errors to HTTP status codes.
 """
@@ -33,6 +36,7 @@ from headwater.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
+from headwater.inference.online import MissingRequestField
 from headwater.serving.plans import MAX_PLANS
 from headwater.serving.requests import RequestBodyError, parse_features
 
@@ -51,7 +55,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
 MAX_BODY_BYTES = 16 * 1024 * 1024
-ENDPOINTS = frozenset({"/features", "/push", "/health", "/metrics"})
+ENDPOINTS = frozenset({"/features", "/predict", "/push", "/health", "/metrics"})
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -62,7 +66,7 @@ def error_status(exc: HeadwaterError, default_field: str | None) -> tuple[int, s
     """``(status, type, field)`` for a Headwater error answered at the edge.
 
     ``default_field`` names the request field bad data came in (``entities``, ``rows``)."""
-    if isinstance(exc, RequestBodyError):
+    if isinstance(exc, RequestBodyError | MissingRequestField):
         return 422, "invalid_request", exc.field
     if isinstance(exc, DefinitionError):
         return 422, "definition_error", exc.field
@@ -98,11 +102,13 @@ class FeatureServer:
     """The ASGI app: the edge (module docstring) in front of the FastAPI app ``api``."""
 
     def __init__(self, api: ASGIApp, store: FeatureStore, metrics: ServerMetrics,
-                 api_keys: ApiKeys | None) -> None:
+                 api_keys: ApiKeys | None,
+                 predict: Callable[[bytes], bytes] | None = None) -> None:
         self.api = api
         self.store = store
         self.metrics = metrics
         self.api_keys = api_keys
+        self.predict = predict
         self._services: dict[str, tuple[FeatureService, int]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,12 +134,14 @@ class FeatureServer:
                     await _respond(counted, 401, error_body("unauthorized", str(exc), None),
                                    [(b"www-authenticate", b"Bearer")])
                     return
-            if path == "/features":
+            handler = self._read_features if path == "/features" else (
+                self.predict if path == "/predict" else None)
+            if handler is not None:
                 if method == "POST":
-                    await self._features(receive, counted)
+                    await self._answer(path, handler, receive, counted)
                 else:
                     await _respond(counted, 405, error_body(
-                        "method_not_allowed", f"{method} /features is not served. Fix: "
+                        "method_not_allowed", f"{method} {path} is not served. Fix: "
                         "send a POST with a JSON body", None), [(b"allow", b"POST")])
             else:
                 await self.api(scope, receive, counted)
@@ -141,7 +149,8 @@ class FeatureServer:
             self.metrics.request(path if path in ENDPOINTS else "other", method, status,
                                  time.perf_counter() - began)
 
-    async def _features(self, receive: Receive, send: Send) -> None:
+    async def _answer(self, path: str, handler: Callable[[bytes], bytes], receive: Receive,
+                      send: Send) -> None:
         body = await _read_body(receive)
         if body is None:
             await _respond(send, 413, error_body(
@@ -149,15 +158,15 @@ class FeatureServer:
                 "fewer entities per request", "body"))
             return
         try:
-            payload = self._read_features(body)
+            payload = handler(body)
         except HeadwaterError as exc:
             status, kind, field = error_status(exc, "entities")
             if status == 500:
-                _log.error("unexpected %s on /features", type(exc).__name__, exc_info=exc)
+                _log.error("unexpected %s on %s", type(exc).__name__, path, exc_info=exc)
             await _respond(send, status, error_body(kind, str(exc), field))
             return
         except Exception:  # noqa: BLE001  the process boundary: a bug, logged, answered 500
-            _log.exception("unhandled error on /features")
+            _log.exception("unhandled error on %s", path)
             await _respond(send, 500, error_body(
                 "internal_error", "internal server error; see the server log", None))
             return

@@ -3,6 +3,9 @@
 Endpoints (request and response shapes in :mod:`~headwater.serving.schemas`):
 
 * ``POST /features``: online features for entity rows;
+* ``POST /predict``: predictions of a model version from online features, logged to
+  ``settings.predictions_path`` in the background (:mod:`~headwater.serving.predict`,
+  :mod:`~headwater.inference.log`);
 * ``POST /push``: rows to a view's online store, offline store, or both;
 * ``GET /health``: 200 when the online store and the registry answer, else 503 naming
   the one that does not;
@@ -12,13 +15,15 @@ Endpoints (request and response shapes in :mod:`~headwater.serving.schemas`):
 Every endpoint but the schema needs an API key (:mod:`~headwater.serving.auth`). Errors
 are mapped to status codes at the edge only (:func:`~headwater.serving.edge.error_status`):
 a malformed body, a DataError or a DefinitionError is 422 with the field named;
-NotFoundError (unknown view, feature or feature service) is 404; AuthError 401;
-StoreUnavailableError 503. Every error body is ``{"error": {"type", "message", "field"}}``.
-Anything else is a bug: logged with its traceback and answered 500.
+NotFoundError (unknown view, feature, feature service, model, version or alias) is 404;
+AuthError 401; StoreUnavailableError 503. Every error body is
+``{"error": {"type", "message", "field"}}``. Anything else is a bug: logged with its
+traceback and answered 500.
 
 :func:`create_app` returns the :class:`~headwater.serving.edge.FeatureServer`, which
-answers ``POST /features`` itself (the hot path) and passes the other requests to the
-FastAPI app built here. A push runs in a worker thread, since it may write files.
+answers ``POST /features`` and ``POST /predict`` itself (the hot paths) and passes the other
+requests to the FastAPI app built here. A push runs in a worker thread, since it may write
+files. At shutdown the server writes the prediction log's pending rows before it stops.
 ``uvicorn --factory headwater.serving.http:app_from_env`` builds the app from the
 environment (``HEADWATER_SERVE_REPO``, ``HEADWATER_SERVE_NO_AUTH``): that is how
 ``headwater serve --workers N`` gives each worker process its own FeatureStore.
@@ -41,10 +46,12 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from headwater.errors import HeadwaterError, StoreUnavailableError
+from headwater.inference.log import PredictionLog
 from headwater.serving.auth import ApiKeys, resolve_keys
 from headwater.serving.edge import FeatureServer, error_body, error_status
 from headwater.serving.metrics import CONTENT_TYPE, ServerMetrics
 from headwater.serving.openapi import ERROR_RESPONSES, document, request_body
+from headwater.serving.predict import REFRESH_SECONDS, PredictHandler
 from headwater.serving.requests import parse_push
 from headwater.serving.schemas import HealthResponse, PushResponse
 
@@ -59,18 +66,28 @@ _DEFAULT_FIELD = {"/push": "rows"}
 _log = logging.getLogger("headwater.serving")
 
 
-def create_app(store: FeatureStore, *, api_keys: ApiKeys | None,
-               own_store: bool = False) -> FeatureServer:
+def create_app(store: FeatureStore, *, api_keys: ApiKeys | None, own_store: bool = False,
+               prediction_log: PredictionLog | None = None,
+               model_refresh_seconds: float = REFRESH_SECONDS) -> FeatureServer:
     """The feature server over ``store``. ``api_keys`` None turns auth off; ``own_store``
-    closes the store when the server shuts down. The FastAPI app is its ``api``."""
+    closes the store when the server shuts down. ``prediction_log`` defaults to one under
+    ``store.settings.predictions_path``; the server closes it (writing what is pending) at
+    shutdown. An alias is resolved again every ``model_refresh_seconds``. The FastAPI app
+    is its ``api``."""
     metrics = ServerMetrics()
+    log = prediction_log or PredictionLog(store.settings.predictions_path)
+    predict = PredictHandler(store, metrics, log, model_refresh_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_open, store)  # fail at start-up, not on the first request
-        yield
-        if own_store:
-            store.close()
+        log.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(log.close)
+            if own_store:
+                store.close()
 
     app = FastAPI(title="Headwater feature server", version=_version(), lifespan=lifespan,
                   redoc_url=None, description=(
@@ -102,10 +119,13 @@ def create_app(store: FeatureStore, *, api_keys: ApiKeys | None,
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics",
              responses={200: {"content": {CONTENT_TYPE: {}}}})
     async def prometheus() -> Response:
+        for outcome, rows in (("written", log.written_rows), ("dropped", log.dropped_rows),
+                              ("failed", log.failed_rows)):
+            metrics.prediction_log.set((outcome,), rows)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     document(app, auth=api_keys is not None)
-    return FeatureServer(app, store, metrics, api_keys)
+    return FeatureServer(app, store, metrics, api_keys, predict)
 
 
 def app_from_env() -> FeatureServer:

@@ -5,7 +5,10 @@ Exposed at ``GET /metrics``:
 * ``headwater_http_requests_total{endpoint, method, status}``: requests answered;
 * ``headwater_http_request_duration_seconds{endpoint, status}``: a latency histogram;
 * ``headwater_online_rows_read_total{}``: entity rows served by ``/features``;
-* ``headwater_push_rows_total{view, to}``: rows accepted by ``/push``.
+* ``headwater_push_rows_total{view, to}``: rows accepted by ``/push``;
+* ``headwater_predictions_total{model, version}``: entity rows predicted by ``/predict``;
+* ``headwater_prediction_log_rows_total{outcome}``: prediction log rows ``written``,
+  ``dropped`` (the log's queue was full) or ``failed`` (a write error), as of the scrape.
 
 Each server process keeps its own counts (``--workers N`` gives N registries; a scrape sees
 the worker that answers it). Updates run on the event loop thread, so they take no lock.
@@ -38,6 +41,10 @@ class Counter:
 
     def inc(self, labels: Labels, amount: float = 1.0) -> None:
         self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def set(self, labels: Labels, total: float) -> None:
+        """Copy a total counted elsewhere (e.g. by a background thread)."""
+        self.values[labels] = total
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
@@ -95,6 +102,14 @@ class ServerMetrics:
         self.push_rows = Counter("headwater_push_rows_total",
                                  "Rows accepted by /push, by feature view and target.",
                                  ("view", "to"))
+        self.predictions = Counter("headwater_predictions_total",
+                                   "Entity rows predicted by /predict, by model and version.",
+                                   ("model", "version"))
+        self.prediction_log = Counter("headwater_prediction_log_rows_total",
+                                      "Prediction log rows written, dropped (queue full) or "
+                                      "failed (write error).", ("outcome",))
+        for outcome in ("written", "dropped", "failed"):
+            self.prediction_log.set((outcome,), 0)
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         code = str(status)
@@ -103,7 +118,8 @@ class ServerMetrics:
 
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (self.requests, self.latency, self.online_rows, self.push_rows):
+        for metric in (self.requests, self.latency, self.online_rows, self.push_rows,
+                       self.predictions, self.prediction_log):
             lines += metric.render()
         return "\n".join(lines) + "\n"
 

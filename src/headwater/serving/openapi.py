@@ -2,10 +2,10 @@
 
 The endpoints read raw bytes (see :mod:`~headwater.serving.requests`), so FastAPI cannot
 see their request models; :func:`document` adds them to the schema's components, and each
-route points its request body at one with :func:`request_body`. ``POST /features`` is
-answered by the edge (:mod:`~headwater.serving.edge`) rather than a FastAPI route, so its
-operation is declared here. The schema also declares the two ways to send a key
-(``Authorization: Bearer`` and ``X-API-Key``).
+route points its request body at one with :func:`request_body`. ``POST /features`` and
+``POST /predict`` are answered by the edge (:mod:`~headwater.serving.edge`) rather than
+FastAPI routes, so their operations are declared here. The schema also declares the two
+ways to send a key (``Authorization: Bearer`` and ``X-API-Key``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,19 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from headwater.serving.schemas import REQUEST_MODELS, ErrorResponse, FeaturesResponse
+from headwater.serving.schemas import (
+    REQUEST_MODELS,
+    ErrorResponse,
+    FeaturesResponse,
+    PredictResponse,
+)
 
 _COMPONENTS = "#/components/schemas/{model}"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
-    404: {"model": ErrorResponse, "description": "Unknown feature view, feature or service"},
+    404: {"model": ErrorResponse,
+          "description": "Unknown feature view, feature, service, model, version or alias"},
     422: {"model": ErrorResponse, "description": "Malformed body or data; 'field' names it"},
     503: {"model": ErrorResponse, "description": "The online store cannot be reached"},
 }
@@ -43,22 +49,37 @@ def _json(model: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": _COMPONENTS.format(model=model)}}}
 
 
-def _features_operation() -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {"description": "Feature values per entity row, with per-view event times "
-                "and statuses", "content": _json(FeaturesResponse.__name__)}}
+def _edge_operation(operation_id: str, summary: str, description: str, *, ok: str,
+                    request: str, response: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": ok, "content": _json(response)}}
     for status, spec in ERROR_RESPONSES.items():
         responses[str(status)] = {"description": spec["description"],
                                   "content": _json(ErrorResponse.__name__)}
-    return {"post": {
-        "summary": "Online features",
-        "description": "Reads the online store for each entity row. Unknown feature views, "
-        "features or feature services give 404; a malformed body or entity row gives 422 "
-        "naming the field.",
-        "operationId": "features",
-        **request_body("FeaturesRequest"),
-        "responses": responses,
-    }}
+    return {"post": {"summary": summary, "description": description,
+                     "operationId": operation_id, **request_body(request),
+                     "responses": responses}}
+
+
+def _features_operation() -> dict[str, Any]:
+    return _edge_operation(
+        "features", "Online features",
+        "Reads the online store for each entity row. Unknown feature views, features or "
+        "feature services give 404; a malformed body or entity row gives 422 naming the "
+        "field.",
+        ok="Feature values per entity row, with per-view event times and statuses",
+        request="FeaturesRequest", response=FeaturesResponse.__name__)
+
+
+def _predict_operation() -> dict[str, Any]:
+    return _edge_operation(
+        "predict", "Predict",
+        "Reads the model's feature service from the online store for each entity row (one "
+        "round trip; on-demand features computed with the request fields), runs the model "
+        "version the reference names and logs the request in the background. An unknown "
+        "model, version or alias gives 404; a malformed body or a missing request field "
+        "gives 422 naming the field (e.g. 'request.amount'); an unreachable store 503.",
+        ok="One prediction per entity row, with the model version, the input values and "
+        "per-view statuses", request="PredictRequest", response=PredictResponse.__name__)
 
 
 def document(app: FastAPI, *, auth: bool = True) -> None:
@@ -72,9 +93,11 @@ def document(app: FastAPI, *, auth: bool = True) -> None:
                              description=app.description, routes=app.routes)
         components = schema.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
-        schema.setdefault("paths", {})["/features"] = _features_operation()
+        paths = schema.setdefault("paths", {})
+        paths["/features"] = _features_operation()
+        paths["/predict"] = _predict_operation()
         models: tuple[type[BaseModel], ...] = (*REQUEST_MODELS, FeaturesResponse,
-                                               ErrorResponse)
+                                               PredictResponse, ErrorResponse)
         for model in models:
             spec = model.model_json_schema(ref_template=_COMPONENTS)
             schemas.update(spec.pop("$defs", {}))

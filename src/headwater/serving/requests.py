@@ -37,6 +37,16 @@ class FeaturesQuery:
 
 
 @dataclass(frozen=True)
+class PredictQuery:
+    """``POST /predict``: a model reference, entity rows, and request fields (one object
+    shared by every row, or one object per row), merged into ``rows``."""
+
+    model: str
+    rows: list[dict[str, Any]]
+    request_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PushQuery:
     """``POST /push``: rows for one view and where to write them."""
 
@@ -47,6 +57,7 @@ class PushQuery:
 
 _FEATURES_FIELDS = frozenset({"features", "feature_service", "entities", "full_feature_names"})
 _PUSH_FIELDS = frozenset({"view", "rows", "to"})
+_PREDICT_FIELDS = frozenset({"model", "entities", "request"})
 
 
 def parse_features(body: bytes) -> FeaturesQuery:
@@ -76,6 +87,50 @@ def parse_features(body: bytes) -> FeaturesQuery:
         raise RequestBodyError("full_feature_names", f"expected true or false, got "
                                f"{_kind(full)}")
     return FeaturesQuery(refs, service, entities, full)
+
+
+def parse_predict(body: bytes) -> PredictQuery:
+    """Parse and check a ``POST /predict`` body. The model reference is checked for shape
+    only (``name``, ``name@alias``, ``name:version``); the request fields are merged into
+    the entity rows, as the online read takes them, and a name in both is refused."""
+    from headwater.errors import NotFoundError
+    from headwater.models.base import ModelRef
+
+    data = _object(body, _PREDICT_FIELDS)
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestBodyError("model", f"expected a model reference such as "
+                               f"'churn@production', got {_kind(model)}")
+    try:
+        ModelRef.parse(model)
+    except NotFoundError as exc:
+        raise RequestBodyError("model", str(exc)) from None
+    entities = _rows(data, "entities", required=True)
+    request = data.get("request")
+    if request is None:
+        return PredictQuery(model, entities, ())
+    if isinstance(request, dict):
+        shared = [request] * len(entities)
+    elif isinstance(request, list):
+        if len(request) != len(entities):
+            raise RequestBodyError("request", f"a list of request fields needs one object "
+                                   f"per entity row: got {len(request)} for {len(entities)} "
+                                   "entities. Fix: send one object shared by every row, or "
+                                   "one per row")
+        shared = _rows(data, "request", required=True)
+    else:
+        raise RequestBodyError("request", f"expected an object of request fields, or a "
+                               f"list of them (one per entity row), got {_kind(request)}")
+    rows = []
+    names: dict[str, None] = {}
+    for index, (entity, fields) in enumerate(zip(entities, shared, strict=True)):
+        clash = next((name for name in fields if name in entity), None)
+        if clash is not None:
+            raise RequestBodyError(f"request.{clash}", f"'{clash}' is given both in "
+                                   f"entities[{index}] and in request. Fix: send it once")
+        names.update(dict.fromkeys(fields))
+        rows.append({**entity, **fields})
+    return PredictQuery(model, rows, tuple(names))
 
 
 def parse_push(body: bytes) -> PushQuery:

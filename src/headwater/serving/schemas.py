@@ -87,6 +87,43 @@ class PushResponse(BaseModel):
                                      "repo, when written offline.")
 
 
+class PredictRequest(BaseModel):
+    """Predictions of a model version for entity rows, from online features."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "model": "churn@production",
+        "entities": [{"customer_id": 42}, {"customer_id": 43}],
+        "request": {"amount": 12.5},
+    }]})
+
+    model: str = Field(description="'name@alias' (churn@production), 'name:version' "
+                       "(churn:3) or 'name' (= name@production).")
+    entities: list[dict[str, Any]] = Field(
+        min_length=1, description="One object of join keys per entity row.")
+    request: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        None, description="Request fields of the model's on-demand features: one object "
+        "shared by every entity row, or a list with one object per row.")
+
+
+class PredictResponse(BaseModel):
+    """One prediction per entity row, in order, with the feature values the model used."""
+
+    model: str
+    version: int = Field(description="The model version that answered (an alias is "
+                         "resolved when the server reads the registry).")
+    request_id: str = Field(description="Identifies the request in the prediction log.")
+    predictions: list[Any] = Field(description="Per entity row: the class label "
+                                   "(classifiers) or the value (regressors).")
+    probabilities: list[float] | None = Field(
+        description="Classifiers: per row, the probability of the positive class (binary) "
+        "or of the predicted class (multiclass); null for regressors.")
+    features: dict[str, list[Any]] = Field(
+        description="The model's input columns (features, then request fields), one value "
+        "per entity row.")
+    statuses: dict[str, list[Status]] = Field(
+        description="Per feature view, per entity row: PRESENT, MISSING or EXPIRED.")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(description="'ok' or 'unavailable: <reason>' for "
@@ -106,4 +143,4 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (FeaturesRequest, PushRequest)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (FeaturesRequest, PushRequest, PredictRequest)

@@ -1,0 +1,143 @@
+"""``POST /predict``: a request body -> predictions, on the edge's fast path.
+
+The edge (:mod:`~headwater.serving.edge`) reads the body and maps errors to statuses; this
+module does the rest: parse (:func:`~headwater.serving.requests.parse_predict`), find the
+model version and its loaded predictor (:class:`ModelCache`), read online features and
+predict (:func:`~headwater.inference.online.predict_online`: one online round trip,
+on-demand features inside it), answer with orjson, count the predictions and hand the
+request to the prediction log (:mod:`~headwater.inference.log`) without waiting for it.
+
+Response (documented by ``PredictResponse``)::
+
+    {"model": "churn", "version": 3, "request_id": "9f1c...",
+     "predictions": [1, 0], "probabilities": [0.83, 0.12],
+     "features": {"orders_30d": [4, 0], "amount": [12.5, 12.5]},
+     "statuses": {"customer_stats": ["PRESENT", "MISSING"]}}
+
+Errors: an unknown model, version or alias is 404 (NotFoundError); a malformed body or a
+missing request field is 422 naming the field (``request.amount``); an unreachable online
+store or registry is 503.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from headwater.inference.log import PredictionLog, PredictionRecord
+from headwater.inference.online import ServingPlan, predict_online, serving_plan
+from headwater.serving.requests import parse_predict
+
+if TYPE_CHECKING:
+    from headwater.models.base import Predictor
+    from headwater.serving.metrics import ServerMetrics
+    from headwater.store import FeatureStore
+
+JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
+REFRESH_SECONDS = 2.0
+"""How long a resolved alias is trusted before the registry is asked again: an alias moved
+by ``promote`` is served within this time."""
+MAX_MODELS = 256
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model reference resolved to a loaded version and its serving plan."""
+
+    predictor: Predictor
+    plan: ServingPlan
+    generation: int
+    checked_at: float
+
+
+class ModelCache:
+    """Model references -> loaded predictors.
+
+    A reference is resolved through the registry (``store.models.get``) at most every
+    ``refresh_seconds``; the predictor is loaded (``store.models.load``, which verifies the
+    artifact's SHA-256) only when the reference points at another version than before, and
+    the serving plan is rebuilt when the registry's definitions changed. Between checks a
+    request costs a dict lookup. Loading happens on the caller's thread; a lock keeps two
+    threads from loading the same version twice."""
+
+    def __init__(self, store: FeatureStore, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self._models: dict[str, ServedModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ref: str) -> ServedModel:
+        """The served model for ``ref``; NotFoundError for an unknown model, version or
+        alias."""
+        served = self._models.get(ref)
+        now = time.monotonic()
+        generation = self.store.plan_generation()
+        if (served is not None and now - served.checked_at < self.refresh_seconds
+                and served.generation == generation):
+            return served
+        with self._lock:
+            version = self.store.models.get(ref)
+            served = self._models.get(ref)
+            if served is None or served.plan.version.version != version.version or (
+                    served.plan.version.model != version.model):
+                predictor = self.store.models.load(f"{version.model}:{version.version}")
+                plan = serving_plan(self.store, predictor.version)
+            elif served.generation != generation:
+                predictor = served.predictor
+                plan = serving_plan(self.store, predictor.version)
+            else:
+                predictor, plan = served.predictor, served.plan
+            served = ServedModel(predictor, plan, generation, now)
+            if len(self._models) >= MAX_MODELS:
+                self._models.clear()
+            self._models[ref] = served
+            return served
+
+    def forget(self) -> None:
+        """Drop every resolved reference: the next request asks the registry again."""
+        with self._lock:
+            self._models.clear()
+
+
+class PredictHandler:
+    """Answers ``POST /predict`` bodies (see the module docstring)."""
+
+    def __init__(self, store: FeatureStore, metrics: ServerMetrics, log: PredictionLog,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.log = log
+        self.models = ModelCache(store, refresh_seconds)
+
+    def __call__(self, body: bytes) -> bytes:
+        query = parse_predict(body)
+        served = self.models.get(query.model)
+        result = predict_online(self.store, served.predictor, served.plan, query.rows)
+        version = result.version
+        request_id = uuid.uuid4().hex
+        predictions = result.predictions.tolist()
+        probabilities = (None if result.probabilities is None
+                         else result.probabilities.tolist())
+        features = result.inputs.to_pydict()
+        response = result.response
+        payload: dict[str, Any] = {
+            "model": version.model, "version": version.version, "request_id": request_id,
+            "predictions": predictions, "probabilities": probabilities,
+            "features": features,
+            "statuses": {name: meta.statuses for name, meta in response.metadata.items()},
+        }
+        out = orjson.dumps(payload, option=JSON_OPTIONS)
+        self.metrics.predictions.inc((version.model, str(version.version)), len(predictions))
+        entity_names = response.entity_names
+        extra = [n for n in query.request_names if n not in features]
+        self.log.log(PredictionRecord(
+            request_id, time.time_ns() // 1000, version.model, version.version,
+            {name: [row.get(name) for row in query.rows] for name in entity_names},
+            result.inputs, {name: [row.get(name) for row in query.rows] for name in extra},
+            result.predictions, result.probabilities))
+        return out
