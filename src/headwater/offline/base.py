@@ -78,6 +78,16 @@ class OfflineEngine(Protocol):
         columns of the view's ``schema`` cast to their declared dtypes."""
         ...
 
+    def read_source(self, source: Source, columns: Sequence[str] | None = None) -> pa.Table:
+        """All rows of a FileSource or SQLSource, in ingestion order, as one Arrow table
+        (``columns`` only, in that order, when given; every column otherwise).
+
+        The source's time columns come back as ``timestamp[us, UTC]`` by the same rules as
+        the point-in-time join (naive values are UTC, ISO strings parsed); other columns
+        as the source stores them. DataError names a missing column or unreadable data.
+        For label sources and other frames small enough to hold in memory."""
+        ...
+
     def close(self) -> None: ...
 
 

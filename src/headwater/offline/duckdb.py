@@ -52,7 +52,7 @@ from headwater.offline.result_stream import output_schema, stitch
 from headwater.offline.retrieval import RetrievalJob
 from headwater.offline.source_reader import SourceReader
 from headwater.offline.sql_names import TIME, quote, unique_name
-from headwater.offline.timestamps import TimeKind, as_instant, check_strings
+from headwater.offline.timestamps import TimeKind, as_instant, check_strings, time_kind
 from headwater.offline.view_rows import read_view
 from headwater.types import to_utc
 
@@ -199,6 +199,52 @@ class DuckDBEngine:
         return pa.RecordBatchReader.from_batches(
             out, cast_batches(_checked_reader(reader), out, view=view.name,
                               values={f.name for f in events.fields(view)}, close=cursor.close))
+
+    def read_source(self, source: Source, columns: Sequence[str] | None = None) -> pa.Table:
+        """All rows of ``source`` (``columns`` only, in that order, when given) in ingestion
+        order, its time columns as ``timestamp[us, UTC]`` (naive values are UTC, strings
+        parsed and checked as the join does). DataError names missing columns."""
+        import pyarrow as pa
+
+        cursor = self._cursor()
+        try:
+            schema = self._reader.schema(cursor, source)
+            wanted = list(dict.fromkeys(schema.names if columns is None else columns))
+            missing = [c for c in wanted if c not in schema.names]
+            if missing:
+                raise DataError(f"{source.label()}: no column(s) {missing}; its columns are "
+                                f"{schema.names}. Fix: add them to the source, or correct "
+                                "the names")
+            scan = self._reader.scan(cursor, source, schema, wanted, until=None,
+                                     tag="__hw_r0")
+            selects = []
+            times = [c for c in source.time_columns() if c in wanted]
+            for column in wanted:
+                if column not in times:
+                    selects.append(quote(column))
+                    continue
+                kind = time_kind(scan.schema.field(column).type)
+                if kind is None:
+                    raise DataError(
+                        f"{source.label()}: time column '{column}' has type "
+                        f"{scan.schema.field(column).type}. Fix: use a timestamp, date or "
+                        "ISO-8601 string column")
+                if kind is TimeKind.STRING:
+                    check_strings(cursor, scan.from_sql, scan.params, quote(column),
+                                  owner=source.label(), column=column)
+                selects.append(f"{as_instant(quote(column), kind)} AS {quote(column)}")
+            sql = (f"SELECT {', '.join(selects)} FROM {scan.from_sql} "
+                   f"ORDER BY {', '.join(scan.order)}")
+            table: pa.Table = _duckdb_errors(
+                lambda: cursor.sql(sql, params=scan.params).to_arrow_table())
+        finally:
+            cursor.close()
+        utc = pa.timestamp("us", "UTC")
+        for column in times:
+            index = table.schema.get_field_index(column)
+            if table.schema.field(index).type != utc:
+                table = table.set_column(index, column, table.column(index).cast(utc))
+        return table
 
     def close(self) -> None:
         """Close the DuckDB database; jobs cannot be read afterwards."""
