@@ -53,15 +53,17 @@ def test_apply_then_plan_shows_nothing_to_change(runner: CliRunner, repo: Path) 
     assert "+ feature_view driver_stats v1" in planned.output
     assert "+ feature_service driver_model v1" in planned.output
     assert "+ feature_view driver_trips v1" in planned.output
-    assert "5 to create" in planned.output
+    assert "+ model driver_conversion v1" in planned.output
+    assert "+ job nightly_features v1" in planned.output
+    assert "7 to create" in planned.output
 
     applied = runner.invoke(cli, ["apply", "--repo", str(repo)])
     assert applied.exit_code == 0, applied.output
-    assert "Applied: 5 to create" in applied.output
+    assert "Applied: 7 to create" in applied.output
 
     again = runner.invoke(cli, ["plan", "-r", str(repo)])
     assert again.exit_code == 0, again.output
-    assert "No changes. 5 object(s) up to date." in again.output
+    assert "No changes. 7 object(s) up to date." in again.output
 
 
 def test_list_shows_entities_views_with_types_and_ttl_and_services(
@@ -89,20 +91,20 @@ def test_apply_changes_and_prunes_what_the_files_no_longer_define(
     features = repo / "features.py"
     text = features.read_text()
     text = text.replace("ttl=timedelta(days=1)", "ttl=timedelta(hours=6)")
-    text = text.replace('driver_model = hw.FeatureService("driver_model", '
-                        'features=[driver_stats])\n', "")
+    text = text.replace('driver_live = hw.FeatureService("driver_live", '
+                        'features=[driver_trips])\n', "")
     features.write_text(text)
 
     planned = runner.invoke(cli, ["plan", "--repo", str(repo)])
     assert planned.exit_code == 0, planned.output
     assert "~ feature_view driver_stats v1 -> v2 (changed: ttl)" in planned.output
-    assert "- feature_service driver_model v1" in planned.output
+    assert "- feature_service driver_live v1" in planned.output
 
     applied = runner.invoke(cli, ["apply", "--repo", str(repo)])
     assert applied.exit_code == 0, applied.output
     listed = runner.invoke(cli, ["list", "--repo", str(repo)])
     assert "Feature services (1)" in listed.output and "6h" in listed.output
-    assert "driver_model" not in listed.output
+    assert "driver_live" not in listed.output
 
 
 def test_commands_default_to_the_current_folder(

@@ -34,7 +34,7 @@ def test_init_apply_plan_list(tmp_path: Path) -> None:
 
     apply = run("apply", cwd=repo)
     assert apply.returncode == 0, apply.stderr
-    assert "Applied: 5 to create" in apply.stdout
+    assert "Applied: 7 to create" in apply.stdout
 
     plan = run("plan", cwd=repo)
     assert plan.returncode == 0, plan.stderr

@@ -19,7 +19,8 @@ def test_writes_config_definitions_and_data(tmp_path: Path) -> None:
     assert result.repo == repo.resolve()
     assert result.project == "my_repo"
     assert {p.as_posix() for p in result.files} == {
-        "headwater.yaml", "features.py", ".gitignore", "data/driver_stats.parquet",
+        "headwater.yaml", "features.py", "models.py", ".gitignore",
+        "data/driver_stats.parquet", "data/driver_labels.parquet",
         "data/trips/date=2024-01-01/history.parquet",
     }
     assert load_settings(repo).project == "my_repo"
@@ -30,6 +31,10 @@ def test_writes_config_definitions_and_data(tmp_path: Path) -> None:
     trips = pq.read_table(repo / "data/trips/date=2024-01-01/history.parquet")
     assert result.trip_events == trips.num_rows == 2 * 3 * 5
     assert {"driver_id", "ts", "fare", "rating"} <= set(trips.column_names)
+    labels = pq.read_table(repo / "data/driver_labels.parquet")
+    assert labels.column_names == ["driver_id", "event_timestamp", "label"]
+    assert labels.num_rows == 2_000
+    assert set(labels.column("label").to_pylist()) == {0, 1}
 
 
 def test_trip_history_is_split_by_utc_date(tmp_path: Path) -> None:
@@ -47,7 +52,12 @@ def test_definitions_are_the_documented_ones(tmp_path: Path) -> None:
     objects = {(o.kind, o.name): o for o in load_definitions(tmp_path)}
     assert set(objects) == {("entity", "driver"), ("feature_view", "driver_stats"),
                             ("feature_view", "driver_trips"), ("feature_service", "driver_model"),
-                            ("feature_service", "driver_live")}
+                            ("feature_service", "driver_live"), ("model", "driver_conversion"),
+                            ("job", "nightly_features")}
+    model = objects[("model", "driver_conversion")]
+    assert isinstance(model, hw.ModelSpec)
+    assert model.features == objects[("feature_service", "driver_model")]
+    assert model.task == "classification" and model.label.column == "label"
     trips = objects[("feature_view", "driver_trips")]
     assert isinstance(trips, hw.FeatureView) and isinstance(trips.source, hw.StreamSource)
     assert [a.name for a in trips.aggregations] == ["trips_1h", "fare_mean_1h", "last_fare",

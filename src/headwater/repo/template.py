@@ -3,11 +3,15 @@
 The repo has a ``headwater.yaml`` naming the project, a ``features.py`` defining the
 ``driver`` entity, the ``driver_stats`` feature view over ``data/driver_stats.parquet``, the
 ``trips`` stream source with the windowed aggregates of ``driver_trips`` over it, and the
-``driver_model`` and ``driver_live`` feature services. The data are generated:
-``data/driver_stats.parquet`` by :func:`headwater.testing.data.driver_stats` (hourly rows
-from 2024-01-01 UTC for drivers 1001, 1002, ...) and the trip history in ``data/trips/`` by
-:func:`headwater.testing.data.trip_events`, one Parquet file per day in ``date=YYYY-MM-DD``
-folders, the layout pushed and streamed events are appended in.
+``driver_model`` and ``driver_live`` feature services; a ``models.py`` defining the
+``driver_conversion`` model (a gradient-boosted classifier on ``driver_model`` predicting
+``data/driver_labels.parquet``'s label) and a nightly ``materialize_incremental`` job. The
+data are generated: ``data/driver_stats.parquet`` by
+:func:`headwater.testing.data.driver_stats` (hourly rows from 2024-01-01 UTC for drivers
+1001, 1002, ...), the labels by :func:`headwater.testing.data.driver_entity_rows` (drawn
+from each driver's hidden rate, which ``conv_rate`` scatters around) and the trip history in
+``data/trips/`` by :func:`headwater.testing.data.trip_events`, one Parquet file per day in
+``date=YYYY-MM-DD`` folders, the layout pushed and streamed events are appended in.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DATA_FILE = "data/driver_stats.parquet"
+LABELS_FILE = "data/driver_labels.parquet"
+MODELS_FILE = "models.py"
+MODEL_NAME = "driver_conversion"
 TRIPS_FOLDER = "data/trips"
 TRIPS_PER_DRIVER_HOUR = 2
 DEFINITIONS_FILE = "features.py"
@@ -89,6 +96,40 @@ driver_model = hw.FeatureService("driver_model", features=[driver_stats])
 driver_live = hw.FeatureService("driver_live", features=[driver_trips])
 '''
 
+MODELS_TEMPLATE = '''\
+"""Models and scheduled jobs. `headwater train {model}` trains the model below on the
+driver_model features (needs scikit-learn: pip install 'headwater[ml]')."""
+
+from datetime import timedelta
+
+from features import driver_model
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+import headwater as hw
+
+{model} = hw.ModelSpec(
+    name="{model}",
+    features=driver_model,
+    label=hw.LabelSource(
+        source=hw.FileSource("{labels_file}", timestamp_field="event_timestamp"),
+        column="label",
+    ),
+    estimator=HistGradientBoostingClassifier(max_iter=50, random_state=0),
+    split=hw.TimeSplit(test_fraction=0.2),          # the latest 20% of label times to test
+    metrics=["roc_auc", "log_loss", "accuracy"],
+    promotion=[hw.PromotionRule("roc_auc")],        # production only moves to a model as good
+    description="Will the driver convert the next offer?",
+)
+
+nightly_features = hw.Job(
+    name="nightly_features",
+    schedule="0 2 * * *",                           # cron, UTC
+    action="materialize_incremental",
+    retries=2,
+    retry_backoff=timedelta(minutes=1),
+)
+'''
+
 GITIGNORE_TEMPLATE = """\
 .headwater/
 """
@@ -120,15 +161,22 @@ def init_repo(
     start: datetime | None = None,
     seed: int = 0,
     trips_end: datetime | None = None,
+    n_labels: int = 2_000,
 ) -> InitResult:
     """Create a runnable repo in ``folder`` (created if missing).
 
     Never overwrites: raises HeadwaterError if one of the files exists already. The data
-    file holds ``n_drivers * n_hours`` rows and the trip history ``2 * n_drivers * n_hours``
-    events over the same hours (ending at ``trips_end`` instead when it is earlier)."""
+    file holds ``n_drivers * n_hours`` rows, the labels ``n_labels`` rows and the trip history
+    ``2 * n_drivers * n_hours`` events over the same hours (ending at ``trips_end`` instead
+    when it is earlier)."""
     import pyarrow.parquet as pq
 
-    from headwater.testing.data import DEFAULT_START, driver_stats, trip_events
+    from headwater.testing.data import (
+        DEFAULT_START,
+        driver_entity_rows,
+        driver_stats,
+        trip_events,
+    )
 
     repo = Path(folder)
     name = project if project is not None else project_name(repo)
@@ -141,11 +189,13 @@ def init_repo(
         repo / CONFIG_FILE: CONFIG_TEMPLATE.format(project=name),
         repo / DEFINITIONS_FILE: DEFINITIONS_TEMPLATE.format(data_file=DATA_FILE,
                                                              trips_folder=TRIPS_FOLDER),
+        repo / MODELS_FILE: MODELS_TEMPLATE.format(model=MODEL_NAME, labels_file=LABELS_FILE),
     }
     gitignore = repo / ".gitignore"  # an existing one is the user's: left as it is
     data_path = repo / DATA_FILE
+    labels_path = repo / LABELS_FILE
     trips_path = repo / TRIPS_FOLDER
-    existing = [p for p in [*targets, data_path, trips_path] if p.exists()]
+    existing = [p for p in [*targets, data_path, labels_path, trips_path] if p.exists()]
     if existing:
         raise HeadwaterError(
             f"{repo} already holds {', '.join(p.relative_to(repo).as_posix() for p in existing)}"
@@ -161,12 +211,15 @@ def init_repo(
     pq.write_table(table, data_path)
     start = start or DEFAULT_START
     trips_until = start + timedelta(hours=n_hours)
+    labels = driver_entity_rows(n_labels, n_drivers, start, trips_until, seed=seed, label=True)
+    pq.write_table(labels.sort_by("event_timestamp"), labels_path)
     if trips_end is not None and trips_end < trips_until:
         trips_until = trips_end
     trips = trip_events(n_drivers, n_drivers * n_hours * TRIPS_PER_DRIVER_HOUR, start,
                         trips_until, seed=seed)
     trip_files = write_by_date(trips, "ts", trips_path, "history.parquet")
-    written = tuple(p.relative_to(repo) for p in (*targets, data_path, *trip_files))
+    written = tuple(p.relative_to(repo)
+                    for p in (*targets, data_path, labels_path, *trip_files))
     return InitResult(repo.resolve(), name, written, table.num_rows, trips.num_rows)
 
 
