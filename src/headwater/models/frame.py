@@ -166,11 +166,6 @@ def _zero(kind: pa.DataType) -> Any:
     return None
 
 
-def label_values(table: pa.Table, label: str) -> Any:
-    """The label column as a numpy array (objects for strings)."""
-    return table.column(label).to_numpy()
-
-
 def feature_types(table: pa.Table, features: Sequence[str]) -> dict[str, str]:
     """Each feature's Arrow type name, as recorded in a model version."""
     return {name: str(table.schema.field(name).type) for name in features}

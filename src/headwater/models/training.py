@@ -89,7 +89,7 @@ def train_model(store: FeatureStore, name: str, *,
     run_id = uuid.uuid4().hex
     fmt, data = formats.dump(estimator)
     artifact = store.models.artifacts.put(name, run_id, formats.filename(fmt), data, fmt)
-    body = json.dumps(reference, sort_keys=True, separators=(",", ":")).encode()
+    body = json.dumps(reference, separators=(",", ":"), allow_nan=False).encode()
     reference_ref = store.models.artifacts.put(name, run_id, REFERENCE_FILE, body, "json")
     report("artifacts", 2)
 
@@ -129,8 +129,9 @@ def _predict(estimator: Any, x: Any, spec: ModelSpec) -> dict[str, np.ndarray]:
     outputs = {PREDICTION: np.asarray(estimator.predict(x))}
     if spec.task == "classification" and callable(getattr(estimator, "predict_proba", None)):
         proba = np.asarray(estimator.predict_proba(x), dtype=np.float64)
-        outputs["proba"] = proba
         outputs[PROBABILITY] = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+        # float32 probabilities (XGBoost) sum to 1 only within float32 precision
+        outputs["proba"] = proba / proba.sum(axis=1, keepdims=True)
     return outputs
 
 
