@@ -77,6 +77,9 @@ def test_list_shows_entities_views_with_types_and_ttl_and_services(
     assert "Feature views (2)" in out and "trips_1h: int64" in out
     assert "conv_rate: float64" in out and "trips: int64" in out and "1d" in out
     assert "Feature services (2)" in out and "driver_stats:*" in out
+    assert "Models (1)" in out and "driver_conversion" in out
+    assert "HistGradientBoostingClassifier" in out
+    assert "Jobs (1)" in out and "0 2 * * *" in out and "materialize_incremental" in out
 
 
 def test_list_of_an_empty_registry(runner: CliRunner, repo: Path) -> None:

@@ -71,9 +71,11 @@ def apply(repo: Path) -> None:
 @repo_option
 def list_objects(repo: Path) -> None:
     """List the registered entities, feature views (with features, types and ttl),
-    on-demand feature views (with sources and features) and feature services."""
+    on-demand feature views (with sources and features), feature services, models and
+    scheduled jobs."""
     from headwater.store import FeatureStore
 
     with FeatureStore(repo) as store:
         render.catalog(store.project, store.list_entities(), store.list_feature_views(),
-                       store.list_feature_services(), store.list_on_demand_feature_views())
+                       store.list_feature_services(), store.list_on_demand_feature_views(),
+                       models=store.list_models(), jobs=store.list_jobs())

@@ -12,7 +12,14 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from headwater.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
+    from headwater.definitions import (
+        Entity,
+        FeatureService,
+        FeatureView,
+        Job,
+        ModelSpec,
+        OnDemandFeatureView,
+    )
     from headwater.definitions.on_demand import OnDemandInput
     from headwater.registry.plan import Plan
     from headwater.repo import InitResult, LoadedDefinition
@@ -51,7 +58,8 @@ def plan(result: Plan) -> None:
 
 def catalog(project: str, entities: Sequence[Entity], views: Sequence[FeatureView],
             services: Sequence[FeatureService],
-            on_demand: Sequence[OnDemandFeatureView] = ()) -> None:
+            on_demand: Sequence[OnDemandFeatureView] = (), *,
+            models: Sequence[ModelSpec] = (), jobs: Sequence[Job] = ()) -> None:
     out = console()
     out.print(f"Project [bold]{escape(project)}[/]")
 
@@ -98,6 +106,26 @@ def catalog(project: str, entities: Sequence[Entity], views: Sequence[FeatureVie
                       for p in service.features),
             service.description,
         )
+    out.print(table)
+
+    table = Table(title=f"Models ({len(models)})", title_justify="left")
+    for column in ("name", "estimator"):
+        table.add_column(column, no_wrap=True)
+    for column in ("features", "label", "metrics"):
+        table.add_column(column, overflow="fold")
+    for model in models:
+        table.add_row(model.name, model.estimator_class.rsplit(".", 1)[-1],
+                      model.features.name, model.label.column, ", ".join(model.metrics))
+    out.print(table)
+
+    table = Table(title=f"Jobs ({len(jobs)})", title_justify="left")
+    for column in ("name", "schedule (UTC)", "action"):
+        table.add_column(column, no_wrap=True)
+    for column in ("target", "retries"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        table.add_row(job.name, job.schedule, job.action, job.target or "all",
+                      str(job.retries))
     out.print(table)
 
 
