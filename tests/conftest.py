@@ -22,6 +22,10 @@ POSTGRES_URL = os.environ.get("HEADWATER_TEST_POSTGRES_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
 # The shared Redis: tests use their own key prefixes and delete them; never FLUSHALL it.
 REDIS_URL = os.environ.get("HEADWATER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# One OpenMP thread per test process and the processes it starts (servers, schedulers): with
+# two test workers on two cores, estimators' thread pools spinning against each other turn a
+# 0.1 s HistGradientBoosting fit into seconds. Set before any test imports an estimator.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _require_services() -> bool:

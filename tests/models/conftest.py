@@ -22,18 +22,6 @@ CUSTOMERS = 120
 DAYS = 40
 
 
-@pytest.fixture(autouse=True, scope="session")
-def one_openmp_thread() -> Iterator[None]:
-    """Fit with one OpenMP thread per test process: on a machine with few cores, the
-    thread pools of parallel test workers spinning against each other make a 0.1 s
-    HistGradientBoosting fit take seconds."""
-    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime the limit applies to)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
-
-
 @pytest.fixture
 def churn_path(tmp_path: Path) -> Path:
     """A churn repo (with the ``spend`` regression model) written to a fresh folder."""
