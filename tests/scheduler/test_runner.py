@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -191,3 +193,45 @@ def test_latest_slot_searches_back_from_now() -> None:
     yearly = parse_cron("0 0 1 1 *")
     later = datetime(2030, 6, 1, tzinfo=START.tzinfo)
     assert latest_slot(yearly, START, later) == datetime(2030, 1, 1, tzinfo=START.tzinfo)
+
+
+def test_run_forever_stops_after_the_current_job_when_asked(
+        store: hw.FeatureStore, clock: Clock) -> None:
+    store.apply([every_15(), every_15("other")])
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def on_run(run: JobRun) -> None:
+        seen.append(run.job)
+        stop.set()  # as SIGTERM does: the job in progress finishes, the next does not start
+
+    scheduler = Scheduler(store, owner="s1", now=clock, on_run=on_run)
+    clock.set(T0 + 10 * MINUTE)  # both jobs are due
+    scheduler.run_forever(stop, poll_seconds=3600)
+    assert seen == ["every_15"]
+    assert [r.job for r in backend(store).runs(store.project)] == ["every_15"]
+
+
+def test_run_forever_returns_once_the_clock_passes_until(
+        store: hw.FeatureStore, clock: Clock) -> None:
+    store.apply([every_15()])
+    scheduler = Scheduler(store, owner="s1", now=clock)
+    clock.set(T0 + 10 * MINUTE)
+    scheduler.run_forever(threading.Event(), until=T0 + 10 * MINUTE, poll_seconds=3600)
+    assert runs(store, "every_15") == []  # until had come: no pass at all
+
+
+def test_the_lease_is_renewed_while_a_run_lasts(store: hw.FeatureStore) -> None:
+    from headwater.scheduler.runner import _Heartbeat, utc_now
+
+    scheduler = Scheduler(store, owner="s1", lease=timedelta(milliseconds=30))
+    now = utc_now()
+    run = backend(store).claim_run(store.project, "slow", now, 1, owner="s1", now=now,
+                                   lease_until=now + scheduler.lease)
+    assert run is not None
+    with _Heartbeat(scheduler, run):  # renews every 10 ms; wait for it, up to 30 s
+        deadline = time.monotonic() + 30
+        while backend(store).last_runs(store.project)["slow"].lease_until == run.lease_until:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.01)
+    assert backend(store).last_runs(store.project)["slow"].lease_until > run.lease_until
