@@ -117,6 +117,40 @@ def promote(model: str, version: int, alias: str, force: bool, repo: Path) -> No
 
 @models.command()
 @click.argument("model")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@repo_option
+def diff(model: str, a: int, b: int, repo: Path) -> None:
+    """What changed from version A to version B of MODEL: metrics, parameters, input
+    features and lineage (training data fingerprint, feature view versions, code)."""
+    from headwater.store import FeatureStore
+
+    with FeatureStore(repo) as store:
+        changes = store.models.diff(model, a, b)
+        out = console()
+        out.print(f"[bold]{escape(model)}[/] version {a} -> {b}")
+        table = Table(title="Metrics", title_justify="left")
+        for column in ("metric", f"v{a}", f"v{b}", "change"):
+            table.add_column(column, justify="right" if column != "metric" else "left")
+        for name, (left, right, delta) in changes.metrics.items():
+            table.add_row(name, _number(left), _number(right),
+                          "-" if delta is None else f"{delta:+.4f}")
+        out.print(table)
+        for title, values in (("Parameters", changes.params), ("Lineage", changes.lineage)):
+            out.print(f"{title}: " + ("unchanged" if not values else ""))
+            for key, (left, right) in values.items():
+                out.print(f"  {escape(key)}: {escape(json.dumps(left, default=str))} -> "
+                          f"{escape(json.dumps(right, default=str))}")
+        if changes.identical_inputs:
+            out.print("Features: the same columns in the same order")
+        else:
+            out.print(f"Features: added {list(changes.features_added)}, removed "
+                      f"{list(changes.features_removed)}"
+                      + (", order changed" if changes.features_reordered else ""))
+
+
+@models.command()
+@click.argument("model")
 @repo_option
 def history(model: str, repo: Path) -> None:
     """The promotion history of MODEL: each alias move with its checks."""
@@ -147,9 +181,15 @@ def _checks(event: AliasEvent) -> str:
     parts = []
     for check in event.checks:
         verdict = "passed" if check.get("passed") else "failed"
-        parts.append(f"{check.get('metric')} {check.get('candidate')} vs "
-                     f"{check.get('current')}: {verdict}")
+        against = ("no current version" if check.get("current") is None
+                   else f"current {_number(check.get('current'))}")
+        parts.append(f"{check.get('metric')} {_number(check.get('candidate'))} vs {against}: "
+                     f"{verdict}")
     return "; ".join(parts)
+
+
+def _number(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _metrics(version: ModelVersion) -> str:
