@@ -8,22 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 from click.testing import CliRunner
 
 import headwater as hw
-from headwater.cli.main import HeadwaterGroup
-from headwater.cli.scheduler import scheduler
+from headwater.cli.main import cli
 from headwater.registry.sql import SQLRegistryBackend
 from headwater.scheduler.base import FAILED, SUCCEEDED, JobRun
-
-
-@click.group(cls=HeadwaterGroup)
-def cli() -> None:
-    """The scheduler command in a group like headwater's (until main.py registers it)."""
-
-
-cli.add_command(scheduler)
 
 
 def apply_jobs(repo: Path, *jobs: hw.Job) -> None:
