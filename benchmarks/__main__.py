@@ -18,6 +18,10 @@ Each operation is compared with the fastest way to do the same work directly on 
 * ``aggregation``: a backfill of windowed aggregation features (mean over 1 h, count over
   7 days) next to a hand-written DuckDB window query (:mod:`benchmarks.aggregation`); each
   side in a fresh process, median of ``--repeat`` runs, peak resident memory.
+* ``models``: ``POST /predict`` p50/p99 for 1 entity x 10 features and a gradient-boosted
+  model against a real ``headwater serve``, the same handler in-process, batch inference
+  rows/s next to a direct join + predict, and the time ``train`` adds on top of the fit
+  (:mod:`benchmarks.predict`).
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
@@ -38,7 +42,7 @@ from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
 
 SIDES = ("headwater", "baseline")
-SUITES = ("historical", "online", "http", "streaming", "aggregation")
+SUITES = ("historical", "online", "http", "streaming", "aggregation", "models")
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,15 @@ def main() -> None:
               f"{size_a.entities:,} drivers over 30 days, {size_a.entity_rows:,} entity rows; "
               f"median of {repeat} run(s), each in a fresh process")
         print(aggregation.table(aggregation.run(size_a, repeat, args.workdir)), flush=True)
+    if "models" in suites:
+        from benchmarks import predict
+
+        size_m = predict.SIZES.get(args.size, predict.SIZES["full"])
+        print(f"\nmodels, size {args.size}: {size_m.customers:,} customers x {size_m.days} "
+              f"days, 10 features, HistGradientBoostingClassifier(max_iter=100), SQLite "
+              f"online store; {size_m.calls:,} calls per run after {size_m.warmup:,} "
+              f"warm-up calls, median over {repeat} client run(s)")
+        print(predict.table(predict.run(size_m, repeat, args.workdir)), flush=True)
     print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 

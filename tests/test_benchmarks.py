@@ -116,3 +116,14 @@ def test_tiny_aggregation_benchmark(tmp_path: Path) -> None:
     _table_shape(aggregation.table(result), 1,
                  ("headwater s", "baseline s", "ratio", "target", "same values"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tiny_models_benchmark(tmp_path: Path) -> None:
+    from benchmarks import predict
+
+    rows = predict.run(predict.SIZES["tiny"], repeat=1, workdir=tmp_path)
+    assert len(rows) == 2 * len(predict.MODELS) + 2
+    assert all(r.value and ("ms" in r.value or "rows/s" in r.value or " s " in r.value)
+               for r in rows)
+    _table_shape(predict.table(rows), len(rows), ("operation", "headwater", "reference"))
+    assert list(tmp_path.iterdir()) == []  # the generated repo is cleaned up

@@ -1,10 +1,10 @@
 """The prediction log: every online prediction, written as Parquet without blocking requests.
 
 ``/predict`` hands each answered request to :meth:`PredictionLog.log` as a
-:class:`PredictionRecord`, which only puts it on a bounded queue. One background writer
-thread collects records and writes them when ``flush_rows`` rows are pending or
-``flush_seconds`` after the first pending one (default 1,000 rows / 1 s), and everything
-on :meth:`PredictionLog.flush` and :meth:`PredictionLog.close` (the server's shutdown).
+:class:`PredictionRecord`, which only appends it to a bounded queue. One background writer
+thread collects records and writes them when ``flush_rows`` rows are pending, else every
+``flush_seconds`` (default 1,000 rows / 1 s), and everything on
+:meth:`PredictionLog.flush` and :meth:`PredictionLog.close` (the server's shutdown).
 
 Files: ``<root>/<model>/date=YYYY-MM-DD/<uuid>.parquet`` (``root`` is
 ``settings.predictions_path``; the date is the UTC date of the prediction). Each file is
@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict, deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,25 +110,27 @@ def _array(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
-@dataclass
-class _Flush:
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-_STOP = object()
-
-
 class PredictionLog:
     """The log writer over ``root`` (see the module docstring). Thread-safe. The writer
     thread runs from :meth:`start` (the server's start-up) to :meth:`close`; records logged
-    before it starts wait in the queue (``flush`` and ``close`` start it to drain them)."""
+    before it starts wait in the queue (``flush`` and ``close`` start it to drain them).
+
+    The queue is a deque the writer drains in bulk: a request appends to it and wakes the
+    writer only when ``flush_rows`` rows are pending, so serving does not pay a thread
+    switch per request; otherwise the writer wakes every ``flush_seconds``."""
 
     def __init__(self, root: Path, *, flush_rows: int = FLUSH_ROWS,
                  flush_seconds: float = FLUSH_SECONDS, max_queue: int = MAX_QUEUE) -> None:
         self.root = Path(root)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self._queue: deque[PredictionRecord] = deque()
+        self._pending_rows = 0
+        self._wake = threading.Event()
+        self._flushes: list[threading.Event] = []
+        self._flush_lock = threading.Lock()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -145,17 +146,19 @@ class PredictionLog:
         if self._closed:
             self.dropped_rows += record.rows
             return False
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if len(self._queue) >= self.max_queue:
             self.dropped_rows += record.rows
             now = time.monotonic()
             if now - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = now
                 _log.warning("prediction log queue full (%d requests): %d rows dropped so "
                              "far. Fix: give the writer a faster disk, or raise max_queue",
-                             self._queue.maxsize, self.dropped_rows)
+                             self.max_queue, self.dropped_rows)
             return False
+        self._queue.append(record)
+        self._pending_rows += record.rows
+        if self._pending_rows >= self.flush_rows and not self._wake.is_set():
+            self._wake.set()
         return True
 
     def flush(self, timeout: float | None = 30.0) -> bool:
@@ -163,9 +166,11 @@ class PredictionLog:
         if self._closed:
             return self._thread is None
         self.start()
-        request = _Flush()
-        self._queue.put(request, timeout=timeout)
-        return request.done.wait(timeout)
+        done = threading.Event()
+        with self._flush_lock:
+            self._flushes.append(done)
+        self._wake.set()
+        return done.wait(timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Write everything queued and stop the writer (idempotent)."""
@@ -176,13 +181,13 @@ class PredictionLog:
         thread = self._thread
         if thread is None:
             return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            _log.error("the prediction log writer did not drain its queue within %s s; "
-                       "%d queued requests are not written", timeout, self._queue.qsize())
-            return
+        self._stopping = True
+        self._wake.set()
         thread.join(timeout)
+        if thread.is_alive():
+            _log.error("the prediction log writer did not finish within %s s; %d queued "
+                       "requests may not be written", timeout, len(self._queue))
+            return
         self._thread = None
 
     def start(self) -> None:
@@ -197,27 +202,20 @@ class PredictionLog:
                 self._thread = thread
 
     def _run(self) -> None:
-        pending: list[PredictionRecord] = []
-        rows = 0
-        deadline = 0.0
         while True:
-            timeout = None if not pending else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None  # the oldest pending record waited flush_seconds
-            if isinstance(item, PredictionRecord):
-                if not pending:
-                    deadline = time.monotonic() + self.flush_seconds
-                pending.append(item)
-                rows += item.rows
-                if rows < self.flush_rows:
-                    continue
-            self._write(pending)
-            pending, rows = [], 0
-            if isinstance(item, _Flush):
-                item.done.set()
-            elif item is _STOP:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            stopping = self._stopping
+            with self._flush_lock:
+                flushes, self._flushes = self._flushes, []
+            self._pending_rows = 0
+            records = []
+            while self._queue:
+                records.append(self._queue.popleft())
+            self._write(records)
+            for done in flushes:
+                done.set()
+            if stopping:
                 return
 
     def _write(self, records: list[PredictionRecord]) -> None:

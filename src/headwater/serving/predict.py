@@ -21,6 +21,7 @@ store or registry is 503.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from headwater.errors import StoreUnavailableError
 from headwater.inference.log import PredictionLog, PredictionRecord
 from headwater.inference.online import ServingPlan, predict_online, serving_plan
 from headwater.serving.requests import parse_predict
@@ -43,6 +45,8 @@ REFRESH_SECONDS = 2.0
 """How long a resolved alias is trusted before the registry is asked again: an alias moved
 by ``promote`` is served within this time."""
 MAX_MODELS = 256
+
+_log = logging.getLogger("headwater.serving")
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,10 @@ class ModelCache:
     ``refresh_seconds``; the predictor is loaded (``store.models.load``, which verifies the
     artifact's SHA-256) only when the reference points at another version than before, and
     the serving plan is rebuilt when the registry's definitions changed. Between checks a
-    request costs a dict lookup. Loading happens on the caller's thread; a lock keeps two
-    threads from loading the same version twice."""
+    request costs a dict lookup. A registry that cannot be reached at a check keeps the
+    version already served (a warning is logged); with nothing served yet it is a 503.
+    Loading happens on the caller's thread; a lock keeps two threads from loading the same
+    version twice."""
 
     def __init__(self, store: FeatureStore, refresh_seconds: float = REFRESH_SECONDS) -> None:
         self.store = store
@@ -81,7 +87,16 @@ class ModelCache:
                 and served.generation == generation):
             return served
         with self._lock:
-            version = self.store.models.get(ref)
+            try:
+                version = self.store.models.get(ref)
+            except StoreUnavailableError as exc:
+                if served is None:
+                    raise
+                _log.warning("registry unreachable, serving %s as model '%s' version %d: %s",
+                             ref, served.plan.version.model, served.plan.version.version, exc)
+                served = ServedModel(served.predictor, served.plan, served.generation, now)
+                self._models[ref] = served
+                return served
             served = self._models.get(ref)
             if served is None or served.plan.version.version != version.version or (
                     served.plan.version.model != version.model):
