@@ -11,7 +11,9 @@ reading the whole backlog as one consumer of a fresh group, so on one core:
 
 * **headwater**: the ``headwater stream`` runtime (:class:`~headwater.streaming.consumer.
   Consumer`): decode and validate, offline Parquet file per batch (pending, then renamed),
-  exactly-once tile update online with the events' ids marked, ``XACK``.
+  exactly-once tile update online with the events' ids marked, ``XACK``; while catching
+  up it reads the next batch on a helper thread that waits on Redis while a batch is
+  applied (overlap of waiting, not a second worker).
 * **baseline**: ``XREADGROUP COUNT`` + ``XACK`` of the same entries with the same client,
   nothing else: the floor of reading the stream.
 

@@ -262,3 +262,46 @@ def test_events_a_second_consumer_commits_meanwhile_reach_the_offline_copy_once(
         assert stored.num_rows == 4
         assert sorted(stored.column("fare").to_pylist()) == sorted(
             table.column("fare").to_pylist())
+
+
+class _Batches:
+    """A reader that allows reading ahead and hands out the given batches, recording the
+    count of each read and the ids acknowledged."""
+
+    reads_ahead = True
+
+    def __init__(self, batches: list[list[Message]]) -> None:
+        self.batches = batches
+        self.reads: list[int] = []
+        self.acked: list[str] = []
+
+    def read(self, count: int, wait_ms: int) -> list[Message]:
+        self.reads.append(count)
+        return self.batches.pop(0)[:count] if self.batches else []
+
+    def ack(self, messages: list[Message]) -> None:
+        self.acked += [m.id for m in messages]
+
+    def dead_letter(self, refused: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_full_batches_are_followed_by_a_read_ahead_and_applied_in_order(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    table = events(9, end=datetime(2024, 5, 1, 10, 0, tzinfo=UTC), drivers=3)
+    messages = [Message("trips", f"1-{i}", data=p) for i, p in enumerate(payloads(table))]
+    repo = make_repo(tmp_path / "repo", "trips")
+    with hw.FeatureStore(repo) as store:
+        reader = _Batches([messages[0:3], messages[3:6], messages[6:8], messages[8:]])
+        runtime = Consumer(store, stream_feeds(store), reader, consumer="c", batch_size=3)
+        counters = runtime.run(max_events=9)
+    # a full batch is followed by a read while it is applied; the short one is not, and
+    # the last read asks only for what max_events leaves
+    assert reader.reads == [3, 3, 3, 1]
+    assert reader.acked == [m.id for m in messages]
+    assert (counters.events, counters.batches) == (9, 4)

@@ -4,18 +4,20 @@ A batch of events (the table of ``headwater.materialize.tiles.apply_events``: th
 keys, ``__hw_ts``, ``__hw_created``, ``__hw_seq`` and the aggregated columns) is sorted once per
 distinct granularity by (entity, tile start); each aggregator's ``encode_grouped`` then computes
 the encoded state of every group with numpy. The groups of an entity are contiguous and in tile
-order, so each entity's partial is a slice of those lists per lane (the layout of
-:mod:`headwater.aggregation.tiles`): Python works per entity, never per event or per group.
+order: :mod:`~headwater.aggregation.merge_batch` merges each lane's groups into the records of
+all entities at once, and :attr:`Partials.by_key` gives each entity's partial as a slice of
+those lists per lane (the layout of :mod:`headwater.aggregation.tiles`) for the per-record
+path. Python works per entity at most, never per event or per group.
 Merging, finalizing and encoding states is the algebra's one implementation
 (:mod:`headwater.aggregation.base`).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -74,15 +76,48 @@ class EntityPartial:
         raise IndexError(position)
 
 
+class LaneGroups(NamedTuple):
+    """One lane's (entity, tile) groups of a batch, sorted by entity then tile start:
+    ``entity`` and ``starts`` per group, per aggregation of the lane the encoded state of each
+    group, and ``bounds``: entity ``e``'s groups are ``bounds[e]:bounds[e + 1]``."""
+
+    entity: npt.NDArray[np.intp]
+    starts: Ints
+    states: tuple[list[bytes], ...]
+    bounds: list[int]
+
+
 @dataclass(frozen=True)
 class Partials:
-    """A batch's partial states, by encoded entity key. ``entity`` and ``ts`` give each event's
-    entity (an index into ``keys``) and time, for the caller's lateness accounting."""
+    """A batch's partial states. ``keys`` are the encoded entity keys; ``entity`` and ``ts``
+    give each event's entity (an index into ``keys``) and time, for the caller's lateness
+    accounting; ``latest_us`` and ``latest_created_us`` each entity's latest event
+    (:data:`~headwater.aggregation.tiles.NO_CREATED` for no created time); ``lanes`` the
+    groups of each lane. :attr:`by_key` gives the same per entity."""
 
     keys: list[bytes]
-    by_key: dict[bytes, EntityPartial]
     entity: npt.NDArray[np.intp]
     ts: Ints
+    latest_us: Ints
+    latest_created_us: Ints
+    lanes: tuple[LaneGroups, ...]
+
+    @cached_property
+    def by_key(self) -> dict[bytes, EntityPartial]:
+        """Each entity's partial, by encoded key."""
+        lanes = [(groups.starts.tolist(), groups.states, groups.bounds)
+                 for groups in self.lanes]
+        out: dict[bytes, EntityPartial] = {}
+        for e, (key, latest, made) in enumerate(zip(
+                self.keys, self.latest_us.tolist(), self.latest_created_us.tolist(),
+                strict=True)):
+            tiles = []
+            for starts, states, bounds in lanes:
+                lo, hi = bounds[e], bounds[e + 1]
+                tiles.append(LaneTiles(starts[lo:hi], tuple([c[lo:hi] for c in states])))
+            out[key] = EntityPartial(latest, None if made == NO_CREATED else made,
+                                     tuple(tiles))
+        return out
 
 
 def _micros(column: pa.ChunkedArray, name: str, view: str) -> Ints:
@@ -147,9 +182,7 @@ def partials(view: FeatureView, events: pa.Table) -> Partials:
                      NO_CREATED).to_numpy(), dtype=np.int64) if n else np.zeros(0, np.int64)
     aggs = view.aggregations
     layout = lanes(aggs)
-    # per lane, each entity's tiles
-    entity_lanes: list[list[LaneTiles]] = [[] for _ in keys]
-    by_lane: dict[int, tuple[list[int], list[list[bytes]], list[int]]] = {}
+    by_lane: dict[int, LaneGroups] = {}
     for granularity in dict.fromkeys(lane.granularity_us for lane in layout):
         start = tile_start(ts, granularity)
         order = np.lexsort((start, entity))
@@ -159,7 +192,7 @@ def partials(view: FeatureView, events: pa.Table) -> Partials:
             sorted_start[1:] != sorted_start[:-1])
         starts = np.flatnonzero(boundary)
         group_entity = sorted_entity[starts]
-        group_start = sorted_start[starts].tolist()
+        group_start = sorted_start[starts]
         # each entity's groups: [bounds[e], bounds[e + 1])
         bounds = np.searchsorted(group_entity, np.arange(len(keys) + 1)).tolist()
         key = Order(ts[order], created[order], seq[order])
@@ -174,34 +207,24 @@ def partials(view: FeatureView, events: pa.Table) -> Partials:
                 if column not in values:
                     values[column] = _values(events.column(column)).take(taken)
                 encoded.append(fn.encode_grouped(values[column], key, starts))
-            by_lane[index] = (group_start, encoded, bounds)
-    for index in range(len(layout)):
-        group_start, encoded, bounds = by_lane[index]
-        if len(encoded) == 1:
-            (only,) = encoded
-            for e, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-                entity_lanes[e].append(LaneTiles(group_start[lo:hi], (only[lo:hi],)))
-            continue
-        for e, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            entity_lanes[e].append(LaneTiles(group_start[lo:hi],
-                                             tuple([column[lo:hi] for column in encoded])))
-    return Partials(keys, _by_key(keys, entity, ts, created, entity_lanes), entity, ts)
+            by_lane[index] = LaneGroups(group_entity, group_start, tuple(encoded), bounds)
+    latest, latest_created = _latest(len(keys), entity, ts, created)
+    return Partials(keys, entity, ts, latest, latest_created,
+                    tuple(by_lane[index] for index in range(len(layout))))
 
 
-def _by_key(keys: list[bytes], entity: npt.NDArray[np.intp], ts: Ints, created: Ints,
-            tiles: list[list[LaneTiles]]) -> dict[bytes, EntityPartial]:
-    """Each entity's partial with its latest event: the greatest ``(ts, created)``."""
-    if not keys:
-        return {}
-    order = np.lexsort((created, ts, entity))
-    last = np.append(entity[order][1:] != entity[order][:-1], True)
-    best = order[last]
-    out: dict[bytes, EntityPartial] = {}
-    for e, latest, made in zip(entity[best].tolist(), ts[best].tolist(),
-                               created[best].tolist(), strict=True):
-        out[keys[e]] = EntityPartial(latest, None if made == NO_CREATED else made,
-                                     tuple(tiles[e]))
-    return out
+def _latest(entities: int, entity: npt.NDArray[np.intp], ts: Ints,
+            created: Ints) -> tuple[Ints, Ints]:
+    """Each entity's latest event ``(ts, created)``: the greatest pair."""
+    latest = np.zeros(entities, dtype=np.int64)
+    latest_created = np.full(entities, NO_CREATED, dtype=np.int64)
+    if entities:
+        order = np.lexsort((created, ts, entity))
+        last = np.append(entity[order][1:] != entity[order][:-1], True)
+        best = order[last]
+        latest[entity[best]] = ts[best]
+        latest_created[entity[best]] = created[best]
+    return latest, latest_created
 
 
 def combine(a: EntityPartial, b: EntityPartial,

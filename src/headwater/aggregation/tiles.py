@@ -2,13 +2,26 @@
 
 A record is the standard 20-byte header of :mod:`headwater.online.encoding` (the view's
 definition generation, the event time of the latest event the record holds, and that event's
-created time), then a msgpack array of *lanes*. The aggregations of a view with the same window
-and tile size always hold the same tiles, so they share a lane: lanes come in the order of
-their first aggregation in the definition, and a lane is the array
-``[starts, states_1, states_2, ...]``: ``starts`` the lane's tile starts in microseconds,
-ascending, and ``states_i`` the aggregator ``encode`` of each tile's state (one binary per
-tile, in the order of ``starts``) for the lane's i-th aggregation, in definition order. The
-same tiles always give the same bytes.
+created time), then the tiles in *lanes*. The aggregations of a view with the same window and
+tile size always hold the same tiles, so they share a lane: lanes come in the order of their
+first aggregation in the definition, and a lane holds its tile starts in microseconds,
+ascending, and for each of its aggregations, in definition order, the aggregator ``encode`` of
+each tile's state, in the order of the starts. The same tiles always give the same bytes.
+
+The layout after the header (format 1, little endian) keeps each lane's tiles as fixed-width
+rows wherever the states are fixed-width, so the records of a batch of entities are read and
+written with numpy, a slice per record rather than an object per tile
+(:mod:`~headwater.aggregation.merge_batch`)::
+
+    0xC1 (a byte msgpack never uses) | format (1) | lanes (u8)
+    per lane:  aggregations k (u8) | tiles n (u32) | k widths (u32): each aggregation's
+               state width, 0 when its states differ in width (or there are none); then
+      every width > 0: n rows, each the tile start (int64) and its k states;
+      else:            n starts (int64), then per aggregation its n states (width > 0), or
+                       its n state lengths (u32) and the states back to back (width 0)
+
+Records of the earlier layout (a msgpack array of ``[starts, states...]`` lanes right after the
+header) are still read; every write uses the current one.
 
 Merging a batch's partial states into a record (:func:`merge_into`) merges tile by tile with the
 algebra's ``merge``, then *prunes*: with ``L`` the record's latest event, a read at ``t >= L``
@@ -34,6 +47,7 @@ value is exact; serving in real time reads at ``t = now``, so an event with a ti
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from headwater.aggregation.base import FUNCTIONS, Aggregator
+from headwater.aggregation.packed import items
 from headwater.aggregation.windows import tile_start
 from headwater.definitions.aggregation import Aggregation
 from headwater.errors import DataError
@@ -53,7 +68,6 @@ from headwater.online.encoding import HEADER_BYTES, decode_header, encode_header
 if TYPE_CHECKING:
     from headwater.aggregation.grouped import EntityPartial
 
-_packb = msgpack.packb
 _unpackb = msgpack.unpackb
 
 NO_CREATED = -(2**63)
@@ -154,16 +168,123 @@ def tiles_of(record: TileRecord, aggregations: tuple[Aggregation, ...],
     return dict(zip(lane.starts, lane.states[slot], strict=True))
 
 
+FORMAT = b"\xc1\x01"
+"""What follows the header of a record in the current layout: a byte msgpack never uses,
+then the layout's version."""
+LANE = struct.Struct("<BI")
+"""A lane's number of aggregations and of tiles."""
+
+
+@lru_cache(maxsize=256)
+def row_type(widths: tuple[int, ...]) -> np.dtype[np.void]:
+    """The numpy type of a lane's rows: ``start`` (int64) then ``s0``, ``s1``... of the
+    states' widths, packed."""
+    return np.dtype([("start", "<i8"), *((f"s{i}", f"V{w}") for i, w in enumerate(widths))])
+
+
+def widths_of(widths: Sequence[int]) -> bytes:
+    """The stored widths of a lane's states."""
+    return struct.pack(f"<{len(widths)}I", *widths)
+
+
 def encode_tiles(record: TileRecord) -> bytes:
     """The stored bytes of a tile record (deterministic: tiles in start order)."""
-    payload = [[lane.starts, *lane.states] for lane in record.lanes]
-    header = encode_header(record.latest_us, record.created_us, record.generation)
-    return header + bytes(_packb(payload, use_bin_type=True))
+    parts = [encode_header(record.latest_us, record.created_us, record.generation), FORMAT,
+             bytes((len(record.lanes),))]
+    parts.extend(pack_lane(lane.starts, lane.states) for lane in record.lanes)
+    return b"".join(parts)
+
+
+def _width(states: Sequence[bytes]) -> int:
+    """The width of every state, or 0 when they differ (or there are none)."""
+    found = set(map(len, states))
+    return found.pop() if len(found) == 1 else 0
+
+
+def pack_lane(starts: Sequence[int], states: Sequence[Sequence[bytes]]) -> bytes:
+    """One lane as the layout stores it (module docstring)."""
+    n = len(starts)
+    widths = [_width(column) for column in states]
+    head = LANE.pack(len(states), n) + widths_of(widths)
+    if n and all(widths):
+        rows = np.empty(n, dtype=row_type(tuple(widths)))
+        rows["start"] = starts
+        for i, (width, column) in enumerate(zip(widths, states, strict=True)):
+            rows[f"s{i}"] = np.frombuffer(b"".join(column), dtype=f"V{width}")
+        return head + rows.tobytes()
+    parts = [head, np.asarray(starts, dtype="<i8").tobytes()]
+    for width, column in zip(widths, states, strict=True):
+        if not width:
+            parts.append(np.fromiter(map(len, column), dtype="<u4", count=n).tobytes())
+        parts.append(b"".join(column))
+    return b"".join(parts)
 
 
 def decode_tiles(data: bytes, aggregations: int, view: str = "") -> TileRecord:
     """A stored tile record of a view with ``aggregations`` aggregations."""
     generation, latest, created = decode_header(data)
+    if data[HEADER_BYTES:HEADER_BYTES + 1] == FORMAT[:1]:
+        found = _decode_lanes(data, view)
+    else:
+        found = _decode_msgpack(data, view)
+    held = sum(len(lane.states) for lane in found)
+    if held != aggregations:
+        raise _corrupt(view, f"expected {aggregations} tile lists, found {held}")
+    return TileRecord(generation, latest, created, tuple(found))
+
+
+def _decode_lanes(data: bytes, view: str) -> list[LaneTiles]:
+    """The lanes of a record in the current layout (module docstring)."""
+    if data[HEADER_BYTES:HEADER_BYTES + 2] != FORMAT:
+        raise _corrupt(view, f"unknown layout {data[HEADER_BYTES + 1:HEADER_BYTES + 2]!r}")
+    out = []
+    try:
+        pos = HEADER_BYTES + len(FORMAT) + 1
+        for _ in range(data[pos - 1]):
+            lane, pos = _unpack_lane(data, pos)
+            out.append(lane)
+    except (ValueError, IndexError, struct.error) as exc:
+        raise _corrupt(view, f"truncated ({exc})") from exc
+    if pos != len(data):
+        raise _corrupt(view, f"{len(data) - pos} bytes after the last lane")
+    return out
+
+
+def _unpack_lane(data: bytes, pos: int) -> tuple[LaneTiles, int]:
+    """The lane :func:`pack_lane` stored at ``pos``, and the position after it."""
+    count, n = LANE.unpack_from(data, pos)
+    pos += LANE.size
+    widths = struct.unpack_from(f"<{count}I", data, pos)
+    pos += 4 * count
+    if n and all(widths):
+        kind = row_type(widths)
+        rows = np.frombuffer(data, dtype=kind, count=n, offset=pos)
+        return LaneTiles(rows["start"].tolist(), tuple(
+            rows[f"s{i}"].tolist() for i in range(count))), pos + n * kind.itemsize
+    starts: list[int] = np.frombuffer(data, "<i8", n, pos).tolist()
+    pos += 8 * n
+    states = []
+    for width in widths:
+        if width:
+            end = pos + n * width
+            if end > len(data):
+                raise ValueError("states past the end")
+            states.append(items(data[pos:end], width))
+            pos = end
+            continue
+        lengths = np.frombuffer(data, "<u4", n, pos).astype(np.int64)
+        pos += 4 * n
+        ends = (pos + np.cumsum(lengths)).tolist()
+        if ends and ends[-1] > len(data):
+            raise ValueError("states past the end")
+        states.append([data[a:b] for a, b in zip([pos, *ends[:-1]], ends, strict=True)])
+        pos = ends[-1] if ends else pos
+    return LaneTiles(starts, tuple(states)), pos
+
+
+def _decode_msgpack(data: bytes, view: str) -> list[LaneTiles]:
+    """The lanes of a record in the earlier layout: a msgpack array of
+    ``[starts, states_1, ...]`` lanes."""
     try:
         payload = _unpackb(data[HEADER_BYTES:])
     except (ValueError, msgpack.UnpackException) as exc:
@@ -171,7 +292,6 @@ def decode_tiles(data: bytes, aggregations: int, view: str = "") -> TileRecord:
     if not isinstance(payload, list):
         raise _corrupt(view, "expected an array of lanes")
     out = []
-    held = 0
     for lane in payload:
         if not isinstance(lane, list) or len(lane) < 2:
             raise _corrupt(view, "expected each lane as [starts, states, ...]")
@@ -180,11 +300,8 @@ def decode_tiles(data: bytes, aggregations: int, view: str = "") -> TileRecord:
         for states in lane[1:]:
             if len(states) != size:
                 raise _corrupt(view, "a lane has more tile states than tile starts")
-        held += len(lane) - 1
         out.append(LaneTiles(starts, tuple(lane[1:])))
-    if held != aggregations:
-        raise _corrupt(view, f"expected {aggregations} tile lists, found {held}")
-    return TileRecord(generation, latest, created, tuple(out))
+    return out
 
 
 def _corrupt(view: str, problem: str) -> DataError:

@@ -110,30 +110,15 @@ def apply_events(online: OnlineStore, view: FeatureView, generation: int, events
 
 def _merge(view: FeatureView, generation: int, part: Any,
            current: dict[bytes, bytes | None]) -> tuple[dict[bytes, bytes], int]:
-    """The new records of the entities of ``part`` and how many of its events were late."""
-    import numpy as np
+    """The new records of the entities of ``part`` and how many of its events were late.
+    A record of another definition generation is left alone: a newer one, and an older one
+    too, since events alone cannot rebuild its window. It reads MISSING until materialize
+    rebuilds it from the offline copy, which holds these events."""
+    from headwater.aggregation.merge_batch import merge_records
+    from headwater.aggregation.tiles import late_events
 
-    from headwater.aggregation.tiles import decode_tiles, encode_tiles, late_events, merge_into
-
-    aggs = view.aggregations
-    records: dict[bytes, bytes] = {}
-    latest = np.zeros(len(part.keys), dtype=np.int64)
-    for index, key in enumerate(part.keys):
-        data = current.get(key)
-        if data is not None and decode_header(data)[0] != generation:
-            # A record of another definition: a newer one is left alone, and an older one
-            # too, since events alone cannot rebuild its window. It reads MISSING until
-            # materialize rebuilds it from the offline copy, which holds these events.
-            latest[index] = np.iinfo(np.int64).max
-            continue
-        stored = None if data is None else decode_tiles(data, len(aggs), view.name)
-        merged = merge_into(stored, part.by_key[key], aggs, generation)
-        if merged is None:
-            latest[index] = np.iinfo(np.int64).max
-            continue
-        latest[index] = merged.latest_us
-        records[key] = encode_tiles(merged)
-    return records, late_events(aggs, latest, part.entity, part.ts)
+    records, latest = merge_records(view.aggregations, generation, part, current, view.name)
+    return records, late_events(view.aggregations, latest, part.entity, part.ts)
 
 
 def events_start(view: FeatureView, end: datetime) -> datetime:

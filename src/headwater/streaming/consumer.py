@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -158,6 +159,7 @@ class Consumer:
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.counters = Counters()
+        self._asked = batch_size
         self._feeds = {f.topic: f for f in feeds}
         self._folders: dict[str, PushFolder] = {
             f.name: push_folder(f.union, store.repo_path, partitioned=True) for f in feeds}
@@ -183,30 +185,55 @@ class Consumer:
             idle_exit: float | None = None,
             on_batch: Callable[[Counters], None] | None = None) -> Counters:
         """Consume until ``stop`` is set, ``max_events`` messages were handled or no message
-        came for ``idle_exit`` seconds; the batch in progress is always finished."""
+        came for ``idle_exit`` seconds; the batch in progress is always finished.
+
+        While catching up (a read returned a full batch), a reader that allows it now
+        (``reads_ahead``) reads the next batch on a helper thread while this one is applied:
+        that thread mostly waits on the stream server, so the overlap is of waiting, not of
+        work. A batch read ahead is applied like any other, after the one before it, and is
+        finished even when ``stop`` is set meanwhile."""
         stop = stop or threading.Event()
         last_message = time.monotonic()
         handled = 0
-        while not stop.is_set():
-            if max_events is not None and handled >= max_events:
-                break
-            count = self.batch_size if max_events is None else min(
-                self.batch_size, max_events - handled)
-            wait = self.block_ms
-            if idle_exit is not None:
-                left = idle_exit - (time.monotonic() - last_message)
-                if left <= 0:
-                    break
-                wait = max(1, min(wait, int(left * 1000)))
-            messages = self.reader.read(count, wait)
-            if not messages:
-                continue
-            handled += len(messages)
-            self.process(messages)
-            last_message = time.monotonic()  # idle time counts from the end of the work
-            if on_batch is not None:
-                on_batch(self.counters)
+        helper = (ThreadPoolExecutor(1, "headwater-read-ahead")
+                  if hasattr(self.reader, "reads_ahead") else None)
+        ahead: Future[list[Message]] | None = None
+        try:
+            while True:
+                if ahead is not None:
+                    messages, asked = ahead.result(), self._asked
+                    ahead = None
+                else:
+                    if stop.is_set() or (max_events is not None and handled >= max_events):
+                        break
+                    asked = self._count(max_events, handled)
+                    wait = self.block_ms
+                    if idle_exit is not None:
+                        left = idle_exit - (time.monotonic() - last_message)
+                        if left <= 0:
+                            break
+                        wait = max(1, min(wait, int(left * 1000)))
+                    messages = self.reader.read(asked, wait)
+                if not messages:
+                    continue
+                handled += len(messages)
+                if (helper is not None and len(messages) >= asked and not stop.is_set()
+                        and (max_events is None or handled < max_events)
+                        and getattr(self.reader, "reads_ahead", False)):
+                    self._asked = self._count(max_events, handled)
+                    ahead = helper.submit(self.reader.read, self._asked, self.block_ms)
+                self.process(messages)
+                last_message = time.monotonic()  # idle time counts from the end of the work
+                if on_batch is not None:
+                    on_batch(self.counters)
+        finally:
+            if helper is not None:
+                helper.shutdown(wait=True)
         return self.counters
+
+    def _count(self, max_events: int | None, handled: int) -> int:
+        return self.batch_size if max_events is None else min(self.batch_size,
+                                                              max_events - handled)
 
     def process(self, messages: Sequence[Message]) -> None:
         """Commit one batch exactly once, then acknowledge it (module docstring)."""
@@ -265,6 +292,8 @@ def first_unmarked(ids: Sequence[str], marked: set[str]) -> list[bool]:
     """Which messages to apply: the first copy of each id not marked as applied. A message
     can come twice in one batch when its redelivery timeout passed while it waited; its
     first copy stands for both, offline as online."""
+    if not marked and len(set(ids)) == len(ids):  # the usual: all new, none repeated
+        return [True] * len(ids)
     taken = set(marked)
     keep = []
     for ident in ids:

@@ -1,0 +1,230 @@
+"""A batch's partial states merged into many tile records at once.
+
+:func:`merge_records` gives, for every entity of a batch
+(:class:`~headwater.aggregation.grouped.Partials`), the record that
+:func:`~headwater.aggregation.tiles.merge_into` and
+:func:`~headwater.aggregation.tiles.encode_tiles` give, byte for byte, without an object per
+tile. Per lane, over all entities together: the stored tiles (sliced out of the records, whose
+layout is fixed-width) and the batch's tiles are pruned to each entity's first readable tile,
+sorted by (entity, start) with the stored tile first on a tie, a tile both hold is merged with
+the algebra's ``merge`` (a Python call per such tile: usually only a batch's first tile of an
+entity), and the records are cut out of one buffer per column.
+
+An entity whose record does not fit that shape (the earlier msgpack layout, states of varying
+width, or a merged state of another width than its inputs) goes through ``merge_into``, as
+does every entity when the batch's own states vary in width; a record of another definition
+generation is left alone (see :func:`merge_records`).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from headwater.aggregation.tiles import (
+    FORMAT,
+    LANE,
+    NO_CREATED,
+    Lane,
+    decode_tiles,
+    encode_tiles,
+    lanes,
+    merge_into,
+    row_type,
+    widths_of,
+)
+from headwater.definitions.aggregation import Aggregation
+from headwater.online.encoding import HEADER_BYTES, decode_header, encode_header
+
+if TYPE_CHECKING:
+    from headwater.aggregation.grouped import LaneGroups, Partials
+
+SKIPPED = np.iinfo(np.int64).max
+"""The latest event time :func:`merge_records` gives an entity whose record it left alone."""
+
+# per lane, (tiles, rows) sliced out of one stored record
+_Blocks = list[tuple[int, bytes]]
+
+
+def merge_records(aggregations: tuple[Aggregation, ...], generation: int, part: Partials,
+                  current: dict[bytes, bytes | None], view: str = ""
+                  ) -> tuple[dict[bytes, bytes], npt.NDArray[np.int64]]:
+    """The new records of the entities of ``part`` (definition ``generation``) given their
+    ``current`` ones, and each entity's latest event time after the merge.
+
+    A record of another generation is left alone (no new record; its latest is
+    :data:`SKIPPED`): a newer one is not overwritten, and an older one cannot be rebuilt
+    from events alone, so it reads MISSING until materialize rebuilds it."""
+    layout = lanes(aggregations)
+    keys = part.keys
+    latest = part.latest_us.copy()
+    created = part.latest_created_us.copy()
+    widths = [tuple(_width(states) for states in groups.states) for groups in part.lanes]
+    bulk = all(w for lane in widths for w in lane)
+    # per lane, what precedes its tile count, then what follows it, in a stored record
+    heads = [(bytes((len(w),)), widths_of(w)) for w in widths]
+    fast = np.zeros(len(keys), dtype=np.bool_)
+    slow: list[int] = []
+    stored: list[tuple[int, _Blocks]] = []
+    latest_list, created_list = latest.tolist(), created.tolist()
+    for e, key in enumerate(keys):
+        data = current.get(key)
+        if data is None:
+            if bulk:
+                fast[e] = True
+            else:
+                slow.append(e)
+            continue
+        stored_generation, stored_latest, stored_created = decode_header(data)
+        if stored_generation != generation:
+            latest[e] = SKIPPED
+            continue
+        blocks = _blocks(data, heads, widths) if bulk else None
+        if blocks is None:
+            slow.append(e)
+            continue
+        fast[e] = True
+        stored.append((e, blocks))
+        made = NO_CREATED if stored_created is None else stored_created
+        if (latest_list[e], created_list[e]) <= (stored_latest, made):
+            latest[e], created[e] = stored_latest, made
+    records: dict[bytes, bytes] = {}
+    if fast.any():
+        redo = _merge_bulk(part, fast, stored, layout=layout, generation=generation,
+                           latest=latest, created=created, widths=widths, records=records)
+        slow.extend(redo)
+    for e in slow:
+        key = keys[e]
+        data = current.get(key)
+        record = None if data is None else decode_tiles(data, len(aggregations), view)
+        merged = merge_into(record, part.by_key[key], aggregations, generation)
+        if merged is None:  # not reached: only this generation's records are merged
+            latest[e] = SKIPPED
+            continue
+        latest[e] = merged.latest_us
+        records[key] = encode_tiles(merged)
+    return records, latest
+
+
+def _width(states: list[bytes]) -> int:
+    """The width of every state, or 0 when they differ (or are empty)."""
+    found = set(map(len, states))
+    return found.pop() if len(found) == 1 else 0
+
+
+def _blocks(data: bytes, heads: list[tuple[bytes, bytes]],
+            widths: list[tuple[int, ...]]) -> _Blocks | None:
+    """Each lane's tile count and rows in a record of the current layout whose states have
+    ``widths``, or None (then :func:`~headwater.aggregation.tiles.decode_tiles` reads it,
+    or names the corruption)."""
+    if data[HEADER_BYTES:HEADER_BYTES + 2] != FORMAT:
+        return None
+    pos = HEADER_BYTES + len(FORMAT) + 1
+    if data[pos - 1] != len(heads):
+        return None
+    out: _Blocks = []
+    for (count, stored_widths), lane_widths in zip(heads, widths, strict=True):
+        after = pos + LANE.size
+        end = after + len(stored_widths)
+        if data[pos:pos + 1] != count or data[after:end] != stored_widths:
+            return None
+        (n,) = _U32.unpack_from(data, pos + 1)
+        pos, end = end, end + n * (8 + sum(lane_widths))
+        if n == 0 or end > len(data):
+            return None  # an empty lane is stored without widths
+        out.append((n, data[pos:end]))
+        pos = end
+    return out if pos == len(data) else None
+
+
+_U32 = struct.Struct("<I")
+
+
+def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_],
+                stored: list[tuple[int, _Blocks]], *, layout: tuple[Lane, ...],
+                generation: int, latest: npt.NDArray[np.int64],
+                created: npt.NDArray[np.int64], widths: list[tuple[int, ...]],
+                records: dict[bytes, bytes]) -> list[int]:
+    """Merge the ``fast`` entities lane by lane into ``records``; the entities to merge one
+    by one instead (a merged state changed width)."""
+    entities = np.flatnonzero(fast)
+    stored_entity = np.array([e for e, _ in stored], dtype=np.intp)
+    redo: set[int] = set()
+    # per lane: the merged rows' bounds per fast entity, and the rows
+    cut: list[tuple[list[int], list[int], bytes, int, bytes, bytes]] = []
+    for index, lane in enumerate(layout):
+        kind = row_type(widths[index])
+        entity, rows = _lane_rows(lane, part.lanes[index], fast, kind=kind, latest=latest,
+                                  blocks=[b[index] for _, b in stored],
+                                  stored_entity=stored_entity)
+        if entity.shape[0] > 1:
+            starts = rows["start"]
+            same = np.flatnonzero((entity[1:] == entity[:-1]) & (starts[1:] == starts[:-1]))
+            if same.shape[0]:
+                _merge_ties(lane, same, entity, rows, redo)
+                keep = np.ones(entity.shape[0], dtype=np.bool_)
+                keep[same + 1] = False
+                entity, rows = entity[keep], rows[keep]
+        lo = np.searchsorted(entity, entities, "left").tolist()
+        hi = np.searchsorted(entity, entities, "right").tolist()
+        cut.append((lo, hi, rows.tobytes(), kind.itemsize, bytes((len(widths[index]),)),
+                    widths_of(widths[index])))
+    head = FORMAT + bytes((len(layout),))
+    keys = part.keys
+    pack = _U32.pack
+    for i, (e, at, made) in enumerate(zip(entities.tolist(), latest[entities].tolist(),
+                                         created[entities].tolist(), strict=True)):
+        if e in redo:
+            continue
+        pieces = [encode_header(at, None if made == NO_CREATED else made, generation), head]
+        for lo, hi, buffer, width, count, stored_widths in cut:
+            a, b = lo[i], hi[i]
+            pieces += (count, pack(b - a), stored_widths, buffer[width * a:width * b])
+        records[keys[e]] = b"".join(pieces)
+    return sorted(redo)
+
+
+def _lane_rows(lane: Lane, groups: LaneGroups, fast: npt.NDArray[np.bool_], *,
+               blocks: _Blocks, stored_entity: npt.NDArray[np.intp], kind: np.dtype[np.void],
+               latest: npt.NDArray[np.int64]
+               ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.void]]:
+    """The stored and the new tiles (rows) of the fast entities in one lane, from each
+    entity's first readable tile on, sorted by (entity, start), the stored one first on a
+    tie."""
+    h = lane.granularity_us
+    first = (latest - lane.window_us) // h * h
+    old_entity = np.repeat(stored_entity, np.array([n for n, _ in blocks], dtype=np.intp))
+    old = np.frombuffer(b"".join([rows for _, rows in blocks]), dtype=kind)
+    new = fast[groups.entity]
+    new_entity = groups.entity[new]
+    added = np.empty(new_entity.shape[0], dtype=kind)
+    added["start"] = groups.starts[new]
+    for i, column in enumerate(groups.states):
+        width = kind[f"s{i}"].itemsize
+        added[f"s{i}"] = np.frombuffer(b"".join(column), dtype=f"V{width}")[new]
+    old_keep = old["start"] >= first[old_entity]
+    new_keep = added["start"] >= first[new_entity]
+    entity = np.concatenate([old_entity[old_keep], new_entity[new_keep]])
+    rows = np.concatenate([old[old_keep], added[new_keep]])
+    order = np.lexsort((rows["start"], entity))  # stable: stored tiles come first
+    return entity[order], rows[order]
+
+
+def _merge_ties(lane: Lane, same: npt.NDArray[np.intp], entity: npt.NDArray[np.intp],
+                rows: npt.NDArray[np.void], redo: set[int]) -> None:
+    """Merge each tile held twice (stored at ``i``, new at ``i + 1`` for ``i`` in ``same``)
+    into row ``i``, in place; an entity whose merged state changes width is added to
+    ``redo``."""
+    for slot, fn in enumerate(lane.functions):
+        column = rows[f"s{slot}"]
+        width = column.dtype.itemsize
+        decode, encode, merge = fn.decode, fn.encode, fn.merge
+        for i in same.tolist():
+            merged = encode(merge(decode(column[i].tobytes()), decode(column[i + 1].tobytes())))
+            if len(merged) == width:
+                column[i] = np.void(merged)
+            else:
+                redo.add(int(entity[i]))
