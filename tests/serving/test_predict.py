@@ -187,3 +187,14 @@ def test_an_unreachable_online_store_is_503(tmp_path: Path,
             assert down.json()["error"]["type"] == "store_unavailable"
             private_redis.start()
             assert predict(client).json()["statuses"] == {"customer_stats": ["MISSING"]}
+
+
+def test_aliased_models_are_loaded_when_the_server_starts(served: Trained,
+                                                          tmp_path: Path) -> None:
+    server = create_app(served.store, api_keys=None, prediction_log=PredictionLog(tmp_path))
+    handler = server.predict
+    assert handler.models._models == {}
+    with TestClient(server):  # the lifespan runs the start-up
+        loaded = dict(handler.models._models)
+    assert "churn@production" in loaded
+    assert loaded["churn@production"].plan.version.version == served.run.version

@@ -81,6 +81,7 @@ def create_app(store: FeatureStore, *, api_keys: ApiKeys | None, own_store: bool
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_open, store)  # fail at start-up, not on the first request
+        await run_in_threadpool(predict.models.warm_up)
         log.start()
         try:
             yield

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from headwater.errors import StoreUnavailableError
+from headwater.errors import HeadwaterError, StoreUnavailableError
 from headwater.inference.log import PredictionLog, PredictionRecord
 from headwater.inference.online import ServingPlan, predict_online, serving_plan
 from headwater.serving.requests import parse_predict
@@ -112,6 +112,22 @@ class ModelCache:
                 self._models.clear()
             self._models[ref] = served
             return served
+
+    def warm_up(self) -> int:
+        """Load every aliased version of every model now (at server start), so the first
+        ``/predict`` of a model does not pay for imports and artifact loading (seconds, for
+        scikit-learn). A version that cannot be loaded is logged and left to fail, with its
+        error, on the requests that ask for it. Returns the number of references loaded."""
+        loaded = 0
+        for name in self.store.models.names():
+            for alias in self.store.models.aliases(name):
+                try:
+                    self.get(f"{name}@{alias}")
+                    loaded += 1
+                except HeadwaterError as exc:
+                    _log.warning("model %s@%s could not be loaded at start: %s", name, alias,
+                                 exc)
+        return loaded
 
     def forget(self) -> None:
         """Drop every resolved reference: the next request asks the registry again."""
