@@ -1,9 +1,11 @@
-"""The demo: generated data -> repo -> training frame -> model -> ROC AUC, at a small size."""
+"""The demo: generated data -> repo -> trained, promoted model -> served features and
+predictions -> batch scores -> live events, at a small size."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -35,11 +37,13 @@ def test_demo_learns_from_point_in_time_features(tmp_path: Path) -> None:
     assert result.features == ("conv_rate", "trips")
     assert result.train_rows + result.test_rows == SMALL.n_rows
     assert result.test_rows == pytest.approx(0.2 * SMALL.n_rows, rel=0.05)
+    assert result.model_version == 1
 
     steps = {s.name: s for s in result.steps}
     assert tuple(steps) == STEPS
     assert steps["generate data"].rows == SMALL.n_drivers * SMALL.n_hours
-    assert steps["build training frame"].rows == SMALL.n_rows
+    assert steps["train model"].rows == SMALL.n_rows
+    assert "driver_conversion@production -> version 1" in steps["promote to production"].detail
     assert all(s.seconds >= 0 for s in result.steps)
     expected = [(kind, i, name) for i, name in enumerate(STEPS) for kind in ("start", "end")]
     assert listener.events == expected
@@ -48,6 +52,17 @@ def test_demo_learns_from_point_in_time_features(tmp_path: Path) -> None:
     assert steps["serve online features"].rows == 5
     assert result.served.requests == 200
     assert set(result.served.statuses["driver_stats"]) == {"PRESENT"}
+
+    predicted = result.predicted
+    assert (predicted.model, predicted.version) == ("driver_conversion", 1)
+    assert len(predicted.probabilities) == 5 and predicted.requests == 200
+    assert all(p is not None and 0.0 <= p <= 1.0 for p in predicted.probabilities)
+    assert set(predicted.predictions) <= {0, 1}
+    assert 0 < predicted.p50_ms <= predicted.p99_ms
+    assert result.scored_rows == SMALL.n_drivers
+    scores = pq.read_table(result.repo / "data/scores/driver_conversion.parquet")
+    assert scores.num_rows == SMALL.n_drivers
+    assert {"driver_id", "prediction", "probability"} <= set(scores.column_names)
 
     live = result.live
     assert steps["stream live events"].rows == live.events == live.batches * 50

@@ -55,11 +55,13 @@ class _ProgressListener:
 def demo(directory: Path, drivers: int, hours: int, rows: int, seed: int) -> None:
     """Run the loop end to end on generated data.
 
-    Creates a repo from generated driver data, applies it, builds a point-in-time correct
-    training frame from labelled entity rows, trains a scikit-learn model with a time-based
-    split and prints its ROC AUC; then materializes the features, starts the feature
-    server, reads them over HTTP and checks them against the training frame. Prints the
-    rows and seconds of every step.
+    Creates a repo from generated driver data and labels and applies it; trains the
+    driver_conversion model (point-in-time training frame, time split, scikit-learn
+    classifier, metrics, a registered version with lineage) and promotes it to production;
+    materializes the features, starts the feature server, reads features and predictions
+    over HTTP and checks them against the training frame and batch inference; scores every
+    driver to Parquet; streams live events while serving. Prints the rows and seconds of
+    every step.
     """
     out = console()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -82,12 +84,17 @@ def summary(result: DemoResult) -> None:
                       f"{step.seconds:.2f}")
     out.print(table)
     out.print(f"Repo: {escape(str(result.repo))}")
-    out.print(f"Model trained on {result.train_rows:,} rows, tested on the later "
-              f"{result.test_rows:,} rows; total {result.seconds:.1f} s.")
+    out.print(f"Model driver_conversion version {result.model_version} (production) trained "
+              f"on {result.train_rows:,} rows, tested on the later {result.test_rows:,} rows; "
+              f"total {result.seconds:.1f} s.")
     out.print(f"[bold]ROC AUC: {result.metric:.3f}[/]")
     served = result.served
     out.print(f"Online: POST /features p50 {served.p50_ms:.2f} ms, p99 {served.p99_ms:.2f} ms "
               f"over {served.requests} requests; served values equal the training frame's.")
+    predicted = result.predicted
+    out.print(f"Predictions: POST /predict p50 {predicted.p50_ms:.2f} ms, p99 "
+              f"{predicted.p99_ms:.2f} ms over {predicted.requests} requests, equal to batch "
+              f"inference; {result.scored_rows:,} drivers scored to Parquet.")
     live = result.live
     out.print(f"Live: {live.events:,} trip events streamed in {live.seconds:.1f} s while serving "
               f"{live.reads:,} reads (p99 {live.read_p99_ms:.2f} ms); event to online p50 "

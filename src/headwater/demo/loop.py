@@ -1,16 +1,20 @@
-"""The demo: the whole first loop of Headwater on generated data, step by step.
+"""The demo: the whole loop of Headwater on generated data, step by step.
 
-:func:`run_demo` creates a repo from generated driver data (``headwater init``), registers
-its definitions (``headwater apply``), draws labelled entity rows, builds a point-in-time
-correct training frame with ``get_historical_features``, splits it by time, trains a
-scikit-learn classifier and reports its ROC AUC on the later part. Then it materializes the
-features into the online store, starts ``headwater serve``, reads the feature service over
-HTTP and checks the served values against the training frame's at the same time. Last, it
-streams live trip events into the running server while a reader keeps asking for features
+:func:`run_demo` creates a repo from generated driver data and labels (``headwater init``),
+registers its definitions (``headwater apply``), trains the ``driver_conversion`` model
+(``store.train``: a point-in-time correct training frame from the label source and the
+``driver_model`` feature service, a time split, a scikit-learn classifier, its metrics, a
+registered version with its artifact and lineage) and promotes it to ``production``
+through its promotion rule. Then it materializes the features into the online store,
+starts ``headwater serve``, reads the feature service over HTTP and checks the served
+values against the training frame's at the same time; asks ``POST /predict`` for the
+production model and checks the answers against batch inference (``store.predict``) at the
+same time; scores every driver in a batch job to Parquet; and last, streams live trip events
+into the running server while a reader keeps asking for features
 (:mod:`~headwater.demo.live`): the windowed aggregates update within milliseconds and equal
 the training frame's at the same instant. Each step is timed and reported to an optional
-listener, which is how the CLI draws its progress bar; this module
-knows nothing about terminals.
+listener, which is how the CLI draws its progress bar; this module knows nothing about
+terminals.
 
 The labels are drawn from each driver's hidden rate, the same one the driver's
 ``conv_rate`` feature scatters around, so the model has something real to learn, but only
@@ -22,7 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,9 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from headwater.demo.live import LiveStream, check_consistency, stream_live
-from headwater.demo.model import LABEL, roc_auc, split_by_time
-from headwater.demo.model import train as fit
-from headwater.demo.server import ServedFeatures, feature_server
+from headwater.demo.server import (
+    ServedFeatures,
+    ServedPredictions,
+    feature_server,
+    predict_over_http,
+)
 from headwater.errors import DataError, HeadwaterError
 
 if TYPE_CHECKING:
@@ -45,18 +52,20 @@ MARKER = ".headwater-demo"
 STEPS = (
     "generate data",
     "apply definitions",
-    "draw labelled entity rows",
-    "build training frame",
-    "split by time",
     "train model",
-    "evaluate",
+    "promote to production",
     "materialize",
     "serve online features",
+    "serve predictions",
+    "batch scoring",
     "stream live events",
 )
 SERVED_DRIVERS = 5
 SERVED_REQUESTS = 200
 FEATURE_SERVICE = "driver_model"
+MODEL = "driver_conversion"
+PRODUCTION = f"{MODEL}@production"
+SCORES_FILE = "data/scores/driver_conversion.parquet"
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class DemoSize:
     n_drivers: int = 1_000
     n_hours: int = 24 * 30
     n_rows: int = 500_000
+    """Labelled rows (``data/driver_labels.parquet``) to train and test on."""
 
     def __post_init__(self) -> None:
         if self.n_drivers < 1 or self.n_hours < 2 or self.n_rows < 20:
@@ -94,7 +104,10 @@ class DemoResult:
     train_rows: int
     test_rows: int
     features: tuple[str, ...]
+    model_version: int
     served: ServedFeatures
+    predicted: ServedPredictions
+    scored_rows: int
     live: LiveStream
     live_values: dict[str, list[object]]
 
@@ -143,11 +156,8 @@ def run_demo(
 
     ``directory`` is created; a folder made by an earlier demo run is replaced, any other
     non-empty folder is refused with a HeadwaterError."""
-    import pyarrow.compute as pc
-
     from headwater.repo import init_repo, load_definitions
     from headwater.store import FeatureStore
-    from headwater.testing.data import driver_entity_rows
 
     size = size or DemoSize()
     repo = _fresh_folder(Path(directory))
@@ -160,11 +170,12 @@ def run_demo(
     with steps.step(STEPS[0]) as done:
         now = datetime.now(UTC)
         created = init_repo(repo, "demo", n_drivers=size.n_drivers, n_hours=size.n_hours,
-                            start=start, seed=seed, trips_end=now)
+                            start=start, seed=seed, trips_end=now, n_labels=size.n_rows)
         (repo / MARKER).write_text("made by `headwater demo`; rerunning the demo replaces "
                                    "this folder\n")
         done(created.data_rows, f"{size.n_drivers:,} drivers x {size.n_hours:,} hourly rows "
-                                f"-> data/driver_stats.parquet; {created.trip_events:,} trip "
+                                f"-> data/driver_stats.parquet; {size.n_rows:,} labelled rows "
+                                f"-> data/driver_labels.parquet; {created.trip_events:,} trip "
                                 "events -> data/trips/")
 
     with FeatureStore(repo) as store:
@@ -175,36 +186,25 @@ def run_demo(
                                + ", ".join(f"{c.kind} {c.name}" for c in plan.changes))
 
         with steps.step(STEPS[2]) as done:
-            entity_rows = driver_entity_rows(size.n_rows, size.n_drivers, start, end,
-                                             seed=seed, label=True)
-            positives = int(pc.sum(entity_rows.column(LABEL)).as_py() or 0)
-            done(entity_rows.num_rows, f"random drivers and times; {positives:,} positive "
-                                       f"labels ({positives / entity_rows.num_rows:.0%})")
+            run = store.train(MODEL)
+            auc = run.metrics["roc_auc"]
+            version = run.model_version
+            done(run.rows_train + run.rows_test,
+                 f"{version.estimator_class.rsplit('.', 1)[-1]} on {list(version.features)} "
+                 f"from feature service '{FEATURE_SERVICE}': {run.rows_train:,} rows to "
+                 f"train, the later {run.rows_test:,} to test; ROC AUC {auc:.3f}, log loss "
+                 f"{run.metrics['log_loss']:.3f}; fit {run.fit_seconds:.2f} s of "
+                 f"{run.total_seconds:.2f} s; registered as version {run.version} (training "
+                 f"frame {run.fingerprint[:12]})")
 
         with steps.step(STEPS[3]) as done:
-            service = store.get_feature_service(FEATURE_SERVICE)
-            frame = store.get_historical_features(entity_rows, features=service).to_arrow()
-            features = tuple(n for n in frame.column_names if n not in entity_rows.column_names)
-            nulls = sum(frame.column(n).null_count for n in features)
-            done(frame.num_rows, f"{len(features)} features {list(features)} from feature "
-                                 f"service '{FEATURE_SERVICE}'; {nulls:,} null values")
+            event = store.promote(MODEL, run.version, "production")
+            checks = "; ".join(f"{c['metric']} {c['candidate']:.3f} passed"
+                               for c in event.checks if c.get("passed"))
+            done(1, f"{PRODUCTION} -> version {event.to_version} "
+                    f"({checks or 'no production version yet to beat'})")
 
-    with steps.step(STEPS[4]) as done:
-        train, test, cutoff = split_by_time(frame, features)
-        done(len(train[1]) + len(test[1]),
-             f"{len(train[1]):,} rows before {cutoff} to train, {len(test[1]):,} from it on "
-             "to test")
-
-    with steps.step(STEPS[5]) as done:
-        model = fit(*train)
-        done(len(train[1]), f"{type(model).__name__} on {list(features)}")
-
-    with steps.step(STEPS[6]) as done:
-        auc = roc_auc(model, *test)
-        done(len(test[1]), f"ROC AUC {auc:.3f} on the later {len(test[1]):,} rows")
-
-    with FeatureStore(repo) as store:
-        with steps.step(STEPS[7]) as done:
+        with steps.step(STEPS[4]) as done:
             results = store.materialize(start, end)
             written = sum(r.rows for r in results)
             rate = written / max(sum(r.seconds for r in results), 1e-9)
@@ -212,15 +212,29 @@ def run_demo(
                           f"into the online store ({rate:,.0f} records/s)")
 
         drivers = [1001 + i for i in range(min(SERVED_DRIVERS, size.n_drivers))]
+        features = version.features
         with feature_server(repo) as connection:
-            with steps.step(STEPS[8]) as done:
+            with steps.step(STEPS[5]) as done:
                 served = _serve_and_compare(store, connection, features, drivers)
                 done(len(drivers), f"POST /features for {len(drivers)} drivers x "
                                    f"{served.requests} requests: p50 {served.p50_ms:.2f} ms, "
                                    f"p99 {served.p99_ms:.2f} ms; online values equal the "
                                    "training frame's at the same time")
 
-            with steps.step(STEPS[9]) as done:
+            with steps.step(STEPS[6]) as done:
+                predicted = _predict_and_compare(store, connection, drivers)
+                done(len(drivers), f"POST /predict {PRODUCTION} for 1 driver x "
+                                   f"{predicted.requests} requests: p50 "
+                                   f"{predicted.p50_ms:.2f} ms, p99 {predicted.p99_ms:.2f} ms; "
+                                   f"{len(drivers)} drivers' probabilities equal batch "
+                                   "inference's at the same time")
+
+            with steps.step(STEPS[7]) as done:
+                scored, seconds = _score_all(store, repo, size.n_drivers)
+                done(scored, f"{scored:,} drivers scored by {PRODUCTION} as of now -> "
+                             f"{SCORES_FILE} ({scored / max(seconds, 1e-9):,.0f} rows/s)")
+
+            with steps.step(STEPS[8]) as done:
                 live = stream_live(lambda: HTTPConnection(connection.host, connection.port,
                                                           timeout=10), drivers, seed=seed)
                 live_values = check_consistency(store, drivers)
@@ -231,12 +245,49 @@ def run_demo(
                                   f"{live.fresh_p50_ms:.1f} ms, p99 {live.fresh_p99_ms:.1f} ms; "
                                   "windowed aggregates online equal the training frame's")
 
-    return DemoResult(repo.resolve(), tuple(steps.reports), "roc_auc", auc, len(train[1]),
-                      len(test[1]), features, served, live, live_values)
+    return DemoResult(repo.resolve(), tuple(steps.reports), "roc_auc", auc, run.rows_train,
+                      run.rows_test, features, run.version, served, predicted, scored,
+                      live, live_values)
+
+
+def _predict_and_compare(store: FeatureStore, connection: HTTPConnection,
+                         drivers: list[int]) -> ServedPredictions:
+    """``POST /predict`` for each driver, then batch inference for the same drivers at the
+    same time: the same model on the same features gives the same probabilities."""
+    import pyarrow as pa
+
+    predicted = predict_over_http(connection, PRODUCTION, [{"driver_id": d} for d in drivers],
+                                  SERVED_REQUESTS)
+    at = datetime.now(UTC)
+    entity = pa.table({"driver_id": pa.array(drivers, pa.int64()),
+                       "event_timestamp": pa.array([at] * len(drivers),
+                                                   pa.timestamp("us", tz="UTC"))})
+    offline = store.predict(PRODUCTION, entity).to_arrow()
+    batch = offline.column("probability").to_pylist()
+    for driver, online, expected in zip(drivers, predicted.probabilities, batch, strict=True):
+        if online is None or expected is None or abs(online - expected) > 1e-9:
+            raise DataError(f"driver {driver}: /predict gave probability {online}, batch "
+                            f"inference {expected} at {at}: online and offline disagree")
+    return predicted
+
+
+def _score_all(store: FeatureStore, repo: Path, n_drivers: int) -> tuple[int, float]:
+    """Score every driver as of now with the production model, to Parquet."""
+    import pyarrow as pa
+
+    from headwater.testing.data import driver_ids
+
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    entity = pa.table({"driver_id": pa.array(driver_ids(n_drivers), pa.int64()),
+                       "event_timestamp": pa.array([now] * n_drivers,
+                                                   pa.timestamp("us", tz="UTC"))})
+    rows = store.predict(PRODUCTION, entity).to_parquet(repo / SCORES_FILE)
+    return rows, time.perf_counter() - started
 
 
 def _serve_and_compare(store: FeatureStore, connection: HTTPConnection,
-                       features: tuple[str, ...], drivers: list[int]) -> ServedFeatures:
+                       features: Sequence[str], drivers: list[int]) -> ServedFeatures:
     """Read the feature service for a few drivers over HTTP, and check the values against
     ``get_historical_features`` at the same time (the consistency law)."""
     import pyarrow as pa

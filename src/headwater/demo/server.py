@@ -99,3 +99,46 @@ def fetch(connection: HTTPConnection, service: str, entities: Sequence[dict[str,
     return ServedFeatures(answer["results"], statuses, requests,
                           statistics.median(latencies),
                           latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
+
+
+@dataclass(frozen=True)
+class ServedPredictions:
+    """What the demo got from ``POST /predict``: one answer per entity (asked one at a
+    time, as an application scoring a request would) and the latencies of all requests."""
+
+    model: str
+    version: int
+    predictions: list[Any]
+    probabilities: list[float | None]
+    requests: int
+    p50_ms: float
+    p99_ms: float
+
+
+def predict_over_http(connection: HTTPConnection, model: str,
+                      entities: Sequence[dict[str, Any]], requests: int) -> ServedPredictions:
+    """POST /predict for one entity at a time, cycling through ``entities`` for
+    ``requests`` requests; the last answer per entity and the latencies."""
+    latencies = []
+    answers: dict[int, dict[str, Any]] = {}
+    for i in range(max(requests, len(entities))):
+        index = i % len(entities)
+        body = json.dumps({"model": model, "entities": [entities[index]]})
+        started = time.perf_counter()
+        connection.request("POST", "/predict", body=body,
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            raise HeadwaterError(f"POST /predict answered {response.status}: "
+                                 f"{payload.decode(errors='replace')[:500]}")
+        answers[index] = json.loads(payload)
+    latencies.sort()
+    last = answers[len(entities) - 1]
+    return ServedPredictions(
+        last["model"], int(last["version"]),
+        [answers[i]["predictions"][0] for i in range(len(entities))],
+        [(answers[i].get("probabilities") or [None])[0] for i in range(len(entities))],
+        len(latencies), statistics.median(latencies),
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
