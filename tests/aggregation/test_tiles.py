@@ -145,3 +145,18 @@ def test_corrupt_records_name_the_view_and_the_fix() -> None:
         decode_tiles(data, 3, "card_txn")
     with pytest.raises(DataError, match="corrupt"):
         decode_tiles(data[:22] + b"\xc1", 2, "card_txn")
+
+
+@pytest.mark.parametrize("states", [[], [b"\x01"], [b"\x01", b"\x02\x03"]])
+def test_lanes_of_any_width_round_trip_even_when_pruned_empty(states: list[bytes]) -> None:
+    # a lane whose tiles were all pruned (no event within its window any more) sits next
+    # to a lane of fixed-width and one of varying-width states
+    from headwater.aggregation.tiles import LaneTiles, TileRecord
+
+    starts = [M * i for i in range(len(states))]
+    record = TileRecord(4, 12 * M, None, (
+        LaneTiles([], ([], [])),
+        LaneTiles(starts, (list(states),)),
+        LaneTiles([M, 2 * M], ([b"ab", b"cd"],)),
+    ))
+    assert decode_tiles(encode_tiles(record), 4) == record

@@ -272,13 +272,16 @@ def _unpack_lane(data: bytes, pos: int) -> tuple[LaneTiles, int]:
             states.append(items(data[pos:end], width))
             pos = end
             continue
+        if not n:  # a lane whose tiles were all pruned
+            states.append([])
+            continue
         lengths = np.frombuffer(data, "<u4", n, pos).astype(np.int64)
         pos += 4 * n
         ends = (pos + np.cumsum(lengths)).tolist()
-        if ends and ends[-1] > len(data):
+        if ends[-1] > len(data):
             raise ValueError("states past the end")
         states.append([data[a:b] for a, b in zip([pos, *ends[:-1]], ends, strict=True)])
-        pos = ends[-1] if ends else pos
+        pos = ends[-1]
     return LaneTiles(starts, tuple(states)), pos
 
 
