@@ -17,7 +17,8 @@ for multiclass ones).
   checks), LightGBM models with ``Booster.predict`` on the float matrix;
 * inputs of at most :data:`SMALL_ROWS` rows are predicted on the calling thread only
   (LightGBM ``num_threads=1``, a one-thread copy of an XGBoost booster, HistGradientBoosting
-  with ``n_threads=1``): waking an OpenMP team per tree costs far more than one row's
+  through its compiled trees, :mod:`~headwater.models.trees`, or with ``n_threads=1`` when
+  it has categorical splits): waking an OpenMP team per tree costs far more than one row's
   work, and on a busy machine a request waited milliseconds for it. Larger inputs (batch
   inference) use every core.
 """
@@ -111,9 +112,21 @@ class ModelPredictor:
             self._small_proba = _binary_columns(raw_one_thread)
 
     def _hist_gradient_boosting(self, estimator: Any) -> None:
-        """HistGradientBoosting's own predict path with ``n_threads=1`` for small inputs
+        """Small inputs: the compiled trees (:mod:`~headwater.models.trees`, the same
+        numbers without scikit-learn's per-call and per-tree overhead) for numeric inputs;
+        otherwise HistGradientBoosting's own predict path with ``n_threads=1``
         (``predict_proba`` is ``_loss.predict_proba(_raw_predict(X))``, ``predict`` of the
         regressor ``_loss.link.inverse(_raw_predict(X).ravel())``)."""
+        from headwater.models.inputs import MATRIX
+        from headwater.models.trees import compile_trees
+
+        compiled = compile_trees(estimator) if self._kind == MATRIX else None
+        if compiled is not None:
+            if not self._classifier:
+                self._small_value = compiled.predict_value
+            elif self._proba is not None:
+                self._small_proba = compiled.predict_proba
+            return
         loss = estimator._loss
 
         def raw(x: Any) -> Any:
