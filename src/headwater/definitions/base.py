@@ -75,9 +75,15 @@ class Definition:
         return to_spec(self)
 
     def spec_hash(self) -> str:
-        """A stable digest of the spec; a changed definition has a different hash."""
-        body = json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()
+        """A stable digest of the spec; a changed definition has a different hash. Computed
+        once per object (definitions are frozen): serving keys its plan caches by it on
+        every request."""
+        cached = self.__dict__.get("_spec_hash")
+        if cached is None:
+            body = json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
+            cached = hashlib.sha256(body.encode()).hexdigest()
+            object.__setattr__(self, "_spec_hash", cached)
+        return str(cached)
 
 
 _TYPES: dict[str, type[Any]] = {}

@@ -52,7 +52,9 @@ def model_input(table: pa.Table, features: Sequence[str], kind: str) -> Any:
     columns = []
     for name in features:
         column = table.column(name)
-        if kind == MATRIX or pat.is_integer(column.type) or pat.is_floating(column.type) or (
+        if pat.is_float64(column.type):  # already float64, nulls become NaN: no cast
+            columns.append(column.to_numpy(zero_copy_only=False))
+        elif kind == MATRIX or pat.is_integer(column.type) or pat.is_floating(column.type) or (
                 pat.is_boolean(column.type) or pat.is_null(column.type)
                 or pat.is_decimal(column.type)):
             try:

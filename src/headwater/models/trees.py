@@ -75,6 +75,8 @@ class CompiledTrees:
         raw += self._baseline
         if not len(self._roots):
             return raw
+        if rows == 1 and self.outputs == 1:
+            return self._one(x[0], raw)
         node = np.repeat(self._roots[:, None], rows, axis=1)  # (trees, rows)
         row = np.arange(rows)[None, :]
         for _ in range(self._depth):
@@ -83,14 +85,25 @@ class CompiledTrees:
                                values <= self._threshold[node])
             node = np.where(go_left, self._left[node], self._right[node])
         leaves = self._value[node]  # (trees, rows), in the model's tree order
-        if rows == 1 and self.outputs == 1:
-            total = float(raw[0, 0])
-            for value in leaves[:, 0].tolist():  # one add per tree, in order, as sklearn
-                total += value
-            raw[0, 0] = total
-            return raw
         for tree in range(len(self._roots)):
             raw[:, self._output[tree]] += leaves[tree]
+        return raw
+
+    def _one(self, row: npt.NDArray[np.float64],
+             raw: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """:meth:`raw` of one row of a single-output model, on 1-d arrays."""
+        import numpy as np
+
+        node = self._roots
+        for _ in range(self._depth):
+            values = row[self._feature[node]]
+            go_left = np.where(np.isnan(values), self._missing_left[node],
+                               values <= self._threshold[node])
+            node = np.where(go_left, self._left[node], self._right[node])
+        total = float(raw[0, 0])
+        for value in self._value[node].tolist():  # one add per tree, in order, as sklearn
+            total += value
+        raw[0, 0] = total
         return raw
 
     def predict_proba(self, x: npt.NDArray[np.float64]) -> Any:
