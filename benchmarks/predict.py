@@ -16,7 +16,12 @@ are trained, promoted and materialized into the embedded SQLite online store. Th
 * batch inference: ``store.predict(...).to_parquet`` over ``batch_rows`` entity rows, next to
   the fastest direct way to the same numbers: ``get_historical_features`` collected to one
   table and one ``predict`` call of the loaded model;
-* the time ``store.train`` adds on top of the estimator's ``fit``.
+* the time ``store.train`` adds on top of the estimator's ``fit``, and of that the
+  registration: from the fitted model to a registered version (artifact and reference
+  statistics serialized and stored with their SHA-256, version and lineage recorded), for
+  the second training run in the process and, apart, the first (which also imports the
+  artifact format's library). Target: < 0.5 s; MLflow logs and registers a small model in
+  3.7 s.
 """
 
 from __future__ import annotations
@@ -104,13 +109,22 @@ def prepare(repo: Path, size: Size) -> dict[str, float]:
     definitions.write_text(definitions.read_text().replace(
         models.split_start(size.days).date().isoformat(), split_at)
         + LIGHTGBM_SPEC.format(test_start=split_at))
+    marks: dict[str, float] = {}
+
+    def progress(step: str, rows: int) -> None:
+        marks[step] = time.perf_counter()
+
+    registration = []
     with models.applied_store(repo) as store:
-        run = store.train("churn")
+        for _ in range(2):  # the first in the process imports the artifact format's library
+            run = store.train("churn", progress=progress)
+            registration.append(marks["register"] - marks["reference"])
         store.promote("churn", run.version)
         store.promote("churn_lgbm", store.train("churn_lgbm").version)
         store.materialize(start - timedelta(days=1), datetime.now(UTC))
     return {"fit_s": run.fit_seconds, "total_s": run.total_seconds,
-            "rows": float(run.rows_train + run.rows_test)}
+            "rows": float(run.rows_train + run.rows_test),
+            "register_cold_s": registration[0], "register_s": registration[1]}
 
 
 def run(size: Size, repeat: int = 1, workdir: Path | None = None) -> list[Row]:
@@ -139,6 +153,11 @@ def run(size: Size, repeat: int = 1, workdir: Path | None = None) -> list[Row]:
         rows.append(Row(f"store.train on {training['rows']:,.0f} labelled rows: time on top "
                         "of fit", f"{overhead:.2f} s (fit {training['fit_s']:.2f} s)",
                         "MLflow log + register: 3.7 s"))
+        rows.append(Row("registration (model and reference statistics stored with their "
+                        "SHA-256, version and lineage recorded)",
+                        f"{training['register_s']:.3f} s (first in the process "
+                        f"{training['register_cold_s']:.3f} s)",
+                        "target < 0.5 s; MLflow log + register: 3.7 s"))
     return rows
 
 
