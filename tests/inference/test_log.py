@@ -134,3 +134,17 @@ def test_regressors_have_no_probability_column(tmp_path: Path) -> None:
     table = pa.parquet.read_table(parquet_files(tmp_path)[0])
     assert "probability" not in table.column_names
     assert table.column("prediction").to_pylist() == [12.5]
+
+
+def test_records_of_one_shape_are_written_as_the_records_would_be_one_by_one() -> None:
+    import pyarrow as pa
+
+    from headwater.inference.log import _tables
+
+    records = [record(i, rows=1 + i % 3) for i in range(50)]
+    (bulk,) = _tables(records)
+    one_by_one = pa.concat_tables([r.to_arrow() for r in records])
+    assert bulk.equals(one_by_one)
+    assert bulk.num_rows == sum(1 + i % 3 for i in range(50))
+    mixed = [*records[:3], record(99, version=2)]
+    assert pa.concat_tables(_tables(mixed)).num_rows == sum(r.rows for r in mixed)

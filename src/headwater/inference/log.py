@@ -110,6 +110,49 @@ def _array(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+def _tables(records: list[PredictionRecord]) -> list[pa.Table]:
+    """The log tables of one model's records: one table, built column by column over all
+    the records (the writer holds the GIL while it works, and per-record tables cost the
+    requests served meanwhile far more), or, when their columns differ (another version or
+    other request fields), a table per record, concatenated where the types allow."""
+    import numpy as np
+    import pyarrow as pa
+
+    first = records[0]
+    same = all(r.version == first.version and r.inputs.schema == first.inputs.schema
+               and r.entities.keys() == first.entities.keys()
+               and r.request.keys() == first.request.keys()
+               and (r.probabilities is None) == (first.probabilities is None)
+               for r in records)
+    if not same:
+        tables = [r.to_arrow() for r in records]
+        try:
+            return [pa.concat_tables(tables, promote_options="permissive")]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # versions with other types
+            return tables
+    counts = [r.rows for r in records]
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "request_id": pa.array([r.request_id for r in records], pa.string()).take(
+            pa.array(np.repeat(np.arange(len(records)), counts))),
+        "logged_at": pa.array(np.repeat([r.logged_at_us for r in records], counts),
+                              pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "model": pa.array([first.model] * sum(counts), pa.string()),
+        "model_version": pa.array([first.version] * sum(counts), pa.int64()),
+    }
+    for name in first.entities:
+        _put(columns, name, _array([v for r in records for v in r.entities[name]]))
+    inputs = pa.concat_tables([r.inputs for r in records])
+    for name in inputs.column_names:
+        _put(columns, name, inputs.column(name))
+    for name in first.request:
+        _put(columns, name, _array([v for r in records for v in r.request[name]]))
+    columns["prediction"] = pa.array(np.concatenate([r.predictions for r in records]))
+    if first.probabilities is not None:
+        columns["probability"] = pa.array(
+            np.concatenate([r.probabilities for r in records]), pa.float64())
+    return [pa.table(columns)]
+
+
 class PredictionLog:
     """The log writer over ``root`` (see the module docstring). Thread-safe. The writer
     thread runs from :meth:`start` (the server's start-up) to :meth:`close`; records logged
@@ -230,11 +273,7 @@ class PredictionLog:
         for (model, day), group in groups.items():
             count = sum(r.rows for r in group)
             try:
-                tables = [r.to_arrow() for r in group]
-                try:
-                    parts = [pa.concat_tables(tables, promote_options="permissive")]
-                except (pa.ArrowInvalid, pa.ArrowTypeError):  # versions with other types
-                    parts = tables
+                parts = _tables(group)
                 for table in parts:
                     self._write_file(self.root / model / f"date={day}", table)
                 self.written_rows += count
