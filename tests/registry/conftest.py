@@ -12,6 +12,7 @@ import headwater as hw
 from headwater.registry.base import RegistryBackend
 from headwater.registry.catalog import Registry
 from headwater.registry.postgres import PostgresRegistry
+from headwater.registry.sql import SQLRegistryBackend
 from headwater.registry.sqlite import SQLiteRegistry
 
 
@@ -53,3 +54,11 @@ def view(name: str = "driver_stats", ttl_days: int = 1,
         schema=[hw.Field(f, hw.Float64) for f in features],
         ttl=timedelta(days=ttl_days),
     )
+
+
+def open_target(target: dict[str, object]) -> SQLRegistryBackend:
+    """A backend for a worker process: ``{"kind": "sqlite", "path"}`` or ``{"kind":
+    "postgres", "url", "schema"}`` (process arguments must be picklable, backends are not)."""
+    if target["kind"] == "sqlite":
+        return SQLiteRegistry(str(target["path"]))
+    return PostgresRegistry(str(target["url"]), schema=str(target["schema"]))

@@ -10,25 +10,16 @@ from typing import Any
 import pytest
 
 from headwater.definitions import FeatureView
-from headwater.registry.base import RegistryBackend
 from headwater.registry.catalog import Registry
-from headwater.registry.postgres import PostgresRegistry
-from headwater.registry.sqlite import SQLiteRegistry
 
-from .conftest import DRIVER, view
+from .conftest import DRIVER, open_target, view
 
 ROUNDS = 15
 WORKERS = 3
 
 
-def _open(target: dict[str, Any]) -> RegistryBackend:
-    if target["kind"] == "sqlite":
-        return SQLiteRegistry(target["path"])
-    return PostgresRegistry(target["url"], schema=target["schema"])
-
-
 def _worker(target: dict[str, Any], worker: int, barrier: Any) -> None:
-    backend = _open(target)
+    backend = open_target(target)
     registry = Registry(backend, "proj")
     barrier.wait(timeout=60)
     for round_ in range(ROUNDS):
@@ -46,7 +37,7 @@ def test_concurrent_applies_never_corrupt_the_registry(kind: str, tmp_path: Path
     else:
         target = {"kind": kind, "url": request.getfixturevalue("postgres_url"),
                   "schema": request.getfixturevalue("postgres_schema")}
-    _open(target).close()  # create the tables once, as a first apply would
+    open_target(target).close()  # create the tables once, as a first apply would
 
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
@@ -57,7 +48,7 @@ def test_concurrent_applies_never_corrupt_the_registry(kind: str, tmp_path: Path
         proc.join(timeout=240)
     assert [proc.exitcode for proc in procs] == [0] * WORKERS
 
-    backend = _open(target)
+    backend = open_target(target)
     registry = Registry(backend, "proj")
     log = registry.changes()
     # no lost write: every per-worker view is there

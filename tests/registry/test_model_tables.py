@@ -19,6 +19,8 @@ from headwater.registry.postgres import PostgresRegistry
 from headwater.registry.sql import SQLRegistryBackend
 from headwater.registry.sqlite import SQLiteRegistry
 
+from .conftest import open_target
+
 WHEN = datetime(2024, 11, 1, 12, 30, tzinfo=UTC)
 
 
@@ -167,14 +169,8 @@ ROUNDS = 8
 WORKERS = 3
 
 
-def _open(target: dict[str, Any]) -> SQLRegistryBackend:
-    if target["kind"] == "sqlite":
-        return SQLiteRegistry(target["path"])
-    return PostgresRegistry(target["url"], schema=target["schema"])
-
-
 def _register(target: dict[str, Any], worker: int, barrier: Any) -> None:
-    backend = _open(target)
+    backend = open_target(target)
     barrier.wait(timeout=60)
     for round_ in range(ROUNDS):
         backend.add_model_version("proj", make_version(run_id=f"w{worker}r{round_}"))
@@ -189,7 +185,7 @@ def test_concurrent_registrations_never_share_a_number(kind: str, tmp_path: Path
     else:
         target = {"kind": kind, "url": request.getfixturevalue("postgres_url"),
                   "schema": request.getfixturevalue("postgres_schema")}
-    _open(target).close()
+    open_target(target).close()
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
     procs = [ctx.Process(target=_register, args=(target, w, barrier)) for w in range(WORKERS)]
@@ -199,7 +195,7 @@ def test_concurrent_registrations_never_share_a_number(kind: str, tmp_path: Path
         proc.join(timeout=240)
     assert [proc.exitcode for proc in procs] == [0] * WORKERS
 
-    backend = _open(target)
+    backend = open_target(target)
     versions = backend.model_versions("proj", "churn")
     backend.close()
     assert [v.version for v in versions] == list(range(1, WORKERS * ROUNDS + 1))

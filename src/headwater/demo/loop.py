@@ -44,6 +44,8 @@ from headwater.demo.server import (
 from headwater.errors import DataError, HeadwaterError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from headwater.store import FeatureStore
 
 MARKER = ".headwater-demo"
@@ -250,18 +252,24 @@ def run_demo(
                       live, live_values)
 
 
+def drivers_at(drivers: Sequence[int], at: datetime) -> pa.Table:
+    """Entity rows: each driver at ``at``."""
+    import pyarrow as pa
+
+    return pa.table({"driver_id": pa.array(drivers, pa.int64()),
+                     "event_timestamp": pa.array([at] * len(drivers),
+                                                 pa.timestamp("us", tz="UTC"))})
+
+
 def _predict_and_compare(store: FeatureStore, connection: HTTPConnection,
                          drivers: list[int]) -> ServedPredictions:
     """``POST /predict`` for each driver, then batch inference for the same drivers at the
     same time: the same model on the same features gives the same probabilities."""
-    import pyarrow as pa
 
     predicted = predict_over_http(connection, PRODUCTION, [{"driver_id": d} for d in drivers],
                                   SERVED_REQUESTS)
     at = datetime.now(UTC)
-    entity = pa.table({"driver_id": pa.array(drivers, pa.int64()),
-                       "event_timestamp": pa.array([at] * len(drivers),
-                                                   pa.timestamp("us", tz="UTC"))})
+    entity = drivers_at(drivers, at)
     offline = store.predict(PRODUCTION, entity).to_arrow()
     batch = offline.column("probability").to_pylist()
     for driver, online, expected in zip(drivers, predicted.probabilities, batch, strict=True):
@@ -273,15 +281,12 @@ def _predict_and_compare(store: FeatureStore, connection: HTTPConnection,
 
 def _score_all(store: FeatureStore, repo: Path, n_drivers: int) -> tuple[int, float]:
     """Score every driver as of now with the production model, to Parquet."""
-    import pyarrow as pa
 
     from headwater.testing.data import driver_ids
 
     started = time.perf_counter()
     now = datetime.now(UTC)
-    entity = pa.table({"driver_id": pa.array(driver_ids(n_drivers), pa.int64()),
-                       "event_timestamp": pa.array([now] * n_drivers,
-                                                   pa.timestamp("us", tz="UTC"))})
+    entity = drivers_at(driver_ids(n_drivers).tolist(), now)
     rows = store.predict(PRODUCTION, entity).to_parquet(repo / SCORES_FILE)
     return rows, time.perf_counter() - started
 
@@ -290,16 +295,13 @@ def _serve_and_compare(store: FeatureStore, connection: HTTPConnection,
                        features: Sequence[str], drivers: list[int]) -> ServedFeatures:
     """Read the feature service for a few drivers over HTTP, and check the values against
     ``get_historical_features`` at the same time (the consistency law)."""
-    import pyarrow as pa
 
     from headwater.demo.server import fetch
 
     served = fetch(connection, FEATURE_SERVICE, [{"driver_id": d} for d in drivers],
                    SERVED_REQUESTS)
     at = datetime.now(UTC)
-    entity = pa.table({"driver_id": pa.array(drivers, pa.int64()),
-                       "event_timestamp": pa.array([at] * len(drivers),
-                                                   pa.timestamp("us", tz="UTC"))})
+    entity = drivers_at(drivers, at)
     offline = store.get_historical_features(
         entity, features=store.get_feature_service(FEATURE_SERVICE)).to_arrow().to_pydict()
     for name in features:

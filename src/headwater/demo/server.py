@@ -84,21 +84,30 @@ def fetch(connection: HTTPConnection, service: str, entities: Sequence[dict[str,
     latencies = []
     answer: dict[str, Any] = {}
     for _ in range(requests):
-        started = time.perf_counter()
-        connection.request("POST", "/features", body=body,
-                           headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        payload = response.read()
-        latencies.append((time.perf_counter() - started) * 1000)
-        if response.status != 200:
-            raise HeadwaterError(f"POST /features answered {response.status}: "
-                                 f"{payload.decode(errors='replace')[:500]}")
-        answer = json.loads(payload)
-    latencies.sort()
+        answer, ms = _post(connection, "/features", body)
+        latencies.append(ms)
     statuses = {view: meta["statuses"] for view, meta in answer["views"].items()}
-    return ServedFeatures(answer["results"], statuses, requests,
-                          statistics.median(latencies),
-                          latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
+    return ServedFeatures(answer["results"], statuses, requests, *_p50_p99(latencies))
+
+
+def _post(connection: HTTPConnection, path: str, body: str) -> tuple[dict[str, Any], float]:
+    """POST ``body`` to ``path``: the JSON answer and the milliseconds it took."""
+    started = time.perf_counter()
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    payload = response.read()
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status != 200:
+        raise HeadwaterError(f"POST {path} answered {response.status}: "
+                             f"{payload.decode(errors='replace')[:500]}")
+    answer: dict[str, Any] = json.loads(payload)
+    return answer, elapsed
+
+
+def _p50_p99(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    return (statistics.median(ordered),
+            ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
 
 
 @dataclass(frozen=True)
@@ -124,21 +133,11 @@ def predict_over_http(connection: HTTPConnection, model: str,
     for i in range(max(requests, len(entities))):
         index = i % len(entities)
         body = json.dumps({"model": model, "entities": [entities[index]]})
-        started = time.perf_counter()
-        connection.request("POST", "/predict", body=body,
-                           headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        payload = response.read()
-        latencies.append((time.perf_counter() - started) * 1000)
-        if response.status != 200:
-            raise HeadwaterError(f"POST /predict answered {response.status}: "
-                                 f"{payload.decode(errors='replace')[:500]}")
-        answers[index] = json.loads(payload)
-    latencies.sort()
+        answers[index], ms = _post(connection, "/predict", body)
+        latencies.append(ms)
     last = answers[len(entities) - 1]
     return ServedPredictions(
         last["model"], int(last["version"]),
         [answers[i]["predictions"][0] for i in range(len(entities))],
         [(answers[i].get("probabilities") or [None])[0] for i in range(len(entities))],
-        len(latencies), statistics.median(latencies),
-        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
+        len(latencies), *_p50_p99(latencies))
