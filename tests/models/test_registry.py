@@ -19,7 +19,7 @@ from headwater.errors import NotFoundError, RegistryError
 from headwater.models import formats
 from headwater.models import registry as registry_module
 from headwater.models.base import PREDICTION, PROBABILITY, ModelRef, ModelVersion
-from headwater.models.registry import ModelRegistry
+from headwater.models.registry import ModelRegistry, PromotionRefused
 
 from .test_formats import FEATURES, fitted, make_version
 
@@ -134,7 +134,7 @@ def test_promotion_rules_gate_the_alias_and_force_overrides_them(
                                 "current_version": 1, "threshold": None,
                                 "min_improvement": 0.0, "passed": True}
 
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(PromotionRefused) as err:  # a RegistryError a rule raised
         models.promote("churn", 3)  # better log_loss, worse roc_auc than version 2
     message = str(err.value)
     assert "rule roc_auc (production)" in message and "0.72" in message and "0.75" in message

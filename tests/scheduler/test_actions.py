@@ -51,6 +51,25 @@ def test_a_refused_promotion_is_a_result_not_a_failure(store: hw.FeatureStore,
     assert store.get_model_version(f"{MODEL}:2").version == 2  # trained and registered
 
 
+def test_a_promotion_the_registry_cannot_write_fails_the_run(store: hw.FeatureStore,
+                                                             clock: Clock) -> None:
+    # not a rule's verdict but a storage failure: the run fails (and would be retried)
+    from headwater.errors import RegistryError
+    from headwater.scheduler.base import FAILED
+
+    def locked(*args: object, **kwargs: object) -> object:
+        raise RegistryError("the registry stayed locked for 60s: database is locked")
+
+    store.apply([hw.Job("retrain", schedule="0 * * * *", action="train", target=MODEL,
+                        options={"promote": True}, retries=0)])
+    store.promote = locked  # type: ignore[method-assign]
+    scheduler = Scheduler(store, owner="s1", now=clock)
+    clock.set(T0 + HOUR)
+    (run,) = scheduler.run_due()
+    assert run.status == FAILED
+    assert "database is locked" in (run.error or "")
+
+
 def _with_promotion(spec: hw.ModelSpec, rule: hw.PromotionRule) -> hw.ModelSpec:
     import dataclasses
 

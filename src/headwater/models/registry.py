@@ -38,6 +38,10 @@ from headwater.models.base import DEFAULT_ALIAS, AliasEvent, ModelRef, ModelVers
 from headwater.models.diff import VersionDiff, diff_versions
 from headwater.registry.model_tables import ModelTables
 
+
+class PromotionRefused(RegistryError):
+    """A promotion rule of the model refused to move the alias (not a storage failure)."""
+
 if TYPE_CHECKING:
     from headwater.models.base import Predictor
     from headwater.store import FeatureStore
@@ -286,7 +290,7 @@ class _Gate:
                            "passed": not problems})
             failures.extend(f"rule {rule.metric} ({alias}): {p}" for p in problems)
         if failures and not self.force:
-            raise RegistryError(
+            raise PromotionRefused(
                 f"cannot promote {candidate.model}:{candidate.version} to '{alias}': "
                 f"{'; '.join(failures)}. Fix: train a better model, or promote with force=True "
                 "('headwater models promote --force'), which records the override")

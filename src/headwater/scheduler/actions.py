@@ -30,7 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from headwater.errors import DefinitionError, RegistryError
+from headwater.errors import DefinitionError
+from headwater.models.registry import PromotionRefused
 
 if TYPE_CHECKING:
     from headwater.definitions.job import Job
@@ -68,7 +69,7 @@ def _train(store: FeatureStore, job: Job, scheduled_for: datetime) -> ActionResu
     if alias is not None:
         try:
             store.promote(run.model, run.version, alias)
-        except RegistryError as exc:  # a rule refused it: a result of the run, see above
+        except PromotionRefused as exc:  # a rule refused it: a result of the run, see above
             detail += f"; not promoted to {alias}: {' '.join(str(exc).split())}"
         else:
             detail += f"; promoted to {alias}"

@@ -196,7 +196,7 @@ class Scheduler:
     def _failed(self, job: Job, run: JobRun, exc: Exception, seconds: float) -> JobRun:
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         if run.attempt <= job.retries:
-            retry_at = self.now() + job.retry_backoff * 2 ** (run.attempt - 1)
+            retry_at = self.now() + retry_wait(job, run.attempt)
             log.warning("job %s at %s failed (attempt %d of %d), retrying at %s: %s",
                         job.name, run.scheduled_for.isoformat(), run.attempt,
                         job.retries + 1, retry_at.isoformat(), error)
@@ -295,3 +295,17 @@ class _Heartbeat:
                             "expired before it was renewed)", run.job,
                             run.scheduled_for.isoformat())
                 return
+
+
+MAX_RETRY_WAIT = timedelta(hours=6)
+"""The longest wait before a retry, however many attempts failed."""
+
+
+def retry_wait(job: Job, attempt: int) -> timedelta:
+    """The wait after failed ``attempt`` (from 1): ``retry_backoff`` doubled per attempt,
+    at most :data:`MAX_RETRY_WAIT`."""
+    if job.retry_backoff <= timedelta(0):
+        return timedelta(0)
+    doublings = min(attempt - 1, 62)  # 2**62 backoffs exceed the cap long before
+    wait = job.retry_backoff.total_seconds() * 2.0 ** doublings
+    return min(timedelta(seconds=wait), MAX_RETRY_WAIT) if wait < 1e12 else MAX_RETRY_WAIT
