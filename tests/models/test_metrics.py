@@ -115,3 +115,17 @@ def test_regression_errors() -> None:
         binary(["accuracy"], proba=np.where(PROBA == 0.9, np.inf, PROBA))
     with pytest.raises(hw.DataError, match=r"no test rows"):
         compute_metrics("regression", ["rmse"], np.array([]), np.array([]))
+
+
+def test_a_class_only_the_test_rows_hold_is_refused() -> None:
+    import numpy as np
+
+    from headwater.errors import DataError
+    from headwater.models.metrics import compute_metrics
+
+    y_true = np.array(["a", "b", "c"])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    for name in ("roc_auc", "log_loss", "brier", "accuracy"):
+        with pytest.raises(DataError, match=r"label values \['c'\] that no training row"):
+            compute_metrics("classification", [name], y_true, np.array(["a", "b", "a"]),
+                            proba, classes=["a", "b"], model="churn")

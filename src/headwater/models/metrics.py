@@ -62,6 +62,15 @@ def compute_metrics(task: str, names: Sequence[str], y_true: np.ndarray,
             raise DataError(f"{me}: the estimator gave {bad} non-finite {what} value(s) on "
                             "the test rows. Fix: check the features (infinite or huge "
                             "values) and the estimator's parameters")
+    if task == "classification" and len(classes):
+        unseen = sorted({str(v) for v in np.unique(y_true).tolist()}
+                        - {str(c) for c in classes})
+        if unseen:
+            raise DataError(
+                f"{me}: the test rows hold label values {unseen} that no training row has "
+                f"(the model knows {list(classes)}), so the metrics would misjudge them. "
+                "Fix: move the split (TimeSplit test_start) so training sees every class, or "
+                "drop those rows from the label source")
     results = {}
     for name in names:
         if task == "classification":
