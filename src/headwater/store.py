@@ -503,18 +503,19 @@ class FeatureStore:
         return self.models.load(ref)
 
     def predict(self, model: str, entity_df: Any, *, timestamp_field: str | None = None,
-                chunk_rows: int = 100_000,
+                as_of: datetime | None = None, chunk_rows: int = 100_000,
                 progress: Progress | None = None) -> PredictionJob:
         """Batch inference: ``entity_df`` (as for ``get_historical_features``: keys and an
         event time per row, or a SQL query) scored by the model version ``model`` names
-        with its features as of each row's time. The result has the entity columns, the
+        with its features as of each row's time (or, with ``as_of``, of that one time for
+        rows that hold only join keys). The result has the entity columns, the
         features and ``prediction`` (and ``probability`` for classifiers); it is computed
         in chunks of ``chunk_rows`` and read with ``.to_arrow()``, ``.to_pandas()`` or
         written with ``.to_parquet(path)``."""
         from headwater.inference.batch import predict_batch
 
         return predict_batch(self, model, entity_df, timestamp_field=timestamp_field,
-                             chunk_rows=chunk_rows, progress=progress)
+                             chunk_rows=chunk_rows, progress=progress, as_of=as_of)
 
     # -- push ------------------------------------------------------------------------------
 

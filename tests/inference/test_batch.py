@@ -105,3 +105,22 @@ def test_bad_references_and_frames_are_refused(trained: Trained) -> None:
         trained.store.predict("churn", frame.append_column("prediction", frame["note"]))
     with pytest.raises(DataError, match="chunk_rows"):
         trained.store.predict("churn", frame, chunk_rows=0)
+
+
+def test_as_of_scores_key_only_rows_at_one_time(trained: Trained) -> None:
+    store = trained.store
+    at = trained.start + timedelta(days=20, hours=5)
+    keys = pa.table({"customer_id": pa.array([1, 2, 3, 9999], pa.int64())})
+    result = store.predict("churn", keys, as_of=at).to_arrow()
+    stamped = keys.append_column("event_timestamp",
+                                 pa.array([at] * 4, pa.timestamp("us", tz="UTC")))
+    expected = store.predict("churn", stamped).to_arrow()
+    assert result.equals(expected)
+    assert set(result.column("event_timestamp").to_pylist()) == {at}
+    # a query of keys gets the same time
+    query = "SELECT DISTINCT customer_id FROM customer_stats WHERE customer_id <= 3"
+    by_query = store.predict("churn", query, as_of=at).to_arrow().sort_by("customer_id")
+    assert by_query.column("probability").to_pylist() == (
+        result.column("probability").to_pylist()[:3])
+    with pytest.raises(DataError, match="already have a 'event_timestamp' column"):
+        store.predict("churn", stamped, as_of=at)

@@ -68,3 +68,21 @@ def test_bad_arguments(trained: Trained, tmp_path: Path) -> None:
                                           str(trained.repo)])
     assert result.exit_code == 2
     assert "--database or --connection" in result.output
+
+
+def test_as_of_scores_a_key_file_and_two_outputs_are_refused(trained: Trained,
+                                                             tmp_path: Path) -> None:
+    keys = tmp_path / "keys.parquet"
+    pq.write_table(pa.table({"customer_id": pa.array(range(1, 11), pa.int64())}), keys)
+    at = trained.start + timedelta(days=12, hours=3)
+    out = tmp_path / "scores.parquet"
+    result = CliRunner().invoke(predict, ["churn", "-e", str(keys), "--as-of", at.isoformat(),
+                                          "-o", str(out), "-r", str(trained.repo)])
+    assert result.exit_code == 0, result.output
+    scores = pq.read_table(out)
+    assert set(scores.column("event_timestamp").to_pylist()) == {at}
+    assert scores.num_rows == 10 and scores.column("probability").null_count == 0
+    both = CliRunner().invoke(predict, ["churn", "-e", str(keys), "-o", str(out), "--table",
+                                        "t", "--database", str(tmp_path / "d.duckdb"),
+                                        "-r", str(trained.repo)])
+    assert both.exit_code == 2 and "not both" in both.output

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from headwater.cli.commands import repo_option
+from headwater.cli.materialize import TIME
 from headwater.cli.progress import progress_bar
 from headwater.cli.render import console
 from headwater.errors import DataError
@@ -23,6 +25,9 @@ PREVIEW_ROWS = 10
                    "fields), or a SQL query over the offline data (SELECT ...).")
 @click.option("--timestamp-field", "-t", default=None,
               help="The entity rows' event time column (default: the one timestamp column).")
+@click.option("--as-of", "as_of", type=TIME, default=None,
+              help="Score every row as of this time (ISO-8601, naive is UTC); the rows then "
+                   "hold only join keys. Default: each row's own event time.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the predictions to this Parquet file (atomically).")
 @click.option("--table", default=None,
@@ -37,7 +42,8 @@ PREVIEW_ROWS = 10
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows scored at a time.")
 @repo_option
-def predict(*, model_ref: str, entities: str, timestamp_field: str | None, output: Path | None,
+def predict(*, model_ref: str, entities: str, timestamp_field: str | None,
+            as_of: datetime | None, output: Path | None,
             table: str | None, database: Path | None, connection: str | None, mode: str,
             chunk_rows: int, repo: Path) -> None:
     """Score entity rows with MODEL_REF (churn@production, churn:3 or churn).
@@ -47,6 +53,9 @@ def predict(*, model_ref: str, entities: str, timestamp_field: str | None, outpu
     rows are printed."""
     from headwater.store import FeatureStore
 
+    if table is not None and output is not None:
+        raise click.UsageError("give --output or --table, not both: each would run the join "
+                               "and the model again")
     if table is not None and (database is None) == (connection is None):
         raise click.UsageError("--table needs exactly one of --database or --connection")
     if table is None and (database is not None or connection is not None):
@@ -56,15 +65,13 @@ def predict(*, model_ref: str, entities: str, timestamp_field: str | None, outpu
         began = time.perf_counter()
         with progress_bar() as progress:
             job = store.predict(model_ref, entity_df, timestamp_field=timestamp_field,
-                                chunk_rows=chunk_rows, progress=progress)
+                                as_of=as_of, chunk_rows=chunk_rows, progress=progress)
             version = job.model_version
-            if output is not None or table is not None:
-                rows = 0
-                if output is not None:
-                    rows = job.to_parquet(output)
-                if table is not None:
-                    rows = job.to_table(table, database=database, connection=connection,
-                                        settings=store.settings, mode=mode)
+            if output is not None:
+                rows, result = job.to_parquet(output), None
+            elif table is not None:
+                rows = job.to_table(table, database=database, connection=connection,
+                                    settings=store.settings, mode=mode)
                 result = None
             else:
                 result = job.to_arrow()

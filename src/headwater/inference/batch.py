@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.errors import DataError
 from headwater.models.base import PREDICTION, PROBABILITY
+from headwater.offline.entity_frame import DEFAULT_TIME_COLUMN
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -41,13 +43,19 @@ PROGRESS_STEP = "predict"
 
 def predict_batch(store: FeatureStore, model_ref: str, entity_df: Any, *,
                   timestamp_field: str | None = None, chunk_rows: int = 100_000,
-                  progress: Progress | None = None) -> PredictionJob:
+                  progress: Progress | None = None,
+                  as_of: datetime | None = None) -> PredictionJob:
     """Batch predictions of the version ``model_ref`` names for ``entity_df`` (a frame or a
-    SQL query, as for ``get_historical_features``); see the module docstring."""
+    SQL query, as for ``get_historical_features``); see the module docstring. With
+    ``as_of``, every row is scored as of that one time: the rows hold only join keys (a
+    time column of theirs is refused as ambiguous)."""
     from headwater.inference.service import training_service
 
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise DataError(f"predict: chunk_rows must be a positive integer, got {chunk_rows!r}")
+    if as_of is not None:
+        entity_df = at_one_time(entity_df, as_of, timestamp_field or DEFAULT_TIME_COLUMN)
+        timestamp_field = timestamp_field or DEFAULT_TIME_COLUMN
     version = store.models.get(model_ref)
     predictor = store.models.load(f"{version.model}:{version.version}")
     service = training_service(store, predictor.version)
@@ -58,6 +66,31 @@ def predict_batch(store: FeatureStore, model_ref: str, entity_df: Any, *,
         _check_names(names, predictor.version)
     return PredictionJob(retrieval, predictor, chunk_rows=chunk_rows, progress=progress,
                          entity_rows=_frame_rows(entity_df))
+
+
+def at_one_time(entity_df: Any, as_of: datetime, column: str) -> Any:
+    """``entity_df`` with a ``column`` of ``as_of`` on every row: a SQL query is wrapped,
+    a frame becomes an Arrow table with the column added."""
+    import pyarrow as pa
+
+    from headwater.offline.frames import to_arrow
+    from headwater.types import to_utc
+
+    if not isinstance(as_of, datetime):
+        raise DataError(f"predict: as_of must be a datetime, got {as_of!r}. Fix: pass "
+                        "datetime(2024, 1, 1, tzinfo=timezone.utc)")
+    moment = to_utc(as_of)
+    if isinstance(entity_df, str):
+        quoted = column.replace('"', '""')
+        return (f'SELECT *, TIMESTAMPTZ \'{moment.isoformat()}\' AS "{quoted}" '
+                f"FROM ({entity_df}) AS __hw_as_of")
+    table = to_arrow(entity_df, "entity frame")
+    if column in table.column_names:
+        raise DataError(f"predict: the entity rows already have a '{column}' column and "
+                        f"as_of={moment.isoformat()} was given. Fix: drop the column, or "
+                        "omit as_of to score each row at its own time")
+    stamps = pa.array([moment] * table.num_rows, pa.timestamp("us", tz="UTC"))
+    return table.append_column(column, stamps)
 
 
 class PredictionJob:
