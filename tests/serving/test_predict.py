@@ -125,6 +125,9 @@ def test_a_promotion_is_served_after_the_refresh(tmp_path: Path) -> None:
             assert predict(client).json()["version"] == 1
             second = store.train("churn")
             store.promote("churn", second.version, force=True)
+            # the version served so far answers while the promoted one loads
+            assert predict(client).json()["version"] == 1
+            app.predict.models.wait_loaded(60)  # type: ignore[union-attr]
             assert predict(client).json()["version"] == second.version
             assert predict(client, model="churn:1").json()["version"] == 1
 

@@ -36,7 +36,7 @@ from headwater.inference.online import ServingPlan, predict_online, serving_plan
 from headwater.serving.requests import parse_predict
 
 if TYPE_CHECKING:
-    from headwater.models.base import Predictor
+    from headwater.models.base import ModelVersion, Predictor
     from headwater.serving.metrics import ServerMetrics
     from headwater.store import FeatureStore
 
@@ -68,14 +68,17 @@ class ModelCache:
     the serving plan is rebuilt when the registry's definitions changed. Between checks a
     request costs a dict lookup. A registry that cannot be reached at a check keeps the
     version already served (a warning is logged); with nothing served yet it is a 503.
-    Loading happens on the caller's thread; a lock keeps two threads from loading the same
-    version twice."""
+    The first load of a reference happens on the caller's thread (the server loads every
+    aliased version at start, :meth:`warm_up`); when an alias moves to another version, the
+    version served so far keeps answering while the new one loads on a thread of its own,
+    so no request waits seconds for a promotion."""
 
     def __init__(self, store: FeatureStore, refresh_seconds: float = REFRESH_SECONDS) -> None:
         self.store = store
         self.refresh_seconds = refresh_seconds
         self._models: dict[str, ServedModel] = {}
-        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str, int], threading.Thread] = {}
+        self._lock = threading.RLock()
 
     def get(self, ref: str) -> ServedModel:
         """The served model for ``ref``; NotFoundError for an unknown model, version or
@@ -98,8 +101,16 @@ class ModelCache:
                 self._models[ref] = served
                 return served
             served = self._models.get(ref)
-            if served is None or served.plan.version.version != version.version or (
-                    served.plan.version.model != version.model):
+            moved = served is not None and (
+                served.plan.version.version != version.version
+                or served.plan.version.model != version.model)
+            if served is not None and moved:
+                # keep answering with the version served so far while the new one loads
+                self._load_later(ref, version, generation)
+                served = ServedModel(served.predictor, served.plan, served.generation, now)
+                self._models[ref] = served
+                return served
+            if served is None:
                 predictor = self.store.models.load(f"{version.model}:{version.version}")
                 plan = serving_plan(self.store, predictor.version)
             elif served.generation != generation:
@@ -112,6 +123,39 @@ class ModelCache:
                 self._models.clear()
             self._models[ref] = served
             return served
+
+    def _load_later(self, ref: str, version: ModelVersion, generation: int) -> None:
+        """Load ``version`` for ``ref`` on a thread of its own and swap it in when ready
+        (loading takes milliseconds to seconds: requests must not wait on it). A failed load
+        is logged and tried again at the next check."""
+        key = (ref, version.model, version.version)
+        if key in self._loading:
+            return
+
+        def load() -> None:
+            try:
+                predictor = self.store.models.load(f"{version.model}:{version.version}")
+                plan = serving_plan(self.store, predictor.version)
+            except HeadwaterError as exc:
+                _log.error("could not load model '%s' version %d for %s; still serving the "
+                           "version before: %s", version.model, version.version, ref, exc)
+                return
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+            with self._lock:
+                self._models[ref] = ServedModel(predictor, plan, generation, time.monotonic())
+
+        thread = threading.Thread(target=load, name=f"headwater-load-{ref}", daemon=True)
+        self._loading[key] = thread
+        thread.start()
+
+    def wait_loaded(self, timeout: float | None = None) -> None:
+        """Wait for the versions being loaded in the background (tests, shutdown)."""
+        with self._lock:
+            threads = list(self._loading.values())
+        for thread in threads:
+            thread.join(timeout)
 
     def warm_up(self) -> int:
         """Load every aliased version of every model now (at server start), so the first
