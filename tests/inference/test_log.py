@@ -111,18 +111,33 @@ def test_a_full_queue_drops_rows_without_blocking_and_counts_them(tmp_path: Path
     assert log.dropped_rows == 8
 
 
-def test_a_write_error_is_counted_and_the_writer_keeps_going(tmp_path: Path) -> None:
+def test_a_failed_write_is_kept_and_written_once_the_disk_recovers(tmp_path: Path) -> None:
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the model folder should be")
     log = PredictionLog(tmp_path)
     log.start()
     log.log(record(0, model="blocked"))
     assert log.flush()
-    assert log.failed_rows == 1
+    assert (log.written_rows, log.failed_rows) == (0, 0)  # kept for the next flush
     log.log(record(1))
+    assert log.flush()
+    assert log.written_rows == 1  # the writer kept going
+    blocked.unlink()  # the disk "recovers"
+    assert log.flush()
     log.close()
-    assert log.written_rows == 1
-    assert [f.parent.parent.name for f in parquet_files(tmp_path)] == ["churn"]
+    assert (log.written_rows, log.failed_rows) == (2, 0)
+    assert sorted(f.parent.parent.name for f in parquet_files(tmp_path)) == [
+        "blocked", "churn"]
+
+
+def test_rows_still_unwritable_at_shutdown_are_counted_as_failed(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where the model folder should be")
+    log = PredictionLog(tmp_path)
+    log.log(record(0, rows=3, model="blocked"))
+    log.close()
+    assert (log.written_rows, log.failed_rows) == (0, 3)
+    assert not log.log(record(1))  # closed: refused and counted, never silently lost
+    assert log.dropped_rows == 1
 
 
 def test_regressors_have_no_probability_column(tmp_path: Path) -> None:

@@ -182,10 +182,16 @@ class PredictionLog:
         self.dropped_rows = 0
         self.failed_rows = 0
         self.files_written = 0
+        self._retry: list[tuple[str, str, pa.Table]] = []
+        self._append_lock = threading.Lock()
 
     def log(self, record: PredictionRecord) -> bool:
         """Queue ``record`` for writing; False (rows counted as dropped) when the queue is
         full or the log is closed. Never blocks."""
+        with self._append_lock:  # close() drains under it: nothing slips in after
+            return self._append(record)
+
+    def _append(self, record: PredictionRecord) -> bool:
         if self._closed:
             self.dropped_rows += record.rows
             return False
@@ -219,7 +225,8 @@ class PredictionLog:
         """Write everything queued and stop the writer (idempotent)."""
         if self._closed and self._thread is None:
             return
-        self._closed = True
+        with self._append_lock:
+            self._closed = True
         self.start()
         thread = self._thread
         if thread is None:
@@ -255,35 +262,54 @@ class PredictionLog:
             records = []
             while self._queue:
                 records.append(self._queue.popleft())
-            self._write(records)
+            try:
+                self._write(records)
+            except Exception:  # noqa: BLE001  the writer thread's boundary: keep it alive
+                self.failed_rows += sum(r.rows for r in records)
+                _log.exception("unexpected error writing the prediction log under %s",
+                               self.root)
             for done in flushes:
                 done.set()
             if stopping:
+                for model, _, table in self._retry:
+                    self._fail(table.num_rows, model, OSError("still failing at shutdown"))
+                self._retry = []
                 return
 
     def _write(self, records: list[PredictionRecord]) -> None:
-        if not records:
-            return
+        """Write ``records`` (and tables a failed write left to retry), a file per model,
+        day and shape. A table that cannot be written (a full disk) is kept and tried again
+        at the next flush, up to ``max_queue`` tables; beyond that its rows are counted as
+        failed and logged."""
         import pyarrow as pa
 
+        pending, self._retry = self._retry, []
         groups: dict[tuple[str, str], list[PredictionRecord]] = defaultdict(list)
         for record in records:
             day = datetime.fromtimestamp(record.logged_at_us / 1e6, UTC).date().isoformat()
             groups[(record.model, day)].append(record)
         for (model, day), group in groups.items():
-            count = sum(r.rows for r in group)
             try:
-                parts = _tables(group)
-                for table in parts:
-                    self._write_file(self.root / model / f"date={day}", table)
-                self.written_rows += count
+                pending.extend((model, day, table) for table in _tables(group))
+            except pa.ArrowException as exc:  # values Arrow cannot hold: nothing to retry
+                self._fail(sum(r.rows for r in group), model, exc)
+        for model, day, table in pending:
+            try:
+                self._write_file(self.root / model / f"date={day}", table)
+                self.written_rows += table.num_rows
             except (OSError, pa.ArrowException) as exc:
-                self.failed_rows += count
-                _log.error("could not write %d prediction log rows of model '%s' under %s: "
-                           "%s", count, model, self.root, exc)
-            except Exception:  # noqa: BLE001  the writer thread's boundary: keep it alive
-                self.failed_rows += count
-                _log.exception("unexpected error writing the prediction log of '%s'", model)
+                if len(self._retry) < self.max_queue:
+                    self._retry.append((model, day, table))
+                    _log.error("could not write %d prediction log rows of model '%s' under "
+                               "%s (kept, tried again at the next flush): %s",
+                               table.num_rows, model, self.root, exc)
+                else:
+                    self._fail(table.num_rows, model, exc)
+
+    def _fail(self, rows: int, model: str, exc: BaseException) -> None:
+        self.failed_rows += rows
+        _log.error("could not write %d prediction log rows of model '%s' under %s; they are "
+                   "lost: %s", rows, model, self.root, exc)
 
     def _write_file(self, folder: Path, table: pa.Table) -> None:
         import pyarrow.parquet as pq
@@ -298,6 +324,15 @@ class PredictionLog:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, final)
+            _fsync_folder(folder)  # the rename itself survives a crash
         finally:
             temp.unlink(missing_ok=True)
         self.files_written += 1
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
