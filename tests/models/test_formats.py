@@ -156,3 +156,21 @@ def test_what_skops_cannot_hold_safely_falls_back_to_pickle() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(RegistryError, match="unknown artifact format 'onnx'"):
         formats.load("onnx", b"")
+
+
+def test_preload_imports_skops_for_scikit_learn_models_only() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from sklearn.linear_model import LogisticRegression\n"
+            "from headwater.models import formats\n"
+            "assert formats.preload(object()) is None\n"
+            "thread = formats.preload(LogisticRegression())\n"
+            "assert thread is not None\n"
+            "thread.join(120)\n"
+            "assert 'skops.io' in sys.modules\n"
+            "assert formats.preload(LogisticRegression()) is None  # imported once\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr

@@ -33,7 +33,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +60,26 @@ def filename(format: str) -> str:
 
 def from_package(estimator: object, package: str) -> bool:
     return any(cls.__module__.split(".")[0] == package for cls in type(estimator).__mro__)
+
+
+def preload(estimator: Any) -> threading.Thread | None:
+    """Import, on a background thread, the library :func:`dump` will need for
+    ``estimator`` (skops takes about half a second to import, mostly SciPy and pandas), so
+    training builds its frame and fits meanwhile instead of waiting for it at the end.
+    Returns the thread (None when nothing needs importing); :func:`dump` works whether or
+    not it has finished, since Python imports a module once, under its import lock."""
+    if not from_package(estimator, "sklearn") or "skops.io" in sys.modules:
+        return None
+
+    def load_skops() -> None:
+        try:
+            import skops.io  # noqa: F401
+        except ImportError:  # dump imports it again and reports the error where it matters
+            return
+
+    thread = threading.Thread(target=load_skops, name="headwater-preload-skops", daemon=True)
+    thread.start()
+    return thread
 
 
 def dump(estimator: Any) -> tuple[str, bytes]:

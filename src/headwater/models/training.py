@@ -59,13 +59,14 @@ def train_model(store: FeatureStore, name: str, *,
     started = time.perf_counter()
     report = progress or (lambda step, rows: None)
     spec = store.get_model(name)
+    estimator = build_estimator(spec.estimator_class, spec.params())
+    formats.preload(estimator)  # its artifact library imports while the frame builds
     frame = build_training_frame(store, spec)
     report("frame", frame.num_rows)
     parts = split_frame(frame.table, frame.timestamp, spec.split, model=name)
     report("split", parts.train.num_rows)
 
     kind = input_kind(frame.table.schema, frame.features)
-    estimator = build_estimator(spec.estimator_class, spec.params())
     x_train = model_input(parts.train, frame.features, kind)
     y_train = parts.train.column(frame.label).to_numpy()
     fit_started = time.perf_counter()
