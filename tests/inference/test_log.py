@@ -21,8 +21,8 @@ def record(i: int, *, rows: int = 1, model: str = "churn", version: int = 1,
     inputs = pa.table({"spend": pa.array([float(x) / 2 for x in ids]),
                        "plan": pa.array([f"p{x % 3}" for x in ids])})
     return PredictionRecord(f"req{i}", at_us + i, model, version, {"customer_id": ids},
-                            inputs, request or {}, np.array([x % 2 for x in ids]),
-                            np.array([x / 100 for x in ids]))
+                            inputs.to_pydict(), request or {}, np.array([x % 2 for x in ids]),
+                            np.array([x / 100 for x in ids]), inputs.schema)
 
 
 def parquet_files(root: Path) -> list[Path]:
@@ -87,10 +87,11 @@ def test_versions_with_other_inputs_share_a_file_with_nulls(tmp_path: Path) -> N
     log = PredictionLog(tmp_path)
     log.log(record(0))
     other = record(1, version=2)
+    inputs = pa.table(other.inputs, schema=other.input_schema).append_column(
+        "tenure", pa.array([3.0]))
     log.log(PredictionRecord(other.request_id, other.logged_at_us, "churn", 2,
-                             other.entities, other.inputs.append_column(
-                                 "tenure", pa.array([3.0])), {}, other.predictions,
-                             other.probabilities))
+                             other.entities, inputs.to_pydict(), {}, other.predictions,
+                             other.probabilities, inputs.schema))
     log.close()
     table = pa.concat_tables(pa.parquet.read_table(f) for f in parquet_files(tmp_path))
     assert sorted(table.column("model_version").to_pylist()) == [1, 2]
@@ -144,7 +145,7 @@ def test_regressors_have_no_probability_column(tmp_path: Path) -> None:
     base = record(0)
     log = PredictionLog(tmp_path)
     log.log(PredictionRecord(base.request_id, base.logged_at_us, "spend", 1, base.entities,
-                             base.inputs, {}, np.array([12.5]), None))
+                             base.inputs, {}, np.array([12.5]), None, base.input_schema))
     log.close()
     table = pa.parquet.read_table(parquet_files(tmp_path)[0])
     assert "probability" not in table.column_names

@@ -52,19 +52,27 @@ _log = logging.getLogger("headwater.inference.log")
 
 @dataclass(frozen=True)
 class PredictionRecord:
-    """One ``/predict`` request: ``entities`` and ``request`` are columns (one value per
-    entity row) of join keys and of request fields that are not model inputs; ``inputs``
-    is the table the model saw; ``logged_at_us`` is epoch microseconds (UTC)."""
+    """One ``/predict`` request: ``entities``, ``inputs`` and ``request`` are columns (one
+    value per entity row) of join keys, of the model's input columns (typed by
+    ``input_schema``; inferred when None) and of request fields that are not model inputs;
+    ``logged_at_us`` is epoch microseconds (UTC). Plain values, not Arrow: the request only
+    hands them over, the writer builds each column once for many requests."""
 
     request_id: str
     logged_at_us: int
     model: str
     version: int
     entities: dict[str, list[Any]]
-    inputs: pa.Table
+    inputs: dict[str, list[Any]]
     request: dict[str, list[Any]]
     predictions: np.ndarray
     probabilities: np.ndarray | None
+    input_schema: pa.Schema | None = None
+
+    def input_type(self, name: str) -> pa.DataType | None:
+        if self.input_schema is None or name not in self.input_schema.names:
+            return None
+        return self.input_schema.field(name).type
 
     @property
     def rows(self) -> int:
@@ -84,8 +92,8 @@ class PredictionRecord:
         }
         for name, values in self.entities.items():
             _put(columns, name, _array(values))
-        for name in self.inputs.column_names:
-            _put(columns, name, self.inputs.column(name))
+        for name, values in self.inputs.items():
+            _put(columns, name, _array(values, self.input_type(name)))
         for name, values in self.request.items():
             _put(columns, name, _array(values))
         columns["prediction"] = pa.array(self.predictions)
@@ -100,12 +108,13 @@ def _put(columns: dict[str, Any], name: str, values: Any) -> None:
     columns[name] = values
 
 
-def _array(values: list[Any]) -> pa.Array:
-    """Values as Arrow; values of mixed types (which JSON allows) as their text."""
+def _array(values: list[Any], kind: pa.DataType | None = None) -> pa.Array:
+    """Values as Arrow (of type ``kind`` when given); values of mixed types (which JSON
+    allows) as their text."""
     import pyarrow as pa
 
     try:
-        return pa.array(values)
+        return pa.array(values, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
@@ -119,7 +128,8 @@ def _tables(records: list[PredictionRecord]) -> list[pa.Table]:
     import pyarrow as pa
 
     first = records[0]
-    same = all(r.version == first.version and r.inputs.schema == first.inputs.schema
+    same = all(r.version == first.version and r.input_schema == first.input_schema
+               and r.inputs.keys() == first.inputs.keys()
                and r.entities.keys() == first.entities.keys()
                and r.request.keys() == first.request.keys()
                and (r.probabilities is None) == (first.probabilities is None)
@@ -141,9 +151,9 @@ def _tables(records: list[PredictionRecord]) -> list[pa.Table]:
     }
     for name in first.entities:
         _put(columns, name, _array([v for r in records for v in r.entities[name]]))
-    inputs = pa.concat_tables([r.inputs for r in records])
-    for name in inputs.column_names:
-        _put(columns, name, inputs.column(name))
+    for name in first.inputs:
+        _put(columns, name, _array([v for r in records for v in r.inputs[name]],
+                                   first.input_type(name)))
     for name in first.request:
         _put(columns, name, _array([v for r in records for v in r.request[name]]))
     columns["prediction"] = pa.array(np.concatenate([r.predictions for r in records]))

@@ -213,6 +213,6 @@ class PredictHandler:
         self.log.log(PredictionRecord(
             request_id, time.time_ns() // 1000, version.model, version.version,
             {name: [row.get(name) for row in query.rows] for name in entity_names},
-            result.inputs, {name: [row.get(name) for row in query.rows] for name in extra},
-            result.predictions, result.probabilities))
+            features, {name: [row.get(name) for row in query.rows] for name in extra},
+            result.predictions, result.probabilities, result.inputs.schema))
         return out
