@@ -28,6 +28,8 @@ from headwater.errors import DataError, DefinitionError, NotFoundError
 from headwater.types import to_micros, to_utc
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from headwater.inference.batch import PredictionJob
     from headwater.materialize.job import MaterializeResult, Progress
     from headwater.models.base import AliasEvent, ModelVersion, Predictor, TrainingRun
@@ -516,6 +518,16 @@ class FeatureStore:
 
         return predict_batch(self, model, entity_df, timestamp_field=timestamp_field,
                              chunk_rows=chunk_rows, progress=progress, as_of=as_of)
+
+    def read_predictions(self, model: str, start: datetime | None = None,
+                         end: datetime | None = None) -> pa.Table:
+        """The predictions ``/predict`` logged for ``model`` with ``start <= logged_at <
+        end``: request id, time, model version, entity keys, the input features, request
+        fields, prediction and probability, one row per entity row (what monitoring
+        compares with the training reference)."""
+        from headwater.inference.log import read_log
+
+        return read_log(self.settings.predictions_path, model, start, end)
 
     # -- push ------------------------------------------------------------------------------
 

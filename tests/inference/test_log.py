@@ -8,7 +8,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet
+import pytest
 
+import headwater as hw
 from headwater.inference.log import PredictionLog, PredictionRecord
 
 DAY_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
@@ -164,3 +166,30 @@ def test_records_of_one_shape_are_written_as_the_records_would_be_one_by_one() -
     assert bulk.num_rows == sum(1 + i % 3 for i in range(50))
     mixed = [*records[:3], record(99, version=2)]
     assert pa.concat_tables(_tables(mixed)).num_rows == sum(r.rows for r in mixed)
+
+
+def test_read_log_gives_a_models_rows_in_a_time_range(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from headwater.inference.log import read_log
+
+    log = PredictionLog(tmp_path)
+    day = 86_400_000_000
+    for i in range(4):  # two days, and a version with an extra input
+        log.log(record(i, rows=2, at_us=DAY_US + (i // 2) * day))
+    log.log(record(9, model="spend"))
+    log.close()
+    everything = read_log(tmp_path, "churn")
+    assert everything.num_rows == 8
+    assert "date" not in everything.column_names
+    assert everything.column("request_id").to_pylist() == [
+        f"req{i}" for i in range(4) for _ in range(2)]
+    second_day = datetime(2024, 1, 2, tzinfo=UTC)
+    later = read_log(tmp_path, "churn", start=second_day)
+    assert later.column("request_id").to_pylist() == ["req2", "req2", "req3", "req3"]
+    earlier = read_log(tmp_path, "churn", end=second_day.replace(tzinfo=None))  # naive: UTC
+    assert earlier.num_rows == 4
+    assert read_log(tmp_path, "churn", start=second_day + timedelta(days=5)).num_rows == 0
+    assert read_log(tmp_path, "nobody").num_rows == 0
+    with pytest.raises(hw.DefinitionError):
+        read_log(tmp_path, "../etc")

@@ -201,3 +201,18 @@ def test_aliased_models_are_loaded_when_the_server_starts(served: Trained,
         loaded = dict(handler.models._models)
     assert "churn@production" in loaded
     assert loaded["churn@production"].plan.version.version == served.run.version
+
+
+def test_logged_predictions_are_read_back_through_the_store(served: Trained) -> None:
+    store = served.store
+    before = store.read_predictions("churn").num_rows
+    with TestClient(create_app(store, api_keys=None)) as client:  # the settings' log folder
+        answers = [predict(client, entities=[{"customer_id": c}]).json() for c in (1, 2, 3)]
+    logged = store.read_predictions("churn")  # the server wrote everything at shutdown
+    assert logged.num_rows == before + 3
+    rows = {r["request_id"]: r for r in logged.slice(before).to_pylist()}
+    assert set(rows) == {a["request_id"] for a in answers}
+    for customer, answer in zip((1, 2, 3), answers, strict=True):
+        row = rows[answer["request_id"]]
+        assert row["customer_id"] == customer
+        assert row["probability"] == answer["probabilities"][0]

@@ -346,3 +346,35 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def read_log(root: Path, model: str, start: datetime | None = None,
+             end: datetime | None = None) -> pa.Table:
+    """The logged predictions of ``model`` with ``start <= logged_at < end`` (either bound
+    may be None), ordered by ``logged_at``: every file under ``root/<model>/``, columns
+    united by name (a later version's new inputs are null in older rows), without the
+    ``date`` partition column. An unknown model or an empty range gives no rows."""
+    import duckdb
+    import pyarrow as pa
+
+    from headwater.definitions.base import check_identifier
+
+    check_identifier("prediction log", "model", model)
+    folder = Path(root) / model
+    if not any(folder.glob("date=*/*.parquet")):
+        return pa.table({"request_id": pa.array([], pa.string()),
+                         "logged_at": pa.array([], pa.timestamp("us", tz="UTC"))})
+    where, params = [], []
+    for bound, op in ((start, ">="), (end, "<")):
+        if bound is not None:
+            where.append(f"logged_at {op} ?")
+            params.append(bound if bound.tzinfo else bound.replace(tzinfo=UTC))  # naive: UTC
+    pattern = str(folder / "date=*" / "*.parquet").replace("'", "''")
+    query = (f"SELECT * EXCLUDE (date) FROM read_parquet('{pattern}', hive_partitioning = true, "
+             "union_by_name = true)"
+             + (f" WHERE {' AND '.join(where)}" if where else "")
+             + " ORDER BY logged_at, request_id")
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        table: pa.Table = connection.sql(query, params=params).to_arrow_table()
+    return table
