@@ -67,6 +67,13 @@ def test_once_exits_1_when_a_run_failed_and_prints_the_error(repo: Path) -> None
     (run,) = recorded(repo)
     assert run.status == FAILED and "no_such_view" in (run.error or "")
 
+    listed = CliRunner().invoke(cli, ["jobs", "--repo", str(repo)])
+    assert listed.exit_code == 0, listed.output
+    assert "broken" in listed.output and "failed" in listed.output
+    runs = CliRunner().invoke(cli, ["jobs", "broken", "--repo", str(repo)])
+    assert runs.exit_code == 0, runs.output
+    assert "Runs of broken" in runs.output and "no_such_view" in runs.output
+
 
 def test_sigterm_stops_the_scheduler_cleanly(repo: Path) -> None:
     apply_jobs(repo, hw.Job("nightly", schedule="0 2 * * *", action="materialize_incremental"))

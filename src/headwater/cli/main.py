@@ -11,7 +11,7 @@ from headwater.cli.demo import demo
 from headwater.cli.materialize import materialize, materialize_incremental
 from headwater.cli.models import models, train
 from headwater.cli.predict import predict
-from headwater.cli.scheduler import scheduler
+from headwater.cli.scheduler import jobs, scheduler
 from headwater.cli.serve import serve
 from headwater.cli.stream import stream
 from headwater.errors import HeadwaterError
@@ -57,6 +57,7 @@ cli.add_command(train)
 cli.add_command(models)
 cli.add_command(predict)
 cli.add_command(scheduler)
+cli.add_command(jobs)
 cli.add_command(demo)
 
 

@@ -89,3 +89,52 @@ def _print_run(run: JobRun) -> None:
     if run.retry_at is not None:
         line += f"  (retry at {run.retry_at:%Y-%m-%d %H:%M:%S})"
     console().print(line)
+
+
+@click.command()
+@click.argument("job", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Runs shown (with JOB).")
+@repo_option
+def jobs(job: str | None, limit: int, repo: Path) -> None:
+    """The repo's scheduled jobs with their next time and last run; with JOB, that job's
+    latest runs (every attempt: status, duration, rows, error)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from headwater.registry.job_tables import JobTables
+    from headwater.scheduler.cron import parse_cron
+    from headwater.store import FeatureStore
+
+    with FeatureStore(repo) as store:
+        backend = store.registry.backend
+        if not isinstance(backend, JobTables):
+            raise click.ClickException("this registry keeps no job runs")
+        out = console()
+        if job is not None:
+            table = Table(title=f"Runs of {job}", title_justify="left")
+            for column in ("scheduled for", "attempt", "status", "seconds", "rows"):
+                table.add_column(column, no_wrap=True)
+            table.add_column("error or detail")
+            for run in backend.runs(store.project, job, limit):
+                table.add_row(f"{run.scheduled_for:%Y-%m-%d %H:%M}", str(run.attempt),
+                              f"[{_STYLE.get(run.status, 'default')}]{run.status}[/]",
+                              "-" if run.duration_s is None else f"{run.duration_s:.2f}",
+                              "-" if run.rows is None else f"{run.rows:,}",
+                              escape(run.error or run.detail or ""))
+            out.print(table)
+            return
+        last = backend.last_runs(store.project)
+        now = datetime.now(UTC)
+        table = Table(title="Jobs", title_justify="left")
+        for column in ("job", "schedule (UTC)", "action", "next", "last run", "status"):
+            table.add_column(column, overflow="fold")
+        for definition in store.list_jobs():
+            latest = last.get(definition.name)
+            upcoming = parse_cron(definition.schedule).next_after(now)
+            table.add_row(definition.name, definition.schedule, definition.action,
+                          f"{upcoming:%Y-%m-%d %H:%M}" if definition.enabled else "disabled",
+                          "-" if latest is None else f"{latest.scheduled_for:%Y-%m-%d %H:%M}",
+                          "-" if latest is None else
+                          f"[{_STYLE.get(latest.status, 'default')}]{latest.status}[/]")
+        out.print(table)

@@ -70,7 +70,8 @@ def predict_batch(store: FeatureStore, model_ref: str, entity_df: Any, *,
 
 def at_one_time(entity_df: Any, as_of: datetime, column: str) -> Any:
     """``entity_df`` with a ``column`` of ``as_of`` on every row: a SQL query is wrapped,
-    a frame becomes an Arrow table with the column added."""
+    a frame (or a list of dicts of join keys) becomes an Arrow table with the column
+    added."""
     import pyarrow as pa
 
     from headwater.offline.frames import to_arrow
@@ -84,7 +85,7 @@ def at_one_time(entity_df: Any, as_of: datetime, column: str) -> Any:
         quoted = column.replace('"', '""')
         return (f'SELECT *, TIMESTAMPTZ \'{moment.isoformat()}\' AS "{quoted}" '
                 f"FROM ({entity_df}) AS __hw_as_of")
-    table = to_arrow(entity_df, "entity frame")
+    table = to_arrow(entity_df, "entity frame", dicts=True)  # key rows as dicts too
     if column in table.column_names:
         raise DataError(f"predict: the entity rows already have a '{column}' column and "
                         f"as_of={moment.isoformat()} was given. Fix: drop the column, or "
