@@ -199,3 +199,26 @@ def test_request_fields_of_on_demand_views_are_model_inputs(store: hw.FeatureSto
     np.testing.assert_allclose(
         table.column("spend_after_discount").to_numpy(),
         table.column("spend_30d").to_numpy() * (1 - table.column("discount").to_numpy()))
+
+
+def test_rows_tied_on_keys_are_ordered_by_list_and_dictionary_fields_too() -> None:
+    import pyarrow.compute as pc
+
+    from headwater.models.frame import _sort_columns, fingerprint
+
+    table = pa.table({
+        "ts": pa.array([1, 1, 1, 1], pa.int64()),
+        "basket": pa.array([[3, 1], [1, 2], None, [1]], pa.list_(pa.int64())),
+        "plan": pa.array(["b", "a", "a", "c"]).dictionary_encode(),
+        "label": pa.array([0, 1, 0, 1], pa.int64()),
+    })
+
+    def canonical(frame: pa.Table) -> pa.Table:
+        keys = _sort_columns(frame, ("ts", "basket", "plan", "label"))
+        return frame.take(pc.sort_indices(
+            keys, sort_keys=[(c, "ascending") for c in keys.column_names]))
+
+    forward = canonical(table)
+    backward = canonical(table.take(pa.array([3, 2, 1, 0])))
+    assert forward.equals(backward)
+    assert fingerprint(forward) == fingerprint(backward)

@@ -101,18 +101,35 @@ def build_training_frame(store: FeatureStore, spec: ModelSpec) -> TrainingFrame:
                                            timestamp_field=timestamp).to_arrow()
     features = (*selection.order, *requests)
     ordered = joined.select([*columns, *selection.order])
-    sort_keys = [(c, "ascending") for c in (timestamp, *keys, *requests, label)
-                 if _sortable(ordered.schema.field(c).type)]
-    canonical = ordered.take(pc.sort_indices(ordered, sort_keys=sort_keys))
+    sortable = _sort_columns(ordered, (timestamp, *keys, *requests, label))
+    canonical = ordered.take(pc.sort_indices(
+        sortable, sort_keys=[(c, "ascending") for c in sortable.column_names]))
     canonical = canonical.combine_chunks().replace_schema_metadata(None)
     return TrainingFrame(canonical, features, keys, timestamp, label, requests,
                          fingerprint(canonical))
 
 
-def _sortable(kind: pa.DataType) -> bool:
+def _sort_columns(table: pa.Table, names: Sequence[str]) -> pa.Table:
+    """The columns that order the frame, each in a sortable form: a dictionary column as
+    its values, a nested one (a list or struct request field) as the canonical JSON text of
+    each value, so the order, and so the fingerprint, never depends on the files' row
+    order."""
+    import json
+
+    import pyarrow as pa
     import pyarrow.types as pat
 
-    return not (pat.is_nested(kind) or pat.is_dictionary(kind))
+    columns = []
+    for name in names:
+        column = table.column(name)
+        if pat.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if pat.is_nested(column.type):  # rare (request fields only): a pass over the rows
+            column = pa.chunked_array([pa.array(
+                [None if v is None else json.dumps(v, sort_keys=True, default=str)
+                 for v in column.to_pylist()], pa.string())])
+        columns.append(column)
+    return pa.table(columns, names=[f"k{i}" for i in range(len(columns))])
 
 
 def fingerprint(table: pa.Table) -> str:
