@@ -122,7 +122,8 @@ def test_tiny_models_benchmark(tmp_path: Path) -> None:
     from benchmarks import predict
 
     rows = predict.run(predict.SIZES["tiny"], repeat=1, workdir=tmp_path)
-    assert len(rows) == 2 * len(predict.MODELS) + 3  # latencies, batch, train, registration
+    # latencies (2 clients, in process), batch, train, registration
+    assert len(rows) == 3 * len(predict.MODELS) + 3
     assert all(r.value and ("ms" in r.value or "rows/s" in r.value or " s " in r.value)
                for r in rows)
     _table_shape(predict.table(rows), len(rows), ("operation", "headwater", "reference"))
