@@ -18,6 +18,8 @@ PUBLIC = {
     "on_demand_feature_view",
     # issue 5: model lifecycle
     "Job", "LabelSource", "ModelSpec", "PromotionRule", "RandomSplit", "TimeSplit",
+    # issue 6: monitoring
+    "detect_drift",
 }
 
 

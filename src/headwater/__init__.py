@@ -37,6 +37,7 @@ from headwater.errors import (
     RegistryError,
     StoreUnavailableError,
 )
+from headwater.monitoring import detect_drift
 from headwater.store import FeatureStore
 from headwater.types import Array, Bool, DType, Float32, Float64, Int32, Int64, String, Timestamp
 
@@ -79,5 +80,6 @@ __all__ = [
     "TimeSplit",
     "Timestamp",
     "__version__",
+    "detect_drift",
     "on_demand_feature_view",
 ]
