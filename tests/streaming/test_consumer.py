@@ -305,3 +305,32 @@ def test_full_batches_are_followed_by_a_read_ahead_and_applied_in_order(
     assert reader.reads == [3, 3, 3, 1]
     assert reader.acked == [m.id for m in messages]
     assert (counters.events, counters.batches) == (9, 4)
+
+
+def test_first_deliveries_already_applied_change_nothing(redis_url: str,
+                                                        tmp_path: Path) -> None:
+    """A batch of first deliveries skips the look-up of applied events; when they were
+    applied after all (here: the consumer group was recreated and the stream is read again
+    from the start), the online transaction finds them marked and the offline copy drops
+    them."""
+    import redis
+
+    topic = unique_topic()
+    repo = make_repo(tmp_path / "repo", topic, stream_yaml("redis", redis_url, batch_size=300))
+    published = events(400, seed=9)
+    with publisher("redis", redis_url, topic) as pub:
+        pub.publish(payloads(published))
+        first = consume(repo)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            with hw.FeatureStore(repo) as store:
+                group = store.settings.stream.group
+            client.xgroup_destroy(topic, group)
+            client.xgroup_create(topic, group, id="0")
+        finally:
+            client.close()
+        again = consume(repo)
+    assert (first.events, first.duplicates) == (400, 0)
+    assert (again.events, again.duplicates) == (0, 400)
+    check_online(repo, published)
+    check_offline(repo, published)  # every event once, not twice

@@ -7,7 +7,9 @@ feeds it serves, and commits each batch exactly once:
 1. decode and validate the messages (:mod:`~headwater.streaming.messages`); malformed ones
    are counted and published to ``<topic>.dead`` with their reason;
 2. drop the events whose id is already marked as fully applied (a redelivery after a crash
-   between the online commit and the acknowledgement);
+   between the online commit and the acknowledgement); a batch of first deliveries (a
+   Redis ``>`` read, a JetStream first delivery) skips this look-up, since the online
+   transaction checks the marks anyway and the files drop what it found applied;
 3. write the batch's offline files under pending names
    (:mod:`~headwater.streaming.event_files`);
 4. apply the events online to every view of the source, each view deduplicating by event id
@@ -257,7 +259,10 @@ class Consumer:
         if decoded.events is None or decoded.offline is None:
             return
         ids = [m.id for m in decoded.messages]
-        marked = self.store.online.markers_present(last_scope(feed), ids)
+        # a batch of first deliveries cannot hold an applied event: skip the round trip (the
+        # update checks the marks again in its transaction, and its files drop any it finds)
+        marked = set() if all(m.fresh for m in decoded.messages) else (
+            self.store.online.markers_present(last_scope(feed), ids))
         events, offline = decoded.events, decoded.offline
         keep = first_unmarked(ids, marked)
         if not all(keep):

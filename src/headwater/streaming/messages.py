@@ -35,14 +35,17 @@ DATA_FIELD = b"data"
 class Message(NamedTuple):
     """One stream message: ``topic`` it came from, ``id`` (the event id), the JSON object
     ``data`` or the flat ``fields`` (Redis), and the reader's ``handle`` to acknowledge it.
-    (A named tuple: a reader makes one per message, and a tuple is built several times
-    faster than a frozen dataclass.)"""
+    ``fresh`` says the stream delivers it for the first time to the consumer group (a
+    Redis ``>`` read, a JetStream first delivery), so no consumer of the group can have
+    applied it yet; False when unknown. (A named tuple: a reader makes one per message, and
+    a tuple is built several times faster than a frozen dataclass.)"""
 
     topic: str
     id: str
     data: bytes | None = None
     fields: Mapping[bytes, bytes] | None = None
     handle: Any = None
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

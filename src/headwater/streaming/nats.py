@@ -91,7 +91,8 @@ class NatsStreamReader:
             except (nats.errors.TimeoutError, TimeoutError):  # no message in time
                 continue
             messages += [Message(topic, message_id(epoch, m.metadata.sequence.stream),
-                                 data=m.data, handle=m) for m in fetched]
+                                 data=m.data, handle=m,
+                                 fresh=m.metadata.num_delivered == 1) for m in fetched]
             if len(messages) >= count:
                 break
         return messages

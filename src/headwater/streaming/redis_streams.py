@@ -94,10 +94,10 @@ class RedisStreamReader:
                 return claimed
             self._next_claim = time.monotonic() + self._claim_ms / 2000
         block = max(1, min(wait_ms, int((self._next_claim - time.monotonic()) * 1000) + 1))
-        return self._read_group(dict.fromkeys(self.topics, ">"), count, block)
+        return self._read_group(dict.fromkeys(self.topics, ">"), count, block, fresh=True)
 
-    def _read_group(self, streams: dict[str, str], count: int,
-                    block: int | None) -> list[Message]:
+    def _read_group(self, streams: dict[str, str], count: int, block: int | None, *,
+                    fresh: bool = False) -> list[Message]:
         reply = self._call("read", self._client.xreadgroup, self.group, self.consumer,
                            streams, count=count, block=block)
         messages: list[Message] = []
@@ -108,13 +108,14 @@ class RedisStreamReader:
                      if fields and len(fields) == 2 and fields[0] == DATA_FIELD]
             if len(usual) == len(entries):  # the usual: every entry holds data only
                 messages += map(Message, repeat(topic), [i.decode() for i, _ in entries],
-                                usual)
+                                usual, repeat(None), repeat(None), repeat(fresh))
                 continue
             for entry_id, fields in entries:
                 if not fields:  # the entry was trimmed from the stream after delivery
                     gone.setdefault(topic, []).append(entry_id)
                 else:
-                    messages.append(_message(topic, entry_id, _pairs(fields)))
+                    messages.append(_message(topic, entry_id, _pairs(fields))._replace(
+                        fresh=fresh))
         for topic, ids in gone.items():
             self._call("acknowledge", self._client.xack, topic, self.group, *ids)
         return messages
