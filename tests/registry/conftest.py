@@ -62,3 +62,13 @@ def open_target(target: dict[str, object]) -> SQLRegistryBackend:
     if target["kind"] == "sqlite":
         return SQLiteRegistry(str(target["path"]))
     return PostgresRegistry(str(target["url"]), schema=str(target["schema"]))
+
+
+def backend_target(kind: str, tmp_path: Path, request: pytest.FixtureRequest
+                   ) -> dict[str, object]:
+    """What :func:`open_target` opens for ``kind`` (``sqlite`` in ``tmp_path``, or the
+    test PostgreSQL schema)."""
+    if kind == "sqlite":
+        return {"kind": kind, "path": str(tmp_path / "registry.db")}
+    return {"kind": kind, "url": request.getfixturevalue("postgres_url"),
+            "schema": request.getfixturevalue("postgres_schema")}

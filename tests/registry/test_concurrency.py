@@ -12,7 +12,7 @@ import pytest
 from headwater.definitions import FeatureView
 from headwater.registry.catalog import Registry
 
-from .conftest import DRIVER, open_target, view
+from .conftest import DRIVER, backend_target, open_target, view
 
 ROUNDS = 15
 WORKERS = 3
@@ -32,11 +32,7 @@ def _worker(target: dict[str, Any], worker: int, barrier: Any) -> None:
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_concurrent_applies_never_corrupt_the_registry(kind: str, tmp_path: Path,
                                                        request: pytest.FixtureRequest) -> None:
-    if kind == "sqlite":
-        target: dict[str, Any] = {"kind": kind, "path": str(tmp_path / "registry.db")}
-    else:
-        target = {"kind": kind, "url": request.getfixturevalue("postgres_url"),
-                  "schema": request.getfixturevalue("postgres_schema")}
+    target = backend_target(kind, tmp_path, request)
     open_target(target).close()  # create the tables once, as a first apply would
 
     ctx = mp.get_context("spawn")

@@ -19,7 +19,7 @@ from headwater.registry.postgres import PostgresRegistry
 from headwater.registry.sql import SQLRegistryBackend
 from headwater.registry.sqlite import SQLiteRegistry
 
-from .conftest import open_target
+from .conftest import backend_target, open_target
 
 WHEN = datetime(2024, 11, 1, 12, 30, tzinfo=UTC)
 
@@ -180,11 +180,7 @@ def _register(target: dict[str, Any], worker: int, barrier: Any) -> None:
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_concurrent_registrations_never_share_a_number(kind: str, tmp_path: Path,
                                                        request: pytest.FixtureRequest) -> None:
-    if kind == "sqlite":
-        target: dict[str, Any] = {"kind": kind, "path": str(tmp_path / "registry.db")}
-    else:
-        target = {"kind": kind, "url": request.getfixturevalue("postgres_url"),
-                  "schema": request.getfixturevalue("postgres_schema")}
+    target = backend_target(kind, tmp_path, request)
     open_target(target).close()
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)

@@ -324,6 +324,8 @@ class PredictionLog:
     def _write_file(self, folder: Path, table: pa.Table) -> None:
         import pyarrow.parquet as pq
 
+        from headwater.streaming.parquet_append import sync_folder
+
         folder.mkdir(parents=True, exist_ok=True)
         name = uuid.uuid4().hex
         temp = folder / f".{name}.parquet.tmp"
@@ -334,18 +336,11 @@ class PredictionLog:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, final)
-            _fsync_folder(folder)  # the rename itself survives a crash
+            sync_folder(folder)  # the rename itself survives a crash
         finally:
             temp.unlink(missing_ok=True)
         self.files_written += 1
 
-
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def read_log(root: Path, model: str, start: datetime | None = None,
