@@ -147,6 +147,7 @@ def test_sqlite_model_history_is_append_only(tmp_path: Path) -> None:
     backend.close()
     conn = sqlite3.connect(tmp_path / "r.db")
     for statement in ("UPDATE hw_model_versions SET run_id = 'x'",
+                      "DELETE FROM hw_model_versions",
                       "UPDATE hw_model_events SET reason = 'x'", "DELETE FROM hw_model_events"):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(statement)
@@ -160,6 +161,7 @@ def test_postgres_model_history_is_append_only(postgres_url: str, postgres_schem
     backend.close()
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         for statement in ("UPDATE {s}.hw_model_versions SET run_id = 'x'",
+                          "DELETE FROM {s}.hw_model_versions",
                           "DELETE FROM {s}.hw_model_events"):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(statement.format(s=f'"{postgres_schema}"'))

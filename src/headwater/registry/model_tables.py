@@ -36,6 +36,8 @@ SQLITE_DDL = (
     checks TEXT NOT NULL, at TEXT NOT NULL)""",
     """CREATE TRIGGER IF NOT EXISTS hw_model_versions_immutable_u BEFORE UPDATE
     ON hw_model_versions BEGIN SELECT RAISE(ABORT, 'hw_model_versions is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS hw_model_versions_immutable_d BEFORE DELETE
+    ON hw_model_versions BEGIN SELECT RAISE(ABORT, 'hw_model_versions is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS hw_model_events_append_only_u BEFORE UPDATE
     ON hw_model_events BEGIN SELECT RAISE(ABORT, 'hw_model_events is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS hw_model_events_append_only_d BEFORE DELETE
@@ -54,7 +56,7 @@ POSTGRES_DDL = (
     id BIGSERIAL PRIMARY KEY, project TEXT NOT NULL, model TEXT NOT NULL,
     alias TEXT NOT NULL, from_version INTEGER, to_version INTEGER, reason TEXT NOT NULL,
     checks JSONB NOT NULL, at TIMESTAMPTZ NOT NULL)""",
-    """CREATE OR REPLACE TRIGGER hw_model_versions_immutable BEFORE UPDATE
+    """CREATE OR REPLACE TRIGGER hw_model_versions_immutable BEFORE UPDATE OR DELETE
     ON {p}hw_model_versions FOR EACH ROW EXECUTE FUNCTION {p}hw_append_only()""",
     """CREATE OR REPLACE TRIGGER hw_model_events_append_only BEFORE UPDATE OR DELETE
     ON {p}hw_model_events FOR EACH ROW EXECUTE FUNCTION {p}hw_append_only()""",
