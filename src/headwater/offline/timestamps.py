@@ -17,8 +17,11 @@ dtype.
 
 String times are parsed by DuckDB's cast to ``TIMESTAMPTZ`` (with the ICU zone database
 built into the wheel, so zone names work offline) and checked by :func:`check_strings`.
-That is the only ISO-8601 parser: data that never passes through the engine (pushed rows)
-is parsed by :func:`parse_strings`, which runs the same SQL.
+Data that never passes through the engine (pushed rows) is parsed by :func:`parse_strings`,
+which runs the same SQL. One exception, for the stream hot path: strings all in the one
+strict form ``YYYY-MM-DD[T ]HH:MM:SS[.ffffff][Z|+HH:MM]`` go through Arrow's cast
+(:func:`headwater.streaming.push_rows.canonical_times`); on that form the two parsers agree,
+which a property test checks.
 """
 
 from __future__ import annotations
