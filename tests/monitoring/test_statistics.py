@@ -76,3 +76,29 @@ def test_quantile_bins_hold_every_value() -> None:
 def test_benjamini_hochberg_equals_scipy() -> None:
     p = np.array([0.001, 0.2, 0.03, 0.04, 0.5, 1e-9, 0.011])
     assert st.benjamini_hochberg(p) == pytest.approx(false_discovery_control(p))
+
+
+@pytest.mark.parametrize(("n", "m", "shift"), [(20_001, 20_001, 0.0), (30_000, 25_000, 0.01),
+                                               (60_000, 60_000, 0.02), (40_000, 50_000, 0.03)])
+def test_ks_p_value_above_the_limit_is_close_to_scipy(n: int, m: int, shift: float) -> None:
+    # above KS_LIMIT_N the limiting Kolmogorov distribution stands in for scipy's kstwo
+    assert n * m / (n + m) > st.KS_LIMIT_N
+    rng = np.random.default_rng(n + m)
+    a, b = rng.standard_normal(n), rng.standard_normal(m) + shift
+    d = st.ks_statistic(st.merged_order(a, b))
+    expected = ks_2samp(a, b, method="asymp")
+    assert d == pytest.approx(expected.statistic, abs=1e-12)
+    assert st.ks_p_value(d, n, m) == pytest.approx(expected.pvalue, rel=0.035, abs=1e-12)
+
+
+@pytest.mark.parametrize("effective", [10_001, 50_000, 500_000])
+def test_ks_p_value_limit_error_over_the_p_value_range(effective: int) -> None:
+    from scipy.stats import kstwo
+
+    # documented bound (ks_p_value): 3.3% of the p-value at 10,000, shrinking as 1/sqrt(n)
+    bound = 0.034 * np.sqrt(10_000 / effective)
+    for z in np.linspace(0.3, 3.5, 17):  # p from 1 down to about 1e-10
+        d = z / np.sqrt(effective)
+        expected = float(kstwo.sf(d, effective))
+        got = st.ks_p_value(d, 2 * effective, 2 * effective)  # effective size n*m/(n+m)
+        assert got == pytest.approx(expected, rel=bound)

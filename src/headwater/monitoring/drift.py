@@ -149,7 +149,7 @@ def _numeric(reference: Any, current: Any, name: str, effect: str) -> dict[str, 
     order = st.merged_order(ref.values, cur.values)
     ks = st.ks_statistic(order)
     if effect == "wasserstein":
-        spread = float(np.std(ref.values.astype(np.float64, copy=False)))
+        spread = _std(ref.values.astype(np.float64, copy=False))
         distance = st.wasserstein(order)
         size = distance / spread if spread > 0 else (0.0 if distance == 0 else float("inf"))
     else:
@@ -158,6 +158,13 @@ def _numeric(reference: Any, current: Any, name: str, effect: str) -> dict[str, 
     return {"p_value": st.ks_p_value(ks, order.n, order.m), "test_statistic": ks,
             "effect_size": size, "reference_count": order.n, "current_count": order.m,
             "reference_nulls": ref.nulls, "current_nulls": cur.nulls}
+
+
+def _std(values: st.Floats) -> float:
+    """The population standard deviation, as ``np.std``, in two passes over the values
+    instead of four (one subtraction, one BLAS dot)."""
+    centred = values - values.mean()
+    return float(np.sqrt(np.dot(centred, centred) / len(values)))
 
 
 def _categorical(reference: Any, current: Any, name: str, effect: str) -> dict[str, Any]:

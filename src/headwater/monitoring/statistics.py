@@ -29,16 +29,21 @@ RARE_COUNT = 5
 #: proportions are floored at this before PSI takes their logarithm (an empty bin would give
 #: an infinite PSI)
 PSI_FLOOR = 1e-4
+#: above this effective sample size ``n * m / (n + m)`` the Kolmogorov-Smirnov p-value comes
+#: from the limiting Kolmogorov distribution (:func:`ks_p_value`); scipy's ``ks_2samp``
+#: leaves its exact method at the same size (``MAX_AUTO_N``)
+KS_LIMIT_N = 10_000
 
 
 @dataclass(frozen=True)
 class MergedOrder:
-    """Both samples sorted together: ``values`` (ascending) and, at each position, the
-    scaled gap between the two empirical CDFs, ``n * m * (F_ref - F_cur)`` (exact
-    integers); ``ends`` marks the last position of each run of tied values (``None``
-    when there are no ties)."""
+    """Both samples sorted together: ``values`` (ascending), ``widths`` between neighbours
+    (``values[1:] - values[:-1]``) and, at each position, the scaled gap between the two
+    empirical CDFs, ``n * m * (F_ref - F_cur)`` (exact integers); ``ends`` marks the last
+    position of each run of tied values (``None`` when there are no ties)."""
 
     values: Floats
+    widths: Floats
     scaled_gap: npt.NDArray[np.int64]
     ends: npt.NDArray[np.bool_] | None
     n: int
@@ -47,7 +52,12 @@ class MergedOrder:
 
 def merged_order(reference: npt.NDArray[np.generic], current: npt.NDArray[np.generic]
                  ) -> MergedOrder:
-    """Sort both samples together (module docstring); neither may hold NaN or nulls."""
+    """Sort both samples together (module docstring); neither may hold NaN or nulls.
+
+    After the sort every pass writes in place where it can (at a million rows a side each
+    extra pass over the merged order costs 2-5 ms): the side bits become the CDF steps,
+    ``+m`` for a reference value and ``-n`` for a current one, whose running sum is the
+    scaled gap."""
     n, m = len(reference), len(current)
     buffer = np.empty(n + m, dtype=np.float64)
     np.add(reference, 0.0, out=buffer[:n], casting="unsafe")  # + 0.0 turns -0.0 into 0.0
@@ -56,19 +66,19 @@ def merged_order(reference: npt.NDArray[np.generic], current: npt.NDArray[np.gen
     bits[:n] &= ~_LOW_BIT
     bits[n:] |= _LOW_BIT
     buffer.sort()
-    from_current = (bits & _LOW_BIT).view(np.int64)
-    count_current = np.cumsum(from_current)
-    # n*m*(F_ref - F_cur) after position i = m*(i + 1 - c_i) - n*c_i = m*(i + 1) - (n+m)*c_i
-    scaled = np.arange(m, m * (n + m) + 1, m, dtype=np.int64)
-    scaled -= (n + m) * count_current
-    bits &= ~_LOW_BIT  # the values without the side bit, so ties look tied again
+    side = bits & _LOW_BIT  # 1 where the value is from the current sample
+    bits ^= side  # the values without the side bit, so ties look tied again
+    steps = side.view(np.int64)
+    steps *= -(n + m)
+    steps += m
+    scaled = np.cumsum(steps, out=steps)
+    widths = np.subtract(buffer[1:], buffer[:-1])
     ends: npt.NDArray[np.bool_] | None = None
-    tied = buffer[1:] == buffer[:-1]
-    if tied.any():
+    if len(widths) and widths.min() == 0:  # sorted, so a zero width is a tie
         ends = np.empty(n + m, dtype=np.bool_)
-        np.logical_not(tied, out=ends[:-1])
+        np.not_equal(widths, 0, out=ends[:-1])
         ends[-1] = True
-    return MergedOrder(buffer, scaled, ends, n, m)
+    return MergedOrder(buffer, widths, scaled, ends, n, m)
 
 
 def ks_statistic(order: MergedOrder) -> float:
@@ -78,19 +88,33 @@ def ks_statistic(order: MergedOrder) -> float:
 
 
 def ks_p_value(statistic: float, n: int, m: int) -> float:
-    """The asymptotic two-sided p-value, as ``scipy.stats.ks_2samp(method="asymp")``."""
+    """The asymptotic two-sided p-value of the statistic for samples of ``n`` and ``m``.
+
+    Up to an effective size ``n * m / (n + m)`` of :data:`KS_LIMIT_N` this is
+    ``scipy.stats.ks_2samp(method="asymp")`` exactly (``kstwo`` at the rounded effective
+    size). Above it, the limiting Kolmogorov distribution
+    ``scipy.special.kolmogorov(sqrt(effective) * statistic)`` (``kstwobign``): ``kstwo``
+    costs up to 0.75 s per call there (its Smirnov tail at n = 500,000), while the limit
+    costs microseconds and differs from it by at most 3.3% of the p-value at an effective
+    size of 10,000, 1.3% at 50,000 and 0.4% at 500,000 (for p-values above 1e-12; far
+    from any decision threshold, both are astronomically small), shrinking as
+    ``1 / sqrt(effective)``."""
+    effective = n * m / (n + m)
+    if effective > KS_LIMIT_N:
+        from scipy.special import kolmogorov
+
+        return float(np.clip(kolmogorov(np.sqrt(effective) * statistic), 0.0, 1.0))
     from scipy.stats import kstwo
 
-    effective = round(n * m / (n + m))
-    return float(np.clip(kstwo.sf(statistic, effective), 0.0, 1.0))
+    return float(np.clip(kstwo.sf(statistic, round(effective)), 0.0, 1.0))
 
 
 def wasserstein(order: MergedOrder) -> float:
     """The first Wasserstein distance ``integral |F_ref - F_cur| dx`` (scipy's
-    ``wasserstein_distance``). Tied positions add nothing: their gaps are zero."""
-    widths = np.diff(order.values)
-    heights = np.abs(order.scaled_gap[:-1]).astype(np.float64)  # BLAS dot wants one dtype
-    return float(np.dot(widths, heights)) / (order.n * order.m)
+    ``wasserstein_distance``). Tied positions add nothing: their widths are zero."""
+    heights = np.empty(len(order.widths), dtype=np.float64)  # BLAS dot wants one dtype
+    np.abs(order.scaled_gap[:-1], out=heights, casting="unsafe")
+    return float(np.dot(order.widths, heights)) / (order.n * order.m)
 
 
 def quantile_bin_counts(reference: npt.NDArray[np.generic], current: npt.NDArray[np.generic],
