@@ -9,7 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from headwater.models.reference import HISTOGRAM_BINS, QUANTILES, reference_statistics
+from headwater.models.reference import QUANTILES, reference_statistics
+from headwater.monitoring.profile import (
+    HISTOGRAM_BINS,
+    CategoricalProfile,
+    NumericProfile,
+    profile,
+)
 
 
 def test_numeric_statistics_match_numpy() -> None:
@@ -77,3 +83,19 @@ def test_label_outputs_and_json() -> None:
                                        "min": "2024-01-01T00:00:00+00:00",
                                        "max": "2024-01-04T00:00:00+00:00"}
     assert json.loads(json.dumps(stats, allow_nan=False)) == stats
+
+
+def test_reference_and_monitoring_windows_share_histograms() -> None:
+    rng = np.random.default_rng(3)
+    table = pa.table({"x": rng.normal(size=500), "s": rng.choice(["a", "b", "c"], 500)})
+    stats = reference_statistics(table, ["x", "s"])["features"]
+    whole = profile(table)
+    assert whole.edges() == {"x": stats["x"]["histogram"]["edges"]}
+    windows = [profile(table.slice(i, 100), edges=whole.edges()) for i in range(0, 500, 100)]
+    merged = windows[0]
+    for window in windows[1:]:
+        merged = merged.merge(window)
+    x, s = merged["x"], merged["s"]
+    assert isinstance(x, NumericProfile) and isinstance(s, CategoricalProfile)
+    assert list(x.counts) == stats["x"]["histogram"]["counts"]
+    assert [{"value": v, "count": n} for v, n in s.top(3)] == stats["s"]["top"]

@@ -13,7 +13,7 @@ Per column ``stats`` has ``kind``, ``type`` (the Arrow type), ``count`` (rows), 
 * ``numeric`` (integers, floats, decimals): ``min``, ``max``, ``mean``, ``std``
   (population, ddof=0), ``quantiles`` ``p01 p05 p10 p25 p50 p75 p90 p95 p99`` (linear
   interpolation), ``infinite`` (count of +-inf, left out of the other statistics) and
-  ``histogram``: ``edges`` (``HISTOGRAM_BINS + 1`` fixed edges at the deciles, duplicates
+  ``histogram``: ``edges`` (``profile.HISTOGRAM_BINS + 1`` fixed edges at the deciles, duplicates
   removed, so skewed features still spread over bins) and ``counts`` per bin, the last bin
   closed. Monitoring bins new values by the same edges; values outside them are out of
   range.
@@ -23,7 +23,9 @@ Per column ``stats`` has ``kind``, ``type`` (the Arrow type), ``count`` (rows), 
 * ``time`` (timestamps, dates): ``min`` and ``max`` as ISO strings.
 * ``other`` (lists and other types): only count and nulls.
 
-Statistics of an empty (all null) column are None.
+Statistics of an empty (all null) column are None. Numeric and categorical statistics come
+from :mod:`headwater.monitoring.profile` (one implementation for the training reference and
+monitoring windows); only the exact quantiles and ``distinct`` are computed here.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
+    from headwater.monitoring.profile import CategoricalProfile, NumericProfile
+
 FORMAT_VERSION = 1
-HISTOGRAM_BINS = 10
 TOP_CATEGORIES = 20
 QUANTILES = {"p01": 0.01, "p05": 0.05, "p10": 0.10, "p25": 0.25, "p50": 0.50, "p75": 0.75,
              "p90": 0.90, "p95": 0.95, "p99": 0.99}
@@ -64,79 +66,62 @@ def reference_statistics(table: pa.Table, features: Sequence[str], *,
 
 
 def column_statistics(column: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
-    """The statistics of one column (see the module docstring)."""
+    """The statistics of one column (see the module docstring). Numeric and categorical
+    columns are summarised by :func:`headwater.monitoring.profile.profile`, the one
+    implementation that monitoring windows share, so a window profiled with the reference's
+    histogram edges is binned exactly as the training data was."""
     import pyarrow as pa
     import pyarrow.types as pat
+
+    from headwater.monitoring.profile import NumericProfile, profile
 
     kind = column.type
     if pat.is_dictionary(kind):
         column = column.cast(kind.value_type)
         kind = kind.value_type
     base = {"type": str(column.type), "count": len(column), "nulls": column.null_count}
-    if pat.is_integer(kind) or pat.is_floating(kind) or pat.is_decimal(kind):
-        return {"kind": "numeric", **base, **_numeric(column.cast(pa.float64()))}
-    if pat.is_boolean(kind) or pat.is_string(kind) or pat.is_large_string(kind) or (
-            pat.is_string_view(kind)):
-        return {"kind": "categorical", **base, **_categorical(column)}
     if pat.is_timestamp(kind) or pat.is_date(kind):
         return {"kind": "time", **base, **_time(column)}
-    return {"kind": "other", **base}
+    if not (pat.is_integer(kind) or pat.is_floating(kind) or pat.is_decimal(kind)
+            or pat.is_boolean(kind) or pat.is_string(kind) or pat.is_large_string(kind)
+            or pat.is_string_view(kind)):
+        return {"kind": "other", **base}
+    stats = profile(pa.table({"column": column}))["column"]
+    if isinstance(stats, NumericProfile):
+        return {"kind": "numeric", **base, **_numeric(stats, column)}
+    return {"kind": "categorical", **base, **_categorical(stats, column)}
 
 
-def _numeric(column: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
+def _numeric(stats: NumericProfile, column: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
+    """The profile's statistics, plus exact quantiles of the training data (a profile's
+    are histogram estimates)."""
     import numpy as np
+    import pyarrow as pa
 
-    values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    nan = np.isnan(values)
-    finite = values[np.isfinite(values)]
-    # nulls became NaN: NaN values count as nulls too
-    stats: dict[str, Any] = {"nulls": int(nan.sum()),
-                             "infinite": int((~nan).sum() - len(finite))}
-    if len(finite) == 0:
-        return {**stats, "min": None, "max": None, "mean": None, "std": None,
+    base: dict[str, Any] = {"nulls": stats.nulls, "infinite": stats.infinite}
+    if stats.mean is None:
+        return {**base, "min": None, "max": None, "mean": None, "std": None,
                 "quantiles": None, "histogram": None}
-    points = np.quantile(finite, list(QUANTILES.values()))
+    values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    points = np.quantile(values[np.isfinite(values)], list(QUANTILES.values()))
     return {
-        **stats,
-        "min": float(finite.min()),
-        "max": float(finite.max()),
-        "mean": float(finite.mean()),
-        "std": float(finite.std()),
+        **base, "min": stats.min, "max": stats.max, "mean": stats.mean, "std": stats.std,
         "quantiles": {k: float(v) for k, v in zip(QUANTILES, points, strict=True)},
-        "histogram": histogram(finite),
+        "histogram": {"edges": list(stats.edges), "counts": list(stats.counts)},
     }
 
 
-def histogram(finite: np.ndarray) -> dict[str, list[Any]]:
-    """Counts of ``finite`` values in bins whose edges are their deciles (duplicates
-    removed; a constant column has one edge and one bin holding every value)."""
-    import numpy as np
-
-    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)))
-    if len(edges) == 1:
-        return {"edges": [float(edges[0])], "counts": [len(finite)]}
-    counts, _ = np.histogram(finite, bins=edges)
-    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
-
-
-def _categorical(column: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
-    import pyarrow as pa
+def _categorical(stats: CategoricalProfile, column: pa.Array | pa.ChunkedArray
+                 ) -> dict[str, Any]:
+    """The profile's largest counts; ``distinct`` counted exactly (a profile keeps at most
+    MAX_CATEGORIES values)."""
     import pyarrow.compute as pc
 
-    counts = pc.value_counts(column.drop_null() if isinstance(column, pa.Array) else
-                             pc.drop_null(column))
-    values, frequencies = counts.field("values"), counts.field("counts")
-    order = pc.sort_indices(pa.table({"n": frequencies, "v": values}),
-                            sort_keys=[("n", "descending"), ("v", "ascending")])
-    top = order[:TOP_CATEGORIES]
-    picked_values = pc.take(values, top).to_pylist()
-    picked_counts = pc.take(frequencies, top).to_pylist()
-    non_null = len(column) - column.null_count
+    top = stats.top(TOP_CATEGORIES)
     return {
-        "distinct": len(values),
-        "top": [{"value": v, "count": int(c)}
-                for v, c in zip(picked_values, picked_counts, strict=True)],
-        "other": int(non_null - sum(picked_counts)),
+        "distinct": int(pc.count_distinct(column, mode="only_valid").as_py()),
+        "top": [{"value": v, "count": n} for v, n in top],
+        "other": stats.count - stats.nulls - sum(n for _, n in top),
     }
 
 

@@ -13,7 +13,7 @@ al., so a merged profile equals the profile of the concatenated data: counts, mi
 exactly, mean and std within floating-point rounding (about 1e-12 relative).
 
 **Edges.** Without ``edges=``, a column's edges are its own deciles (p0, p10, ..., p100,
-duplicates removed), as :func:`headwater.models.reference.histogram` chooses them: quantile
+duplicates removed), the edges of the training reference (which is built on profiles): quantile
 edges keep skewed features spread over the bins, where equal-width bins would put almost
 every value in one. Profiles merge only when they share edges, so later windows are profiled
 with the reference's: ``profile(window, edges=reference.edges())``. Bins are ``[e_i,
