@@ -22,6 +22,11 @@ Each operation is compared with the fastest way to do the same work directly on 
   model against a real ``headwater serve``, the same handler in-process, batch inference
   rows/s next to a direct join + predict, and the time ``train`` adds on top of the fit
   (:mod:`benchmarks.predict`).
+* ``drift``: ``hw.detect_drift`` on the data of issue 6, point 9 (20 normal and 5
+  categorical columns, 6 of them shifted) next to a plain vectorized numpy computation of the
+  same statistics and decision rule (:mod:`benchmarks.drift`): seconds, peak resident memory,
+  shifted columns found and false alarms; tiny 20,000 rows a side, small 100,000, full
+  100,000 and 1,000,000; each side in a fresh process, median of ``--repeat`` runs.
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
@@ -42,7 +47,7 @@ from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
 
 SIDES = ("headwater", "baseline")
-SUITES = ("historical", "online", "http", "streaming", "aggregation", "models")
+SUITES = ("historical", "online", "http", "streaming", "aggregation", "models", "drift")
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,15 @@ def main() -> None:
               f"online store; {size_m.calls:,} calls per run after {size_m.warmup:,} "
               f"warm-up calls, median over {repeat} client run(s)")
         print(predict.table(predict.run(size_m, repeat, args.workdir)), flush=True)
+    if "drift" in suites:
+        from benchmarks import drift
+
+        rows_d = drift.SIZES[args.size]
+        print(f"\ndrift, size {args.size}: {' and '.join(f'{r:,}' for r in rows_d)} reference "
+              f"and current rows, {drift.NUMERIC} numeric + {len(drift.LEVELS)} categorical "
+              f"columns, {len(drift.SHIFTED)} shifted ({', '.join(drift.SHIFTED)}); median of "
+              f"{repeat} run(s) per side, each in a fresh process")
+        print(drift.table(drift.run(rows_d, repeat)), flush=True)
     print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 

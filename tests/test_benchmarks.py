@@ -130,15 +130,20 @@ def test_tiny_models_benchmark(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # the generated repo is cleaned up
 
 
-def test_drift_benchmark_runs_and_finds_the_shifted_columns() -> None:
-    # issue 6 point 9 data at 20,000 rows: every shift is found, nothing else is flagged
-    import json
-    import subprocess
-    import sys
+def test_tiny_drift_benchmark() -> None:
+    # issue 6 point 9 data at 20,000 rows a side: every shift found, nothing else flagged,
+    # and the plain numpy baseline drifts the same columns
+    from benchmarks import drift
 
-    done = subprocess.run([sys.executable, "-m", "benchmarks.drift", "20000", "3"],
-                          capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent.parent)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["rows"] == 20_000 and report["seconds"] > 0 and report["peak_mb"] > 0
-    assert report["found"] == 6 and report["false_alarms"] == []
+    results = drift.run(drift.SIZES["tiny"], repeat=1)
+    assert [r.rows for r in results] == [20_000]
+    for r in results:
+        assert r.found == len(drift.SHIFTED) == 6 and r.false_alarms == ()
+        assert r.same_decisions
+        assert r.headwater_s > 0 and r.baseline_s > 0
+        assert r.headwater_mb > 0 and r.baseline_mb > 0
+    text = drift.table(results)
+    _table_shape(text, 1, ("rows", "headwater s", "baseline s", "ratio", "target",
+                           "headwater peak MB", "baseline peak MB", "found", "false alarms",
+                           "same decisions"))
+    assert "6/6" in text.splitlines()[2]
