@@ -162,9 +162,9 @@ def _numeric(reference: Any, current: Any, name: str, effect: str) -> dict[str, 
 
 def _std(values: st.Floats) -> float:
     """The population standard deviation, as ``np.std``, in two passes over the values
-    instead of four (one subtraction, one BLAS dot)."""
+    instead of four (one subtraction, one sum of squares)."""
     centred = values - values.mean()
-    return float(np.sqrt(np.dot(centred, centred) / len(values)))
+    return float(np.sqrt(st.dot(centred, centred) / len(values)))
 
 
 def _categorical(reference: Any, current: Any, name: str, effect: str) -> dict[str, Any]:

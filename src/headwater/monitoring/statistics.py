@@ -112,9 +112,16 @@ def ks_p_value(statistic: float, n: int, m: int) -> float:
 def wasserstein(order: MergedOrder) -> float:
     """The first Wasserstein distance ``integral |F_ref - F_cur| dx`` (scipy's
     ``wasserstein_distance``). Tied positions add nothing: their widths are zero."""
-    heights = np.empty(len(order.widths), dtype=np.float64)  # BLAS dot wants one dtype
+    heights = np.empty(len(order.widths), dtype=np.float64)
     np.abs(order.scaled_gap[:-1], out=heights, casting="unsafe")
-    return float(np.dot(order.widths, heights)) / (order.n * order.m)
+    return dot(order.widths, heights) / (order.n * order.m)
+
+
+def dot(a: Floats, b: Floats) -> float:
+    """``sum(a * b)`` in one pass on the calling thread. Not ``np.dot``: BLAS starts its own
+    threads for long vectors, which fight ``detect_drift``'s column threads for the cores
+    (a million-row comparison took 1.6 s with ``np.dot``, 1.2-1.3 s without, on 2 cores)."""
+    return float(np.einsum("i,i->", a, b))
 
 
 def quantile_bin_counts(reference: npt.NDArray[np.generic], current: npt.NDArray[np.generic],
