@@ -3,7 +3,9 @@
 Each column gets a **significance test** and an **effect size**, and is *drifted* only when
 both agree:
 
-* numeric columns: the two-sample Kolmogorov-Smirnov test (asymptotic p-value) and, as the
+* numeric columns: the two-sample Kolmogorov-Smirnov test (asymptotic p-value: scipy's
+  ``kstwo`` up to an effective sample size of 10,000, the limiting Kolmogorov distribution
+  above it, :func:`~headwater.monitoring.statistics.ks_p_value`) and, as the
   effect, the Wasserstein distance divided by the reference standard deviation (in units of
   the reference spread: a mean shift of ``d`` standard deviations scores about ``d``; a
   standard deviation scaled by ``s`` scores about ``0.8 * |s - 1|`` for normal data).
