@@ -45,6 +45,7 @@ from pathlib import Path
 
 from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
+from benchmarks.measure import text_table
 
 SIDES = ("headwater", "baseline")
 SUITES = ("historical", "online", "http", "streaming", "aggregation", "models", "drift")
@@ -111,13 +112,9 @@ def table(results: list[Result]) -> str:
     lines = [[r.operation, f"{r.rows:,}", f"{r.headwater_s:.2f}", f"{r.baseline_s:.2f}",
               f"{r.ratio:.2f}x", f"{r.headwater_mb:,.0f}", f"{r.baseline_mb:,.0f}"]
              for r in results]
-    widths = [max(len(row[i]) for row in [list(header), *lines]) for i in range(len(header))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
-    out.extend(f"note: baseline returned {r.baseline_rows:,} rows" for r in results
-               if r.baseline_rows != r.rows)
-    return "\n".join(out)
+    notes = [f"note: baseline returned {r.baseline_rows:,} rows" for r in results
+             if r.baseline_rows != r.rows]
+    return "\n".join([text_table(header, lines), *notes])
 
 
 def main() -> None:

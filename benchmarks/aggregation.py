@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from benchmarks.measure import peak_mb
+from benchmarks.measure import peak_mb, text_table
 
 VIEW = "driver_trips"
 MEAN = "fare_mean_1h"
@@ -224,10 +224,7 @@ def table(result: Result) -> str:
             f"{result.headwater_s:.2f}", f"{result.baseline_s:.2f}", f"{result.ratio:.2f}x",
             "<= 2x", f"{result.headwater_mb:,.0f}", f"{result.baseline_mb:,.0f}",
             "yes" if result.same_values else "NO"]
-    widths = [max(len(h), len(c)) for h, c in zip(header, line, strict=True)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-           "  ".join("-" * w for w in widths),
-           "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))]
+    out = [text_table(header, [line])]
     if result.baseline_rows != result.rows:
         out.append(f"note: baseline returned {result.baseline_rows:,} rows")
     return "\n".join(out)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import peak_mb
+from benchmarks.measure import peak_mb, text_table
 
 NUMERIC = 20
 LEVELS = (10, 20, 30, 40, 50)
@@ -209,11 +209,7 @@ def table(results: list[Result]) -> str:
               f"{r.baseline_mb:,.0f}", f"{r.found}/{len(SHIFTED)}",
               ", ".join(r.false_alarms) or "0", "yes" if r.same_decisions else "NO"]
              for r in results]
-    widths = [max(len(row[i]) for row in [list(header), *lines]) for i in range(len(header))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
-    return "\n".join(out)
+    return text_table(header, lines)
 
 
 def main(argv: list[str]) -> None:

@@ -52,7 +52,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import peak_mb
+from benchmarks.measure import peak_mb, text_table
 
 FEATURES = ["conv_rate", "trips", *(f"f{i}" for i in range(2, 10))]
 VIEW = "driver_stats"
@@ -661,15 +661,6 @@ def _median_ms(reports: Sequence[dict[str, Any]], op: str,
 # -- tables ----------------------------------------------------------------------------------
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    out.append("  ".join("-" * w for w in widths))
-    out.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-               for row in rows)
-    return "\n".join(out)
-
-
 def materialize_table(results: Sequence[MaterializeResult]) -> str:
     header = ("materialize driver_stats, whole range", "backend", "records", "headwater s",
               "baseline s", "ratio", "target", "met", "Feast 0.67", "headwater peak MB",
@@ -682,7 +673,7 @@ def materialize_table(results: Sequence[MaterializeResult]) -> str:
              f"{FEAST_MATERIALIZE_S:g} s", f"{r.headwater_mb:,.0f}", f"{r.baseline_mb:,.0f}",
              "yes" if r.same_records else "NO")
             for r in results]
-    return format_table(header, rows)
+    return text_table(header, rows)
 
 
 def latency_table(results: Sequence[LatencyResult]) -> str:
@@ -698,7 +689,7 @@ def latency_table(results: Sequence[LatencyResult]) -> str:
                      "-" if r.ratio is None else f"{r.ratio:.2f}x",
                      "-" if r.target is None else str(r.target),
                      {True: "yes", False: "NO", None: "-"}[r.meets_target], r.feast))
-    return format_table(header, rows)
+    return text_table(header, rows)
 
 
 # -- child processes -------------------------------------------------------------------------

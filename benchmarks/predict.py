@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.http import server
+from benchmarks.measure import text_table
 from benchmarks.online import percentiles_ms
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -284,13 +285,7 @@ def _batch(repo: Path, size: Size) -> tuple[float, float]:
 def table(rows: list[Row]) -> str:
     """The rows as a fixed-width text table."""
     header = ("operation", "headwater", "reference")
-    lines = [[r.operation, r.value, r.reference] for r in rows]
-    widths = [max(len(line[i]) for line in [list(header), *lines]) for i in range(3)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-           "  ".join("-" * w for w in widths)]
-    out.extend("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
-               for line in lines)
-    return "\n".join(out)
+    return text_table(header, [[r.operation, r.value, r.reference] for r in rows])
 
 
 def main(argv: list[str]) -> None:

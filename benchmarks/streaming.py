@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import peak_mb
+from benchmarks.measure import peak_mb, text_table
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 TARGET_EVENTS_S = 50_000
@@ -268,11 +268,7 @@ def table(results: list[ThroughputResult], fresh: FreshnessResult) -> str:
     lines.append([f"freshness XADD -> online, p50 / p99 ({fresh.samples} events)", "",
                   f"{fresh.p50_s:.3f} / {fresh.p99_s:.3f}", "", "",
                   f"p99 < {TARGET_P99_S:.0f} s"])
-    widths = [max(len(row[i]) for row in [list(header), *lines]) for i in range(len(header))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
-    return "\n".join(out)
+    return text_table(header, lines)
 
 
 def main(argv: list[str]) -> None:
