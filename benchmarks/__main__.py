@@ -34,18 +34,15 @@ Each operation is compared with the fastest way to do the same work directly on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
-from benchmarks.measure import text_table
+from benchmarks.measure import child_report, text_table
 
 SIDES = ("headwater", "baseline")
 SUITES = ("historical", "online", "http", "streaming", "aggregation", "models", "drift")
@@ -70,12 +67,7 @@ class Result:
 
 def measure(side: str, repo: Path, view: str) -> dict[str, float]:
     """Run one side on one view in a fresh process and return what it reported."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.historical", side, str(repo), view],
-        check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-    )
-    report: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    return child_report("historical", side, repo, view)
 
 
 def run(size: Size, repeat: int = 1, workdir: Path | None = None) -> list[Result]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from benchmarks.measure import peak_mb, text_table
+from benchmarks.measure import child_report, peak_mb, text_table
 
 VIEW = "driver_trips"
 MEAN = "fare_mean_1h"
@@ -180,12 +179,7 @@ def checksum(table: object) -> tuple[int, float]:
 
 def measure(side: str, repo: Path) -> dict[str, float]:
     """Run one side in a fresh process and return what it reported."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.aggregation", side, str(repo)],
-        check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-    )
-    report: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    return child_report("aggregation", side, repo)
 
 
 def run(size: Size, repeat: int = 1, workdir: Path | None = None) -> Result:

@@ -35,14 +35,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import peak_mb, text_table
+from benchmarks.measure import child_report, peak_mb, text_table
 
 NUMERIC = 20
 LEVELS = (10, 20, 30, 40, 50)
@@ -171,12 +169,7 @@ class Result:
 
 def measure(side: str, rows: int, seed: int) -> dict[str, Any]:
     """Run one side in a fresh process and return what it reported."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.drift", side, str(rows), str(seed)],
-        check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-    )
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    return child_report("drift", side, rows, seed)
 
 
 def run(sizes: tuple[int, ...], repeat: int = 1, seed: int = 0) -> list[Result]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.measure import ROOT, child_report
 from benchmarks.online import (
     BACKENDS,
     BATCH,
@@ -42,7 +43,6 @@ from benchmarks.online import (
 )
 from headwater.testing.processes import free_port, stop_process
 
-_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 FLOOR = "-"  # the backend column of the floor rows
 FLOOR_ENV = "HEADWATER_BENCH_FLOOR_BODIES"
@@ -99,7 +99,7 @@ def _serving(command: Callable[[int], list[str]], log: Path,
         port = free_port()
         with log.open("w") as out:
             process = subprocess.Popen(command(port), stdout=out, stderr=subprocess.STDOUT,
-                                       cwd=_ROOT, env={**os.environ, **(env or {})})
+                                       cwd=ROOT, env={**os.environ, **(env or {})})
         url = f"http://127.0.0.1:{port}"
         try:
             if _wait_healthy(process, url):
@@ -218,13 +218,8 @@ def _sample_responses(url: str, entities: int) -> dict[int, str]:
 
 
 def _client(url: str, ws: Workspace, run: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.http", "client", url, str(ws.size.calls),
-         str(ws.size.warmup), str(ws.size.entities), str(run)],
-        check=True, capture_output=True, text=True, cwd=_ROOT,
-    )
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    return child_report("http", "client", url, ws.size.calls, ws.size.warmup,
+                        ws.size.entities, run)
 
 
 def time_requests(url: str, calls: int, warmup: int, entities: int,

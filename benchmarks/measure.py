@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def peak_mb() -> float:
@@ -31,3 +38,12 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     out.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                for row in rows)
     return "\n".join(out)
+
+
+def child_report(module: str, *args: object) -> dict[str, Any]:
+    """Run ``python -m benchmarks.<module> ARGS...`` in a fresh process (from the project
+    folder) and return the JSON object it printed on its last line."""
+    done = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *map(str, args)],
+                          check=True, capture_output=True, text=True, cwd=ROOT)
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report

@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import peak_mb, text_table
+from benchmarks.measure import child_report, peak_mb, text_table
 
 FEATURES = ["conv_rate", "trips", *(f"f{i}" for i in range(2, 10))]
 VIEW = "driver_stats"
@@ -61,7 +60,6 @@ BACKENDS = ("sqlite", "redis")
 SIDES = ("headwater", "baseline")
 BATCH = 100
 DEFAULT_REDIS_URL = os.environ.get("HEADWATER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-_ROOT = Path(__file__).resolve().parent.parent
 
 # Feast 0.67 on this machine, same shape of data (issue 3), and our targets.
 FEAST_MATERIALIZE_S = 13.0
@@ -328,12 +326,8 @@ def measure_materialize(ws: Workspace, backend: str, side: str,
                         generation: int) -> dict[str, Any]:
     """Empty the store, run one side in a fresh process, and add what the store holds."""
     ws.clear(backend)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.online", "materialize", side,
-         str(ws.repos[backend]), ws.start.isoformat(), ws.end.isoformat(), str(generation)],
-        check=True, capture_output=True, text=True, cwd=_ROOT,
-    )
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    report = child_report("online", "materialize", side, ws.repos[backend],
+                          ws.start.isoformat(), ws.end.isoformat(), generation)
     report["stored"], report["digest"] = ws.contents(backend)
     return report
 
@@ -629,12 +623,8 @@ def run_reads(ws: Workspace, repeat: int = 1) -> list[LatencyResult]:
         ws.materialize_all(backend)
         reports = []
         for run in range(repeat):
-            done = subprocess.run(
-                [sys.executable, "-m", "benchmarks.online", "reads", str(ws.repos[backend]),
-                 str(ws.size.calls), str(ws.size.warmup), str(ws.size.entities), str(run)],
-                check=True, capture_output=True, text=True, cwd=_ROOT,
-            )
-            reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            reports.append(child_report("online", "reads", ws.repos[backend], ws.size.calls,
+                                        ws.size.warmup, ws.size.entities, run))
 
         for op in READ_OPS:
             results.append(LatencyResult(

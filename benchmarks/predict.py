@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,10 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.http import server
-from benchmarks.measure import text_table
+from benchmarks.measure import child_report, text_table
 from benchmarks.online import percentiles_ms
 
-_ROOT = Path(__file__).resolve().parent.parent
 MODEL = "churn@production"
 MODELS = {"churn@production": "HistGradientBoostingClassifier(max_iter=100)",
           "churn_lgbm@production": "LGBMClassifier(n_estimators=100)"}
@@ -167,12 +165,8 @@ def run(size: Size, repeat: int = 1, workdir: Path | None = None) -> list[Row]:
 
 
 def _client(url: str, size: Size, seed: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.predict", "client", url, str(size.calls),
-         str(size.warmup), str(size.customers), str(seed)],
-        check=True, capture_output=True, text=True, cwd=_ROOT)
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    return child_report("predict", "client", url, size.calls, size.warmup, size.customers,
+                        seed)
 
 
 def _bodies(calls: int, customers: int, seed: int, model: str = MODEL) -> list[bytes]:

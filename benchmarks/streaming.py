@@ -43,13 +43,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import peak_mb, text_table
+from benchmarks.measure import ROOT, child_report, peak_mb, text_table
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 TARGET_EVENTS_S = 50_000
 TARGET_P99_S = 1.0
 FRESH_DRIVER = 999_999
-_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ def measure_freshness(repo: Path, redis_url: str, topic: str, samples: int) -> F
 
     consumer = subprocess.Popen(
         [sys.executable, "-m", "headwater.cli.main", "stream", "--repo", str(repo),
-         "--consumer", "fresh"], cwd=_ROOT, stdout=subprocess.DEVNULL,
+         "--consumer", "fresh"], cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     client = redis.Redis.from_url(redis_url)
     latencies = []
@@ -219,10 +218,7 @@ def measure_freshness(repo: Path, redis_url: str, topic: str, samples: int) -> F
 
 
 def _child(args: list[str]) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.streaming", *args], check=True,
-                          capture_output=True, text=True, cwd=_ROOT)
-    report: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    return child_report("streaming", *args)
 
 
 def run(size: StreamSize, redis_url: str = DEFAULT_REDIS_URL, workdir: Path | None = None,
