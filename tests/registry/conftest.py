@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,19 @@ def backend_target(kind: str, tmp_path: Path, request: pytest.FixtureRequest
         return {"kind": kind, "path": str(tmp_path / "registry.db")}
     return {"kind": kind, "url": request.getfixturevalue("postgres_url"),
             "schema": request.getfixturevalue("postgres_schema")}
+
+
+def run_workers(work: Callable[[dict[str, object], int, Any], None],
+                target: dict[str, object], workers: int) -> None:
+    """Run ``work(target, worker, barrier)`` in ``workers`` spawned processes that start
+    together at the barrier; each must exit cleanly."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(workers)
+    procs = [ctx.Process(target=work, args=(target, w, barrier)) for w in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    assert [proc.exitcode for proc in procs] == [0] * workers

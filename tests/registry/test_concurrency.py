@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from headwater.definitions import FeatureView
 from headwater.registry.catalog import Registry
 
-from .conftest import DRIVER, backend_target, open_target, view
+from .conftest import DRIVER, backend_target, open_target, run_workers, view
 
 ROUNDS = 15
 WORKERS = 3
@@ -35,14 +34,7 @@ def test_concurrent_applies_never_corrupt_the_registry(kind: str, tmp_path: Path
     target = backend_target(kind, tmp_path, request)
     open_target(target).close()  # create the tables once, as a first apply would
 
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS)
-    procs = [ctx.Process(target=_worker, args=(target, w, barrier)) for w in range(WORKERS)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=240)
-    assert [proc.exitcode for proc in procs] == [0] * WORKERS
+    run_workers(_worker, target, WORKERS)
 
     backend = open_target(target)
     registry = Registry(backend, "proj")

@@ -4,7 +4,6 @@ PostgreSQL): numbering, round trips, all-or-nothing alias moves, concurrent regi
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from headwater.registry.postgres import PostgresRegistry
 from headwater.registry.sql import SQLRegistryBackend
 from headwater.registry.sqlite import SQLiteRegistry
 
-from .conftest import backend_target, open_target
+from .conftest import backend_target, open_target, run_workers
 
 WHEN = datetime(2024, 11, 1, 12, 30, tzinfo=UTC)
 
@@ -184,14 +183,7 @@ def test_concurrent_registrations_never_share_a_number(kind: str, tmp_path: Path
                                                        request: pytest.FixtureRequest) -> None:
     target = backend_target(kind, tmp_path, request)
     open_target(target).close()
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS)
-    procs = [ctx.Process(target=_register, args=(target, w, barrier)) for w in range(WORKERS)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=240)
-    assert [proc.exitcode for proc in procs] == [0] * WORKERS
+    run_workers(_register, target, WORKERS)
 
     backend = open_target(target)
     versions = backend.model_versions("proj", "churn")
