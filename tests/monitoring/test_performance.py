@@ -30,11 +30,11 @@ from sklearn import metrics as skm
 import headwater as hw
 from headwater.errors import DataError, DefinitionError
 from headwater.inference.log import PredictionLog, PredictionRecord
+from headwater.monitoring.labels import join_labels
 from headwater.monitoring.performance import (
     WindowMetrics,
     check_performance,
     degradation,
-    join_labels,
     performance_over_time,
 )
 from headwater.testing.models import (

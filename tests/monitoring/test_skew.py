@@ -25,16 +25,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from headwater.errors import DataError, NotFoundError
-from headwater.inference.log import PredictionLog
+from headwater.inference.log import PredictionLog, PredictionRecord
+from headwater.monitoring.compare import DEFAULT_TOLERANCE, Tolerance, compare_served
 from headwater.monitoring.findings import Finding
-from headwater.monitoring.skew import (
-    CHECK,
-    DEFAULT_TOLERANCE,
-    Tolerance,
-    check_skew,
-    compare_served,
-    logged_names,
-)
+from headwater.monitoring.skew import CHECK, check_skew, logged_names
 from headwater.serving.http import create_app
 from headwater.store import FeatureStore
 from headwater.testing.models import FEATURE_NAMES, FEATURES_FILE, applied_store
@@ -48,7 +42,7 @@ UTC_US = pa.timestamp("us", tz="UTC")
 
 
 def close(s: Any, o: Any, tol: Tolerance = DEFAULT_TOLERANCE) -> bool:
-    """The brute-force rule of the module docstring, value by value."""
+    """The brute-force rule of headwater.monitoring.compare's docstring, value by value."""
     if s is None or o is None:
         return s is None and o is None
     if isinstance(s, list):
@@ -188,10 +182,17 @@ def test_pandas_frames_are_compared_too() -> None:
 
 
 def test_logged_names_follow_the_log() -> None:
-    assert logged_names([["customer_id", "model"], ["prediction", "x"], ["model", "y"]]) == [
+    groups = [["customer_id", "model"], ["prediction", "x"], ["model", "y"]]
+    names = logged_names(groups)
+    assert names == [
         {"customer_id": "customer_id", "model": "input__model"},
         {"prediction": "input__prediction", "x": "x"},
         {"model": "input__input__model", "y": "y"}]
+    record = PredictionRecord("r1", 0, "m", 1, *({n: [1] for n in g} for g in groups),
+                              predictions=np.array([0]), probabilities=None)
+    assert record.to_arrow().column_names == [
+        "request_id", "logged_at", "model", "model_version",
+        *(c for group in names for c in group.values()), "prediction"]
 
 
 # -- check_skew on a served repo -----------------------------------------------------------

@@ -13,8 +13,8 @@ written as a hidden temp file in the same folder, fsynced, then renamed, so a re
 never sees half a file. Columns, one row per entity row: ``request_id``, ``logged_at``
 (UTC), ``model``, ``model_version``, the entity join keys, the model's input columns
 (features, then request fields), other request fields, ``prediction`` and, for classifiers,
-``probability``. An entity, feature or request column named like one of those is stored
-as ``input__<name>``.
+``probability``. An entity, feature or request column named like one of those, or like
+an earlier column, is stored as ``input__<name>`` (:func:`logged_name`).
 
 Full queue: the request is not blocked. Its rows are dropped from the log, counted in
 :attr:`PredictionLog.dropped_rows` (the server exposes it as a metric) and a warning is
@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,10 +103,20 @@ class PredictionRecord:
         return pa.table(columns)
 
 
-def _put(columns: dict[str, Any], name: str, values: Any) -> None:
-    while name in columns or name in RESERVED:
+def logged_name(name: str, taken: Collection[str]) -> str:
+    """The log column that entity, input or request column ``name`` is stored under, given
+    the columns ``taken`` before it: ``name`` itself unless it is taken or one of
+    :data:`RESERVED`, else with ``input__`` put in front as often as needed (``model`` is
+    stored as ``input__model``; a key and an input both named ``x`` as ``x`` and
+    ``input__x``). The log adds columns in its order: entity keys, model inputs, other
+    request fields."""
+    while name in taken or name in RESERVED:
         name = f"input__{name}"
-    columns[name] = values
+    return name
+
+
+def _put(columns: dict[str, Any], name: str, values: Any) -> None:
+    columns[logged_name(name, columns)] = values
 
 
 def _array(values: list[Any], kind: pa.DataType | None = None) -> pa.Array:
