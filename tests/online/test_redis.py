@@ -236,7 +236,93 @@ def test_an_update_of_thousands_of_entities_is_a_few_commands(
     # two scripts (read; check and commit), no WATCH: Redis checks each watched key against
     # the others, so watching thousands of keys is quadratic
     assert calls.get("eval") == 2 and "watch" not in calls and "multi" not in calls
-    assert calls.get("hget") == 2 * len(keys)  # read, then checked in the commit
+    # records without a version yet: versions (one HMGET per 1,000) and records read; the
+    # commit checks that the versions and the records are still absent
+    assert calls.get("hmget") == 10 and calls.get("hget") == len(keys)
+    assert calls.get("hexists") == len(keys)
+    assert calls.get("hset") == len(keys) + 5  # a record each, the versions 1,000 a time
     assert [applied_ids(d) for d in private_store.read([ViewKeys("v", keys[:2])])[0]] == [
         ["0"], ["1"]]
     assert private_store.markers_present("s", ids) == set(ids)
+
+    # the next batch: only the versions are read and checked, no record is sent back
+    more = [f"x{i}".ljust(200, "-") for i in range(5_000)]
+    reset_stats(private_redis.url)
+    sent = net_output_bytes(private_redis.url)
+    assert private_store.update("v", keys, append_unmarked(list(zip(keys, more, strict=True))),
+                                scope="s", ids=more) == len(keys)
+    replied = net_output_bytes(private_redis.url) - sent
+    calls = command_calls(private_redis.url)
+    assert calls.get("eval") == 2 and calls.get("hmget") == 10 and "hget" not in calls
+    records = private_store.read([ViewKeys("v", keys)])[0]
+    assert [applied_ids(d) for d in records[:2]] == [["0", more[0]], ["1", more[1]]]
+    # the replies of the read held versions and "unchanged", far less than the records
+    assert replied < sum(map(len, records)) // 2
+
+
+def net_output_bytes(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("stats")["total_net_output_bytes"])
+    finally:
+        client.close()
+
+
+def test_a_held_record_changed_by_another_writer_is_read_again(
+        store: RedisOnlineStore, redis_url: str, redis_project: str) -> None:
+    keys = int_keys(3)
+    other = RedisOnlineStore(redis_url, redis_project)
+    try:
+        store.update("v", keys, append_unmarked([(k, "a") for k in keys]), scope="s", ids=["a"])
+        # the other writer changes one record this store holds, then deletes and rewrites
+        # another from scratch (a version is never used twice, so the held one cannot match)
+        other.update("v", keys[:1], append_unmarked([(keys[0], "b")]), scope="s", ids=["b"])
+        other.delete_view("v")
+        other.update("v", keys[1:2], append_unmarked([(keys[1], "c")]), scope="s", ids=["c"])
+        seen: list[dict[bytes, bytes | None]] = []
+
+        def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+            seen.append(current)
+            return {}
+
+        store.update("v", keys, modify, scope="s", ids=["d"])
+        (current,) = seen
+        assert [None if current[k] is None else applied_ids(current[k]) for k in keys] == [
+            None, ["c"], None]
+    finally:
+        other.close()
+
+
+def test_a_write_of_another_generation_fails_an_update_that_read_the_older_record(
+        store: RedisOnlineStore, redis_url: str, redis_project: str) -> None:
+    (key,) = int_keys(1)
+    other = RedisOnlineStore(redis_url, redis_project)
+    store.update("v", [key], append_unmarked([(key, "a")]), scope="s", ids=["a"])
+    newer = record(5, None, "plain", generation=7)
+    seen: list[bytes | None] = []
+
+    def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+        seen.append(current[key])
+        if len(seen) == 1:  # a redefined view's materialization writes meanwhile
+            assert other.write("v", [key], [newer]) == 1
+            return append_unmarked([(key, "b")])(marked, current)
+        return {}  # the record is of another generation now: left alone
+
+    try:
+        store.update("v", [key], modify, scope="s", ids=["b"])
+    finally:
+        other.close()
+    assert seen[1] == newer and store.read([ViewKeys("v", [key])]) == [[newer]]
+
+
+def test_delete_view_removes_records_and_versions(
+        store: RedisOnlineStore, redis_url: str, redis_project: str) -> None:
+    keys = int_keys(4)
+    store.update("v", keys, append_unmarked([(k, "a") for k in keys]), scope="s", ids=["a"])
+    assert store.delete_view("v") == 4
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert list(client.scan_iter(match=f"hw:{redis_project}:{{*")) == []
+        assert client.exists(f"hw:{redis_project}:versions:v") == 0
+    finally:
+        client.close()

@@ -4,11 +4,12 @@
 (:class:`~headwater.aggregation.grouped.Partials`), the record that
 :func:`~headwater.aggregation.tiles.merge_into` and
 :func:`~headwater.aggregation.tiles.encode_tiles` give, byte for byte, without an object per
-tile. Per lane, over all entities together: the stored tiles (sliced out of the records, whose
-layout is fixed-width) and the batch's tiles are pruned to each entity's first readable tile,
-sorted by (entity, start) with the stored tile first on a tie, a tile both hold is merged with
-the algebra's ``merge`` (a Python call per such tile: usually only a batch's first tile of an
-entity), and the records are cut out of one buffer per column.
+tile. The stored records are parsed together (:mod:`~headwater.aggregation.record_scan`);
+then per lane, over all entities together, the stored tiles and the batch's tiles are pruned
+to each entity's first readable tile, sorted by (entity, start) with the stored tile first on
+a tie, a tile both hold is merged with the algebra's ``merge`` (a Python call per such tile:
+usually only a batch's first tile of an entity), and the records are cut out of one buffer
+per column.
 
 An entity whose record does not fit that shape (the earlier msgpack layout, states of varying
 width, or a merged state of another width than its inputs) goes through ``merge_into``, as
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from headwater.aggregation.record_scan import Scan, scan_records
 from headwater.aggregation.tiles import (
     FORMAT,
-    LANE,
     NO_CREATED,
     Lane,
     decode_tiles,
@@ -37,7 +38,7 @@ from headwater.aggregation.tiles import (
     widths_of,
 )
 from headwater.definitions.aggregation import Aggregation
-from headwater.online.encoding import HEADER_BYTES, decode_header, encode_header
+from headwater.online.encoding import encode_header
 
 if TYPE_CHECKING:
     from headwater.aggregation.grouped import LaneGroups, Partials
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 SKIPPED = np.iinfo(np.int64).max
 """The latest event time :func:`merge_records` gives an entity whose record it left alone."""
 
-# per lane, (tiles, rows) sliced out of one stored record
-_Blocks = list[tuple[int, bytes]]
 
 
 def merge_records(aggregations: tuple[Aggregation, ...], generation: int, part: Partials,
@@ -64,36 +63,25 @@ def merge_records(aggregations: tuple[Aggregation, ...], generation: int, part: 
     created = part.latest_created_us.copy()
     widths = [tuple(_width(states) for states in groups.states) for groups in part.lanes]
     bulk = all(w for lane in widths for w in lane)
-    # per lane, what precedes its tile count, then what follows it, in a stored record
-    heads = [(bytes((len(w),)), widths_of(w)) for w in widths]
+    scan = scan_records(list(map(current.get, keys)), generation,
+                        widths if bulk else None)
     fast = np.zeros(len(keys), dtype=np.bool_)
-    slow: list[int] = []
-    stored: list[tuple[int, _Blocks]] = []
-    latest_list, created_list = latest.tolist(), created.tolist()
-    for e, key in enumerate(keys):
-        data = current.get(key)
-        if data is None:
-            if bulk:
-                fast[e] = True
-            else:
-                slow.append(e)
-            continue
-        stored_generation, stored_latest, stored_created = decode_header(data)
-        if stored_generation != generation:
-            latest[e] = SKIPPED
-            continue
-        blocks = _blocks(data, heads, widths) if bulk else None
-        if blocks is None:
-            slow.append(e)
-            continue
-        fast[e] = True
-        stored.append((e, blocks))
-        made = NO_CREATED if stored_created is None else stored_created
-        if (latest_list[e], created_list[e]) <= (stored_latest, made):
-            latest[e], created[e] = stored_latest, made
+    if bulk:
+        fast[:] = True
+    ours = scan.generation == generation
+    latest[scan.positions[~ours]] = SKIPPED
+    fast[scan.positions] = ours & scan.regular
+    # a stored record of this generation whose latest event sorts higher stays the latest
+    mine, theirs = scan.positions[ours], np.flatnonzero(ours)
+    later = ((scan.latest_us[theirs] > latest[mine])
+             | ((scan.latest_us[theirs] == latest[mine])
+                & (scan.created_us[theirs] >= created[mine])))
+    latest[mine[later]] = scan.latest_us[theirs[later]]
+    created[mine[later]] = scan.created_us[theirs[later]]
+    slow = (np.flatnonzero(~fast & (latest != SKIPPED))).tolist()
     records: dict[bytes, bytes] = {}
     if fast.any():
-        redo = _merge_bulk(part, fast, stored, layout=layout, generation=generation,
+        redo = _merge_bulk(part, fast, scan, layout=layout, generation=generation,
                            latest=latest, created=created, widths=widths, records=records)
         slow.extend(redo)
     for e in slow:
@@ -115,50 +103,25 @@ def _width(states: list[bytes]) -> int:
     return found.pop() if len(found) == 1 else 0
 
 
-def _blocks(data: bytes, heads: list[tuple[bytes, bytes]],
-            widths: list[tuple[int, ...]]) -> _Blocks | None:
-    """Each lane's tile count and rows in a record of the current layout whose states have
-    ``widths``, or None (then :func:`~headwater.aggregation.tiles.decode_tiles` reads it,
-    or names the corruption)."""
-    if data[HEADER_BYTES:HEADER_BYTES + 2] != FORMAT:
-        return None
-    pos = HEADER_BYTES + len(FORMAT) + 1
-    if data[pos - 1] != len(heads):
-        return None
-    out: _Blocks = []
-    for (count, stored_widths), lane_widths in zip(heads, widths, strict=True):
-        after = pos + LANE.size
-        end = after + len(stored_widths)
-        if data[pos:pos + 1] != count or data[after:end] != stored_widths:
-            return None
-        (n,) = _U32.unpack_from(data, pos + 1)
-        pos, end = end, end + n * (8 + sum(lane_widths))
-        if n == 0 or end > len(data):
-            return None  # an empty lane is stored without widths
-        out.append((n, data[pos:end]))
-        pos = end
-    return out if pos == len(data) else None
-
-
 _U32 = struct.Struct("<I")
 
 
-def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_],
-                stored: list[tuple[int, _Blocks]], *, layout: tuple[Lane, ...],
+def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
+                layout: tuple[Lane, ...],
                 generation: int, latest: npt.NDArray[np.int64],
                 created: npt.NDArray[np.int64], widths: list[tuple[int, ...]],
                 records: dict[bytes, bytes]) -> list[int]:
     """Merge the ``fast`` entities lane by lane into ``records``; the entities to merge one
     by one instead (a merged state changed width)."""
     entities = np.flatnonzero(fast)
-    stored_entity = np.array([e for e, _ in stored], dtype=np.intp)
+    stored_entity = scan.positions[scan.regular]
     redo: set[int] = set()
     # per lane: the merged rows' bounds per fast entity, and the rows
     cut: list[tuple[list[int], list[int], bytes, int, bytes, bytes]] = []
     for index, lane in enumerate(layout):
         kind = row_type(widths[index])
         entity, rows = _lane_rows(lane, part.lanes[index], fast, kind=kind, latest=latest,
-                                  blocks=[b[index] for _, b in stored],
+                                  counts=scan.counts[index], stored=scan.rows[index],
                                   stored_entity=stored_entity)
         if entity.shape[0] > 1:
             starts = rows["start"]
@@ -188,7 +151,8 @@ def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_],
 
 
 def _lane_rows(lane: Lane, groups: LaneGroups, fast: npt.NDArray[np.bool_], *,
-               blocks: _Blocks, stored_entity: npt.NDArray[np.intp], kind: np.dtype[np.void],
+               counts: npt.NDArray[np.intp], stored: bytes,
+               stored_entity: npt.NDArray[np.intp], kind: np.dtype[np.void],
                latest: npt.NDArray[np.int64]
                ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.void]]:
     """The stored and the new tiles (rows) of the fast entities in one lane, from each
@@ -196,8 +160,8 @@ def _lane_rows(lane: Lane, groups: LaneGroups, fast: npt.NDArray[np.bool_], *,
     tie."""
     h = lane.granularity_us
     first = (latest - lane.window_us) // h * h
-    old_entity = np.repeat(stored_entity, np.array([n for n, _ in blocks], dtype=np.intp))
-    old = np.frombuffer(b"".join([rows for _, rows in blocks]), dtype=kind)
+    old_entity = np.repeat(stored_entity, counts)
+    old = np.frombuffer(stored, dtype=kind)
     new = fast[groups.entity]
     new_entity = groups.entity[new]
     added = np.empty(new_entity.shape[0], dtype=kind)

@@ -29,9 +29,11 @@ from headwater.online.encoding import decode_header
 from headwater.types import EPOCH, to_micros
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pyarrow as pa
 
-    from headwater.aggregation.grouped import EntityPartial
+    from headwater.aggregation.grouped import EntityPartial, Partials
     from headwater.materialize.job import MaterializeResult, Progress
     from headwater.offline.base import OfflineEngine
 
@@ -56,27 +58,24 @@ class ApplyResult:
     marked: frozenset[str] = frozenset()
 
 
-def _aggregated(view: FeatureView, caller: str) -> None:
-    if not view.is_aggregated:
-        raise DefinitionError(f"FeatureView '{view.name}'", "aggregations",
-                              f"{caller} needs a view with aggregations",
-                              "write latest-value views with the online store's write")
+@dataclass(frozen=True)
+class ViewBatch:
+    """A batch of events of one aggregated view made ready for :func:`apply_events`
+    (:func:`view_batch`): which events come first by id (an id repeated in the batch counts
+    once), and the partial states of those, per entity and tile."""
+
+    first: npt.NDArray[np.bool_]
+    whole: Partials
 
 
-def apply_events(online: OnlineStore, view: FeatureView, generation: int, events: pa.Table,
-                 *, scope: str | None = None, ids: Sequence[str] | None = None,
-                 markers: Sequence[str] = ()) -> ApplyResult:
-    """Merge ``events`` into the tile records of ``view`` (definition ``generation``) in
-    one online transaction, skipping the events whose ``ids[i]`` is marked under ``scope``
-    and marking the rest, with ``markers``, under ``scope``.
-
-    ``events`` has the view's join keys, ``__hw_ts``, ``__hw_created`` (may be null),
-    ``__hw_seq`` (unique, in offline ingestion order) and the aggregated columns."""
+def view_batch(view: FeatureView, events: pa.Table, ids: Sequence[str] | None) -> ViewBatch:
+    """The :class:`ViewBatch` of ``events`` (as :func:`apply_events` takes them). Depends
+    on nothing stored, so a consumer computes it ahead, while the batch before is applied."""
     import numpy as np
 
     from headwater.aggregation.grouped import check_events, partials
 
-    _aggregated(view, "apply_events")
+    _aggregated(view, "view_batch")
     check_events(view, events)
     n = events.num_rows
     if ids is not None and len(ids) != n:
@@ -87,7 +86,39 @@ def apply_events(online: OnlineStore, view: FeatureView, generation: int, events
         _, where = np.unique(np.asarray(ids, dtype=object).astype(str), return_index=True)
         first[:] = False
         first[where] = True  # an id repeated in the batch counts once
-    whole = partials(view, events.filter(first) if not first.all() else events)
+    return ViewBatch(first, partials(view, events.filter(first) if not first.all() else events))
+
+
+def _aggregated(view: FeatureView, caller: str) -> None:
+    if not view.is_aggregated:
+        raise DefinitionError(f"FeatureView '{view.name}'", "aggregations",
+                              f"{caller} needs a view with aggregations",
+                              "write latest-value views with the online store's write")
+
+
+def apply_events(online: OnlineStore, view: FeatureView, generation: int, events: pa.Table,
+                 *, scope: str | None = None, ids: Sequence[str] | None = None,
+                 markers: Sequence[str] = (),
+                 before_commit: Callable[[], object] | None = None,
+                 batch: ViewBatch | None = None, likely_unmarked: bool = False
+                 ) -> ApplyResult:
+    """Merge ``events`` into the tile records of ``view`` (definition ``generation``) in
+    one online transaction, skipping the events whose ``ids[i]`` is marked under ``scope``
+    and marking the rest, with ``markers``, under ``scope``. ``before_commit`` is called
+    in the transaction after the merge, before anything is written (it may raise: then
+    nothing is). ``batch``: :func:`view_batch` of these events and ids, when computed
+    already. ``likely_unmarked``: see :meth:`~headwater.online.base.OnlineStore.update`.
+
+    ``events`` has the view's join keys, ``__hw_ts``, ``__hw_created`` (may be null),
+    ``__hw_seq`` (unique, in offline ingestion order) and the aggregated columns."""
+    import numpy as np
+
+    from headwater.aggregation.grouped import partials
+
+    if batch is None:
+        batch = view_batch(view, events, ids)
+    first, whole = batch.first, batch.whole
+    n = events.num_rows
     outcome: dict[str, int] = {}
     outcome_marked: set[str] = set()
 
@@ -101,10 +132,12 @@ def apply_events(online: OnlineStore, view: FeatureView, generation: int, events
         outcome.update(applied=applied, duplicates=n - applied, records=len(records),
                        late=late)
         outcome_marked.update(i for i in ids or () if i in marked)
+        if before_commit is not None:
+            before_commit()
         return records
 
     online.update(view.name, whole.keys, modify, scope=scope, ids=list(ids or ()),
-                  markers=markers)
+                  markers=markers, likely_unmarked=likely_unmarked)
     return ApplyResult(**outcome, marked=frozenset(outcome_marked))
 
 

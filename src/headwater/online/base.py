@@ -59,7 +59,7 @@ class OnlineStore(Protocol):
 
     def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
                scope: str | None = None, ids: Sequence[str] = (),
-               markers: Sequence[str] = ()) -> int:
+               markers: Sequence[str] = (), likely_unmarked: bool = False) -> int:
         """Read-modify-write ``keys`` of ``view`` in one transaction, exactly once.
 
         Inside the transaction: read the stored records of ``keys`` and which of ``ids``
@@ -68,7 +68,12 @@ class OnlineStore(Protocol):
         return only keys of ``keys``) and mark every id and marker under ``scope`` with the
         time applied. Markers older than the store's retention are pruned. Concurrent
         updates of the same keys or scope never lose one another's effect. Returns how many
-        records were stored; nothing is stored when ``modify`` raises."""
+        records were stored; nothing is stored when ``modify`` raises.
+
+        ``likely_unmarked``: the caller's hint that none of ``ids`` and ``markers`` is
+        marked yet (a batch of first deliveries). A store may then call ``modify`` with no
+        marks before reading them, and checks them in the transaction: if one was marked
+        after all, nothing is stored and ``modify`` is called again with the marks read."""
         ...
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:

@@ -20,16 +20,25 @@ fails the check, or fails a request, is disconnected and handed back to the pool
 errors and timeouts (2 s) become :class:`~headwater.errors.StoreUnavailableError` naming the
 URL, never its password.
 
-``update`` (the read-modify-write of tile records, exactly once) is optimistic: read the
-records (one script doing an ``HGET`` per entity: one reply for them all) and which ids are
-marked (``ZMSCORE``), run ``modify`` in Python, then commit with one script, atomic as every
-script is: it checks that each record read is still the one read (byte for byte; absent still
-absent) and that no id found unmarked was marked meanwhile, and only then does an ``HSET`` per
-changed record, prunes the markers past the retention (``ZREMRANGEBYSCORE``) and marks the
-ids (``ZADD NX``). A failed check writes nothing: the update reads again and retries (64
-attempts at most, with a short random backoff) before a StoreUnavailableError. (Not
-``WATCH``: Redis checks each watched key against all the others a connection watches, so
-watching a batch's thousands of entities costs seconds.) Each scope's markers are one sorted
+``update`` (the read-modify-write of tile records, exactly once) is optimistic. Each record
+it writes gets a *version* in the field ``<view>#v`` of the same hash: a random token, new at
+every write, so equal versions mean equal records. The store keeps the records it last read
+or wrote with their versions (:mod:`~headwater.online.record_cache`). An update reads (one
+script, one reply for all entities) each entity's version and, unless it is the version the
+store holds, the record, and which ids are marked (``ZMSCORE``); runs ``modify`` in Python;
+then commits with one script, atomic as every script is: it checks that each version read is
+still the stored one (for a record without a version, one a plain ``write`` stored, the
+record byte for byte; absent still absent) and that no id found unmarked was marked
+meanwhile, and only then does an ``HSET`` of record and new version per changed record,
+prunes the markers past the retention (``ZREMRANGEBYSCORE``) and marks the ids (``ZADD
+NX``). So a batch sends each record once and receives only the records someone else changed.
+A failed check writes nothing: the update reads again and retries (64 attempts at most, with
+a short random backoff) before a StoreUnavailableError. (Not ``WATCH``: Redis checks each
+watched key against all the others a connection watches, so watching a batch's thousands of
+entities costs seconds.) A plain ``write`` that replaces a record of another definition
+generation deletes its version, so an update that read the older one fails its check; within
+one generation the views ``write`` serves (latest values) and the views ``update`` serves
+(tiles) are different views. Each scope's markers are one sorted
 set, ``hw:<project>:markers:<scope>``, scored by the applied time in microseconds.
 One transaction spans keys of several hash slots: on Redis Cluster the writers of a scope
 must be on one node (as with a single server).
@@ -56,8 +65,10 @@ from headwater.errors import ConfigError, StoreUnavailableError
 from headwater.online import check_modified, check_update, check_write_batch
 from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
 from headwater.online.encoding import ORDER_BYTES
+from headwater.online.record_cache import DEFAULT_MAX_BYTES, RecordCache
 
-# KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record.
+# KEYS[1]: the entity hash, KEYS[2]: the view's versions; ARGV[1]: the view (field),
+# ARGV[2]: the new record, ARGV[3]: the entity key.
 _CAS_SCRIPT = f"""
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local new = ARGV[2]
@@ -70,30 +81,71 @@ if old then
     end
   end
 end
+if old and string.sub(old, 1, 4) ~= string.sub(new, 1, 4) then
+  redis.call('HDEL', KEYS[2], ARGV[3])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """.encode()
 _CAS_SHA = hashlib.sha1(_CAS_SCRIPT).hexdigest().encode()
 
-# KEYS: entity hashes; ARGV[1]: the view (field). The records, nil where none.
+# KEYS: the view's versions, then the entity hashes; ARGV[1]: the view (field), ARGV[2]: the
+# length of the hashes' prefix, then per hash the version whose record the caller holds (''
+# for none). Per hash two replies: the stored version (nil if none), then 1 when it is the one
+# the caller holds (the record is not sent), else the record (nil if none).
 _READ_SCRIPT = b"""
+local field, skip = ARGV[1], tonumber(ARGV[2])
+local n = #KEYS - 1
 local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[1]) end
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
+  local entities = {}
+  for i = first, last do entities[#entities + 1] = string.sub(KEYS[i + 1], skip + 1, -2) end
+  local versions = redis.call('HMGET', KEYS[1], unpack(entities))
+  for i = first, last do
+    local version = versions[i - first + 1]
+    out[2 * i - 1] = version
+    if version and version == ARGV[i + 2] then
+      out[2 * i] = 1
+    else
+      out[2 * i] = redis.call('HGET', KEYS[i + 1], field)
+    end
+  end
+end
 return out
 """
-# KEYS: the markers key, then the n entity hashes read. ARGV: the view (field), now, the
-# oldest score still marking, 1 with a scope (else 0), n, w, c, and a string of c bytes ('1'
-# for an id read as unmarked, which must still be); then the n records read ('' for none), w
-# pairs (position of the hash among the n, new record) and the c ids to mark. 1 when
-# committed, 0 (nothing written) when something read has changed since.
+# KEYS: the markers key, the view's versions, then the n entity hashes read. ARGV: the view
+# (field), the length of the hashes' prefix, now, the oldest score still marking, 1 with a
+# scope (else 0), n, c, a string of c bytes ('1' for an id read as unmarked, which must still
+# be), and the prefix of the new versions; then per hash read what it held (its version; ''
+# when it had neither version nor record; a NUL byte and the record when it had a record
+# without a version) and its new record ('' to leave it), whose version is the prefix and the
+# hash's position; then the c ids to mark. 1 when committed, 0 (nothing written) when
+# something read has changed since.
 _COMMIT_SCRIPT = b"""
-local field, now, oldest, scoped = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local n, w, c, unmarked = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-for i = 1, n do
-  if (redis.call('HGET', KEYS[i + 1], field) or '') ~= ARGV[8 + i] then return 0 end
+local field, skip, now, oldest = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local scoped, n, c = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
+local unmarked, prefix = ARGV[8], ARGV[9]
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
+  local entities = {}
+  for i = first, last do entities[#entities + 1] = string.sub(KEYS[i + 2], skip + 1, -2) end
+  local versions = redis.call('HMGET', KEYS[2], unpack(entities))
+  for i = first, last do
+    local key, held = KEYS[i + 2], ARGV[8 + 2 * i]
+    local version = versions[i - first + 1] or ''
+    if string.byte(held, 1) == 0 then
+      if version ~= '' or redis.call('HGET', key, field) ~= string.sub(held, 2) then
+        return 0
+      end
+    elseif version ~= held then
+      return 0
+    elseif held == '' and redis.call('HEXISTS', key, field) == 1 then
+      return 0
+    end
+  end
 end
-local pairs_at = 8 + n
-local ids_at = pairs_at + 2 * w
+local ids_at = 9 + 2 * n
 if string.find(unmarked, '1', 1, true) then
   for i = 1, c, 1000 do
     local last = math.min(i + 999, c)
@@ -106,10 +158,21 @@ if string.find(unmarked, '1', 1, true) then
     end
   end
 end
-for i = 1, w do
-  local at = pairs_at + 2 * i
-  redis.call('HSET', KEYS[tonumber(ARGV[at - 1]) + 2], field, ARGV[at])
+local written = {}
+for i = 1, n do
+  local record = ARGV[9 + 2 * i]
+  if record ~= '' then
+    local key = KEYS[i + 2]
+    redis.call('HSET', key, field, record)
+    written[#written + 1] = string.sub(key, skip + 1, -2)
+    written[#written + 1] = prefix .. i
+    if #written >= 2000 then
+      redis.call('HSET', KEYS[2], unpack(written))
+      written = {}
+    end
+  end
 end
+if #written > 0 then redis.call('HSET', KEYS[2], unpack(written)) end
 if scoped then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', oldest)
   for i = ids_at + 1, ids_at + c, 1000 do
@@ -142,12 +205,14 @@ class RedisOnlineStore:
     """Online records in Redis, namespaced by project; safe to share across threads."""
 
     def __init__(self, url: str, project: str, *, timeout: float = _TIMEOUT_S,
-                 marker_retention: timedelta = MARKER_RETENTION) -> None:
+                 marker_retention: timedelta = MARKER_RETENTION,
+                 cache_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.url = url
         self.project = project
         self._safe_url = redact_url(url)
         self._prefix = b"hw:" + project.encode() + b":{"
         self._markers = b"hw:" + project.encode() + b":markers:"
+        self._versions = b"hw:" + project.encode() + b":versions:"
         self._retention_us = marker_retention // timedelta(microseconds=1)
         try:
             self._pool = redis.ConnectionPool.from_url(
@@ -160,16 +225,19 @@ class RedisOnlineStore:
         # list.append are atomic, so threads share it without a lock.
         self._idle: list[Any] = []
         self._pid = os.getpid()
+        self._cache = RecordCache(cache_bytes)
 
     def write(self, view: str, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
         """Compare-and-set each record; returns how many were stored."""
         check_write_batch(view, keys, records)
         field = view.encode()
         prefix = self._prefix
+        versions = self._versions + field
         stored = 0
         for start in range(0, len(keys), _WRITE_PIPELINE):
             commands = [
-                _pack((b"EVALSHA", _CAS_SHA, 1, prefix + key + b"}", field, record))
+                _pack((b"EVALSHA", _CAS_SHA, 2, prefix + key + b"}", versions, field, record,
+                       key))
                 for key, record in zip(keys[start:start + _WRITE_PIPELINE],
                                        records[start:start + _WRITE_PIPELINE], strict=True)
             ]
@@ -223,46 +291,62 @@ class RedisOnlineStore:
 
     def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
                scope: str | None = None, ids: Sequence[str] = (),
-               markers: Sequence[str] = ()) -> int:
+               markers: Sequence[str] = (), likely_unmarked: bool = False) -> int:
         """Read, ``modify`` and write ``keys`` and mark ``ids`` and ``markers`` under
         ``scope`` as one optimistic transaction (see the module docstring); retried on a
-        conflicting write, up to a bound."""
+        conflicting write, up to a bound. With ``likely_unmarked`` the first attempt does
+        not read the marks: its commit checks that every id is still unmarked."""
         check_update(view, scope, ids, markers)
         keys = list(dict.fromkeys(keys))
         checked = list(dict.fromkeys([*ids, *markers]))
         field = view.encode()
+        versions_key = self._versions + field
+        skip = len(self._prefix)
         hashes = [self._prefix + key + b"}" for key in keys]
-        position = {key: i for i, key in enumerate(keys)}
         # without a scope the markers key is a placeholder the script never touches
         marks = self._markers_key(scope) if scope is not None else self._markers + b"-"
         action = f"update view '{view}' in"
         for attempt in range(_UPDATE_ATTEMPTS):
+            held = self._cache.held(field, keys)
             reads = []
-            if scope is not None and checked:
+            read_marks = bool(scope is not None and checked
+                              and not (likely_unmarked and attempt == 0))
+            if read_marks:
                 reads.append(_pack((b"ZMSCORE", marks, *checked)))
             if hashes:
-                reads.append(_pack((b"EVAL", _READ_SCRIPT, len(hashes), *hashes, field)))
+                reads.append(_pack((b"EVAL", _READ_SCRIPT, 1 + len(hashes), versions_key,
+                                    *hashes, field, skip,
+                                    *[b"" if h is None else h[0] for h in held])))
             replies = self._round_trip(reads, action)
             now = time.time_ns() // 1_000
             oldest = now - self._retention_us
             marked: set[str] = set()
-            if scope is not None and checked:
+            if read_marks:
                 marked = {marker for marker, score in zip(checked, replies.pop(0),
                                                           strict=True)
                           if score is not None and float(score) > oldest}
-            stored = replies[0] if hashes else []
+            flat = replies[0] if hashes else []
+            versions: list[bytes | None] = flat[0::2]
+            stored: list[bytes | None] = [
+                h[1] if data == 1 and h is not None else data
+                for data, h in zip(flat[1::2], held, strict=True)]
             records = modify(marked, dict(zip(keys, stored, strict=True)))
             check_modified(view, keys, records)
             marking = checked if scope is not None else []
             unmarked = bytes(0x30 if m in marked else 0x31 for m in marking)
+            prefix = os.urandom(6).hex().encode()
+            new = [records.get(key, b"") for key in keys]
             (done,) = self._round_trip([_pack((
-                b"EVAL", _COMMIT_SCRIPT, 1 + len(hashes), marks, *hashes,
-                field, now, oldest, int(scope is not None), len(hashes), len(records),
-                len(marking), unmarked,
-                *[b"" if data is None else data for data in stored],
-                *[x for key, record in records.items() for x in (b"%d" % position[key], record)],
+                b"EVAL", _COMMIT_SCRIPT, 2 + len(hashes), marks, versions_key, *hashes,
+                field, skip, now, oldest, int(scope is not None), len(hashes), len(marking),
+                unmarked, prefix,
+                *[x for version, data, record in zip(versions, stored, new, strict=True)
+                  for x in (version if version is not None
+                            else b"" if data is None else b"\0" + data, record)],
                 *marking))], action)
             if done:
+                self._remember(field, keys, versions=versions, stored=stored, new=new,
+                               prefix=prefix)
                 return len(records)
             # something read changed since: read again, after a short random pause
             time.sleep(random.uniform(0, min(_BACKOFF_S * 2**attempt, _BACKOFF_MAX_S)))
@@ -271,6 +355,24 @@ class RedisOnlineStore:
             f"changed the same entities or markers during {_UPDATE_ATTEMPTS} attempts in a "
             "row. Fix: send each entity's events through fewer concurrent writers (one "
             "consumer per partition), or apply smaller batches")
+
+    def _remember(self, field: bytes, keys: list[bytes], *, versions: list[bytes | None],
+                  stored: list[bytes | None], new: list[bytes], prefix: bytes) -> None:
+        """Hold what a committed update left: the records it wrote at their new versions
+        (the prefix and the position from 1, as the commit script names them) and those it
+        read at a version and left."""
+        held_keys, held_versions, held_records = [], [], []
+        for i, (key, version, data, record) in enumerate(
+                zip(keys, versions, stored, new, strict=True), 1):
+            if record:
+                held_keys.append(key)
+                held_versions.append(b"%s%d" % (prefix, i))
+                held_records.append(record)
+            elif version is not None and data is not None:
+                held_keys.append(key)
+                held_versions.append(version)
+                held_records.append(data)
+        self._cache.keep(field, held_keys, held_versions, held_records)
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are marked under ``scope`` within the retention (one
@@ -288,8 +390,10 @@ class RedisOnlineStore:
         return self._markers + scope.encode()
 
     def delete_view(self, view: str) -> int:
-        """Remove ``view``'s field from every entity hash of the project (SCAN, then HDEL)."""
+        """Remove ``view``'s field from every entity hash of the project (SCAN, then HDEL)
+        and its versions; returns how many records were removed."""
         field = view.encode()
+        self._cache.forget(field)
         pattern = self._prefix + b"*"
         action = f"delete view '{view}' from"
         removed = 0
@@ -302,6 +406,7 @@ class RedisOnlineStore:
                 removed += sum(self._round_trip(
                     [_pack((b"HDEL", key, field)) for key in keys], action))
             if int(cursor) == 0:
+                self._round_trip([_pack((b"DEL", self._versions + field))], action)
                 return removed
 
     def ping(self) -> None:

@@ -143,9 +143,10 @@ class SQLiteOnlineStore:
 
     def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
                scope: str | None = None, ids: Sequence[str] = (),
-               markers: Sequence[str] = ()) -> int:
+               markers: Sequence[str] = (), likely_unmarked: bool = False) -> int:
         """Read, ``modify`` and write ``keys`` and mark ``ids`` and ``markers`` under
-        ``scope``, in one ``BEGIN IMMEDIATE`` transaction (see the protocol)."""
+        ``scope``, in one ``BEGIN IMMEDIATE`` transaction (see the protocol; reading the
+        marks there costs little, so ``likely_unmarked`` changes nothing)."""
         check_update(view, scope, ids, markers)
         keys = list(dict.fromkeys(keys))
         checked = list(dict.fromkeys([*ids, *markers]))

@@ -11,10 +11,12 @@ feeds it serves, and commits each batch exactly once:
    Redis ``>`` read, a JetStream first delivery) skips this look-up, since the online
    transaction checks the marks anyway and the files drop what it found applied;
 3. write the batch's offline files under pending names
-   (:mod:`~headwater.streaming.event_files`);
+   (:mod:`~headwater.streaming.event_files`); within :meth:`Consumer.run` on a helper
+   thread, while step 4 reads the entities' records and merges the events (the writing
+   waits on the disk and in Arrow, mostly without the interpreter lock);
 4. apply the events online to every view of the source, each view deduplicating by event id
    under its scope ``stream:<source>:<view>``; the last view's transaction also marks the
-   batch's files;
+   batch's files, and nothing is written online before those files are durable;
 5. rename the files visible, then acknowledge the messages.
 
 A crash anywhere leaves the messages unacknowledged: they are delivered again and step 2 or
@@ -31,8 +33,8 @@ import dataclasses
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -42,6 +44,7 @@ from headwater.definitions import StreamSource
 from headwater.errors import ConfigError, DefinitionError, NotFoundError
 from headwater.offline.base import LATEST_TS
 from headwater.streaming.event_files import (
+    EventFile,
     Recovery,
     discard,
     plan_files,
@@ -49,15 +52,24 @@ from headwater.streaming.event_files import (
     recover_pending,
 )
 from headwater.streaming.event_files import write_files as write_event_files
-from headwater.streaming.ingest import Feed, apply_online, last_scope, resolve_feed, warm_up
-from headwater.streaming.messages import Message, decode
+from headwater.streaming.ingest import (
+    Feed,
+    apply_online,
+    last_scope,
+    prepare_online,
+    resolve_feed,
+    warm_up,
+)
+from headwater.streaming.messages import Decoded, Message, decode
 from headwater.streaming.parquet_append import PushFolder, push_folder
 from headwater.streaming.push import source_schema
 from headwater.streaming.reader import StreamReader
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
+    from headwater.materialize.tiles import ViewBatch
     from headwater.online.base import OnlineStore
     from headwater.store import FeatureStore
 
@@ -162,6 +174,7 @@ class Consumer:
         self.block_ms = block_ms
         self.counters = Counters()
         self._asked = batch_size
+        self._file_writer: ThreadPoolExecutor | None = None
         self._feeds = {f.topic: f for f in feeds}
         self._folders: dict[str, PushFolder] = {
             f.name: push_folder(f.union, store.repo_path, partitioned=True) for f in feeds}
@@ -190,20 +203,23 @@ class Consumer:
         came for ``idle_exit`` seconds; the batch in progress is always finished.
 
         While catching up (a read returned a full batch), a reader that allows it now
-        (``reads_ahead``) reads the next batch on a helper thread while this one is applied:
-        that thread mostly waits on the stream server, so the overlap is of waiting, not of
-        work. A batch read ahead is applied like any other, after the one before it, and is
-        finished even when ``stop`` is set meanwhile."""
+        (``reads_ahead``) reads and decodes the next batch on a helper thread while this one
+        is applied: this one mostly waits on the online store meanwhile (its server does the
+        work of the commit), so the two threads take turns rather than use two cores. A
+        batch read ahead is applied like any other, after the one before it, and is finished
+        even when ``stop`` is set meanwhile."""
         stop = stop or threading.Event()
         last_message = time.monotonic()
         handled = 0
         helper = (ThreadPoolExecutor(1, "headwater-read-ahead")
                   if hasattr(self.reader, "reads_ahead") else None)
-        ahead: Future[list[Message]] | None = None
+        ahead: Future[tuple[list[Message], dict[str, Ahead]]] | None = None
+        self._file_writer = ThreadPoolExecutor(1, "headwater-event-files")
         try:
             while True:
+                ready: dict[str, Ahead] = {}
                 if ahead is not None:
-                    messages, asked = ahead.result(), self._asked
+                    (messages, ready), asked = ahead.result(), self._asked
                     ahead = None
                 else:
                     if stop.is_set() or (max_events is not None and handled >= max_events):
@@ -223,36 +239,54 @@ class Consumer:
                         and (max_events is None or handled < max_events)
                         and getattr(self.reader, "reads_ahead", False)):
                     self._asked = self._count(max_events, handled)
-                    ahead = helper.submit(self.reader.read, self._asked, self.block_ms)
-                self.process(messages)
+                    ahead = helper.submit(self._read_ahead, self._asked, self.block_ms)
+                self.process(messages, ready)
                 last_message = time.monotonic()  # idle time counts from the end of the work
                 if on_batch is not None:
                     on_batch(self.counters)
         finally:
             if helper is not None:
                 helper.shutdown(wait=True)
+            self._file_writer.shutdown(wait=True)
+            self._file_writer = None
         return self.counters
 
     def _count(self, max_events: int | None, handled: int) -> int:
         return self.batch_size if max_events is None else min(self.batch_size,
                                                               max_events - handled)
 
-    def process(self, messages: Sequence[Message]) -> None:
-        """Commit one batch exactly once, then acknowledge it (module docstring)."""
-        by_topic: dict[str, list[Message]] = {}
-        for message in messages:
-            by_topic.setdefault(message.topic, []).append(message)
-        for topic, batch in by_topic.items():
-            self._commit(self._feeds[topic], batch)
+    def _read_ahead(self, count: int, wait_ms: int) -> tuple[list[Message], dict[str, Ahead]]:
+        """Read the next batch and make it ready, on the read-ahead thread while the batch
+        before it is applied (:class:`Ahead`: none of it depends on anything online). A feed
+        whose file schema is not known yet (no file so far: the batch before may set it) is
+        decoded later, by :meth:`process`."""
+        messages = self.reader.read(count, wait_ms)
+        ready: dict[str, Ahead] = {}
+        for topic, batch in _by_topic(messages).items():
+            feed = self._feeds[topic]
+            schema = self._schemas[feed.name]
+            if schema is not None:
+                ready[topic] = _ahead(feed, decode(feed, batch, schema, offline=True))
+        return messages, ready
+
+    def process(self, messages: Sequence[Message],
+                ready: Mapping[str, Ahead] | None = None) -> None:
+        """Commit one batch exactly once, then acknowledge it (module docstring).
+        ``ready``: per topic, what :meth:`_read_ahead` made of the batch's messages of that
+        topic."""
+        for topic, batch in _by_topic(messages).items():
+            self._commit(self._feeds[topic], batch, (ready or {}).get(topic))
         self.reader.ack(messages)
         self.counters.batches += 1
 
-    def _commit(self, feed: Feed, messages: list[Message]) -> None:
+    def _commit(self, feed: Feed, messages: list[Message], ahead: Ahead | None = None
+                ) -> None:
         import numpy as np
         import pyarrow as pa
 
         folder = self._folders[feed.name]
-        decoded = decode(feed, messages, self._schemas[feed.name], offline=True)
+        decoded = (ahead.decoded if ahead is not None
+                   else decode(feed, messages, self._schemas[feed.name], offline=True))
         if decoded.refused:
             self.reader.dead_letter(decoded.refused)
             self.counters.dead_lettered += len(decoded.refused)
@@ -261,8 +295,8 @@ class Consumer:
         ids = [m.id for m in decoded.messages]
         # a batch of first deliveries cannot hold an applied event: skip the round trip (the
         # update checks the marks again in its transaction, and its files drop any it finds)
-        marked = set() if all(m.fresh for m in decoded.messages) else (
-            self.store.online.markers_present(last_scope(feed), ids))
+        fresh = all(m.fresh for m in decoded.messages)
+        marked = set() if fresh else self.store.online.markers_present(last_scope(feed), ids)
         events, offline = decoded.events, decoded.offline
         keep = first_unmarked(ids, marked)
         if not all(keep):
@@ -272,12 +306,29 @@ class Consumer:
             mask = pa.array(keep)
             events, offline = events.filter(mask), offline.filter(mask)
             ids = [i for i, kept in zip(ids, keep, strict=True) if kept]
-        files, seq = plan_files(events.column(LATEST_TS))
-        paths = write_event_files(folder, offline, files, pending=self.consumer)
+            ahead = None  # made of all the messages
+        if ahead is not None and ahead.planned is not None:
+            (files, seq), prepared = ahead.planned, ahead.prepared
+        else:
+            (files, seq), prepared = plan_files(events.column(LATEST_TS)), None
+        if self._file_writer is None:
+            paths = write_event_files(folder, offline, files, pending=self.consumer)
+            effect = apply_online(self.store, feed, events, seq, ids=ids,
+                                  markers=[f.marker for f in files], prepared=prepared,
+                                  likely_unmarked=fresh)
+        else:
+            writing = self._file_writer.submit(write_event_files, folder, offline, files,
+                                               pending=self.consumer)
+            try:
+                effect = apply_online(self.store, feed, events, seq, ids=ids,
+                                      markers=[f.marker for f in files],
+                                      before_commit=writing.result, prepared=prepared,
+                                      likely_unmarked=fresh)
+            finally:
+                wait([writing])  # a failed batch leaves no file being written behind it
+            paths = writing.result()
         if self._schemas[feed.name] is None:
             self._schemas[feed.name] = offline.schema
-        effect = apply_online(self.store, feed, events, seq, ids=ids,
-                              markers=[f.marker for f in files])
         self.counters.events += effect.applied
         self.counters.duplicates += effect.duplicates
         if effect.taken:
@@ -291,6 +342,37 @@ class Consumer:
             paths = write_event_files(folder, offline, [f for f in kept if len(f.rows)],
                                       pending=self.consumer)
         publish(paths)
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A batch's messages of one feed made ready ahead of their turn: ``decoded``; for a
+    batch of first deliveries (nothing of it can be applied already) also ``planned``, the
+    offline files and sequence numbers (:func:`~headwater.streaming.event_files.
+    plan_files`), and ``prepared``, the partial states of each aggregated view
+    (:func:`~headwater.streaming.ingest.prepare_online`). When the batch turns out to hold
+    an applied or repeated event, its turn recomputes them for the events it keeps."""
+
+    decoded: Decoded
+    planned: tuple[list[EventFile], np.ndarray] | None = None
+    prepared: dict[str, ViewBatch] | None = None
+
+
+def _ahead(feed: Feed, decoded: Decoded) -> Ahead:
+    events = decoded.events
+    if events is None or not all(m.fresh for m in decoded.messages):
+        return Ahead(decoded)
+    files, seq = plan_files(events.column(LATEST_TS))
+    ids = [m.id for m in decoded.messages]
+    return Ahead(decoded, (files, seq), prepare_online(feed, events, seq, ids))
+
+
+def _by_topic(messages: Sequence[Message]) -> dict[str, list[Message]]:
+    """The messages of each topic, in stream order."""
+    by_topic: dict[str, list[Message]] = {}
+    for message in messages:
+        by_topic.setdefault(message.topic, []).append(message)
+    return by_topic
 
 
 def first_unmarked(ids: Sequence[str], marked: set[str]) -> list[bool]:

@@ -22,7 +22,7 @@ commit its batch's file markers with the last one (:mod:`~headwater.streaming.co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from headwater.materialize.tiles import ViewBatch
     from headwater.online.base import OnlineStore
     from headwater.store import FeatureStore
 
@@ -193,13 +194,33 @@ class OnlineEffect:
 
 def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarray, *,
                  ids: Sequence[str] | None = None, markers: Sequence[str] = (),
-                 online: OnlineStore | None = None) -> OnlineEffect:
+                 online: OnlineStore | None = None,
+                 before_commit: Callable[[], object] | None = None,
+                 prepared: Mapping[str, ViewBatch] | None = None,
+                 likely_unmarked: bool = False) -> OnlineEffect:
     """Apply prepared events to every online view of the feed (module docstring).
 
     With ``ids`` (one per event) each aggregated view skips the ids it has already marked
     under its scope; the ids and ``markers`` are committed with the last view's events (for
-    a plain last view, in a transaction of their own after its idempotent write)."""
+    a plain last view, in a transaction of their own after its idempotent write).
+
+    ``before_commit`` is called (and may raise, which writes nothing) before the first
+    write of anything online: before a plain view's write, else inside the first
+    aggregated view's transaction after its records were read and merged. The stream
+    consumer waits there for the batch's offline files, written meanwhile on another
+    thread, which must be durable before their markers are committed. ``prepared``: the
+    :func:`prepare_online` of these events, seq and ids, when computed already.
+    ``likely_unmarked``: none of the ids can be marked yet (first deliveries), a hint for
+    the online store (:meth:`~headwater.online.base.OnlineStore.update`)."""
     target = online if online is not None else store.online
+    pending = before_commit
+
+    def wait() -> None:
+        nonlocal pending
+        if pending is not None:
+            ready, pending = pending, None
+            ready()
+
     stored = applied = duplicates = 0
     taken: set[str] = set()
     views = feed.online_views
@@ -208,6 +229,7 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
         table = view_events(view, events, seq)
         generation = store.record_generation(view.name)
         if not view.is_aggregated:
+            wait()
             stored += write_online(target, view, generation, table)
             if view is last and ids is not None:
                 def note_marked(marked: set[str], current: dict[bytes, bytes | None]
@@ -222,13 +244,26 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
 
         result = apply_events(target, view, generation, table,
                               scope=None if ids is None else feed.scope(view), ids=ids,
-                              markers=markers if view is last else ())
+                              markers=markers if view is last else (), before_commit=wait,
+                              batch=(prepared or {}).get(view.name),
+                              likely_unmarked=likely_unmarked)
         if view is last:
             applied, duplicates = result.applied, result.duplicates
             taken.update(result.marked)
     if not last.is_aggregated:
         applied = events.num_rows
     return OnlineEffect(stored, applied, duplicates, frozenset(taken))
+
+
+def prepare_online(feed: Feed, events: pa.Table, seq: np.ndarray,
+                   ids: Sequence[str] | None) -> dict[str, ViewBatch]:
+    """Per aggregated online view of the feed, the :func:`~headwater.materialize.tiles.
+    view_batch` that :func:`apply_online` computes of these events: nothing online is read,
+    so a stream consumer computes it ahead (while the batch before is applied)."""
+    from headwater.materialize.tiles import view_batch
+
+    return {view.name: view_batch(view, view_events(view, events, seq), ids)
+            for view in feed.online_views if view.is_aggregated}
 
 
 def last_scope(feed: Feed) -> str:
@@ -273,7 +308,7 @@ def push_events(store: FeatureStore, feed: Feed, rows: Any, to: str) -> PushResu
                       paths[0] if paths else None, tuple(paths))
 
 
-__all__ = ["Feed", "OnlineEffect", "apply_online", "prepare_events",
+__all__ = ["Feed", "OnlineEffect", "apply_online", "prepare_events", "prepare_online",
            "push_events", "resolve_feed", "union_view", "view_events"]
 
 

@@ -117,6 +117,24 @@ class UpdateSuite:
         store.update(view, [key], append_unmarked([(key, "a")]), scope=other, ids=["a"])
         assert applied_ids(store.read([ViewKeys(view, [key])])[0][0]) == ["a", "b", "c", "a"]
 
+    def test_a_wrong_likely_unmarked_hint_still_applies_each_id_once(
+            self, store: OnlineStore) -> None:
+        view, (key,) = new_view(), int_keys(1)
+        scope = new_view("scope")
+        store.update(view, [key], append_unmarked([(key, "a")]), scope=scope, ids=["a"])
+        seen: list[set[str]] = []
+        inner = append_unmarked([(key, "a"), (key, "b")])
+
+        def modify(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+            seen.append(marked)
+            return inner(marked, current)
+
+        # "a" is marked already: the hint is wrong, and the transaction finds it out
+        store.update(view, [key], modify, scope=scope, ids=["a", "b"], likely_unmarked=True)
+        assert seen[-1] == {"a"}
+        assert applied_ids(store.read([ViewKeys(view, [key])])[0][0]) == ["a", "b"]
+        assert store.markers_present(scope, ["a", "b"]) == {"a", "b"}
+
     def test_an_update_that_fails_stores_and_marks_nothing(self, store: OnlineStore) -> None:
         view, keys, scope = new_view(), int_keys(2), new_view("scope")
         store.write(view, keys[:1], [record(1)])
