@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.config import redact_url
 from headwater.definitions.base import check_identifier
 from headwater.errors import RegistryError, StoreUnavailableError
-from headwater.registry import job_tables, model_tables
+from headwater.registry import job_tables, model_tables, monitor_tables
 from headwater.registry.sql import SQLRegistryBackend
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ _DDL = (
     FOR EACH ROW EXECUTE FUNCTION {p}hw_append_only()""",
     *model_tables.POSTGRES_DDL,
     *job_tables.POSTGRES_DDL,
+    *monitor_tables.POSTGRES_DDL,
 )
 
 _DDL_LOCK = 0x68770001  # advisory lock key taken while creating tables

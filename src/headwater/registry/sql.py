@@ -30,12 +30,13 @@ from headwater.registry.base import (
 )
 from headwater.registry.job_tables import JobTables
 from headwater.registry.model_tables import ModelTables
+from headwater.registry.monitor_tables import MonitorTables
 
 
-class SQLRegistryBackend(ModelTables, JobTables, ABC):
+class SQLRegistryBackend(ModelTables, JobTables, MonitorTables, ABC):
     """Registry storage over a DB-API connection; see the module docstring for the tables
-    (model and scheduler tables: :mod:`~headwater.registry.model_tables`,
-    :mod:`~headwater.registry.job_tables`)."""
+    (model, scheduler and monitor tables: :mod:`~headwater.registry.model_tables`,
+    :mod:`~headwater.registry.job_tables`, :mod:`~headwater.registry.monitor_tables`)."""
 
     placeholder = "?"
 

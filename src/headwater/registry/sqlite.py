@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.errors import RegistryError
-from headwater.registry import job_tables, model_tables
+from headwater.registry import job_tables, model_tables, monitor_tables
 from headwater.registry.sql import SQLRegistryBackend
 
 _DDL = (
@@ -44,6 +44,7 @@ _DDL = (
     BEGIN SELECT RAISE(ABORT, 'hw_objects versions are immutable'); END""",
     *model_tables.SQLITE_DDL,
     *job_tables.SQLITE_DDL,
+    *monitor_tables.SQLITE_DDL,
 )
 
 _BUSY_TIMEOUT_S = 60.0
