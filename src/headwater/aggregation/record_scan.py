@@ -8,8 +8,9 @@ into one buffer and every field is gathered at an array of offsets, one lane aft
 (a lane's offset depends on the tile count of the lane before it).
 
 A record that does not have that shape (the earlier msgpack layout, other widths, an empty
-lane, a length that does not add up) is reported as *irregular*, for the caller to decode
-one by one, which also names the corruption of a damaged record.
+lane, a length that does not add up, a record shorter than its header) is reported as
+*irregular*, for the caller to decode one by one, which also names the corruption of a
+damaged record.
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ def scan_records(records: Sequence[bytes | None], generation: int,
         np.zeros(len(datas), dtype=np.bool_))
     header = _gather(buffer, starts, HEADER_BYTES).view(_HEADER)[:, 0]
     generations = header["generation"].astype(np.int64)
-    regular &= generations == generation
+    # a record shorter than its header is damaged: irregular, and counted as this
+    # generation's, so that decoding it one by one names the damage
+    short = lengths < HEADER_BYTES
+    generations[short] = generation
+    regular &= (generations == generation) & ~short
     latest = (header["event"] ^ _FLIP).astype(np.int64)
     created = np.where(header["created"] == 0, np.int64(NO_CREATED),
                        (header["created"] ^ _FLIP).astype(np.int64))

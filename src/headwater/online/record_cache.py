@@ -8,8 +8,9 @@ answers "unchanged" when the stored version is the same, and the client uses the
 holds. The server decides, so a held record is only ever a hint: a stale one costs the
 record's transfer, never a wrong value.
 
-The cache is bounded by the bytes of the records it holds (``max_bytes``); past that it
-forgets the records it learned first. Safe to share across threads (one lock, taken once
+The cache is bounded by the bytes it holds (``max_bytes``: each record, its key and version,
+and :data:`ENTRY_OVERHEAD` for the Python objects of the entry); past that it forgets the
+records it learned first. Safe to share across threads (one lock, taken once
 per batch of keys).
 """
 
@@ -19,6 +20,9 @@ import threading
 from collections.abc import Sequence
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+ENTRY_OVERHEAD = 200
+"""Bytes counted per entry besides its key, version and record (the entry's tuple, dict
+slot and bytes object headers, measured with sys.getsizeof on CPython 3.11)."""
 
 Held = tuple[bytes, bytes]
 """A held record: (version, record)."""
@@ -47,10 +51,12 @@ class RecordCache:
             return
         with self._lock:
             held = self._fields.setdefault(field, {})
-            gone = [entry for entry in map(held.pop, keys, [None] * len(keys))
-                    if entry is not None]
+            gone = sum(_size(key, entry) for key, entry
+                       in zip(keys, map(held.pop, keys, [None] * len(keys)), strict=True)
+                       if entry is not None)
             held.update(zip(keys, zip(versions, records, strict=True), strict=True))
-            self._bytes += sum(map(len, records)) - sum(len(entry[1]) for entry in gone)
+            self._bytes += (sum(map(len, keys)) + sum(map(len, versions))
+                            + sum(map(len, records)) + ENTRY_OVERHEAD * len(keys) - gone)
             self._evict()
 
     def _evict(self) -> None:
@@ -64,15 +70,15 @@ class RecordCache:
                 if excess <= 0:
                     break
                 drop.append(key)
-                excess -= len(entry[1])
+                excess -= _size(key, entry)
             for key in drop:
-                self._bytes -= len(held.pop(key)[1])
+                self._bytes -= _size(key, held.pop(key))
 
     def forget(self, field: bytes) -> None:
         """Drop every record of one view field."""
         with self._lock:
             held = self._fields.pop(field, {})
-            self._bytes -= sum(len(entry[1]) for entry in held.values())
+            self._bytes -= sum(_size(key, entry) for key, entry in held.items())
 
     @property
     def size_bytes(self) -> int:
@@ -80,3 +86,7 @@ class RecordCache:
 
     def __len__(self) -> int:
         return sum(map(len, self._fields.values()))
+
+
+def _size(key: bytes, entry: Held) -> int:
+    return len(key) + len(entry[0]) + len(entry[1]) + ENTRY_OVERHEAD

@@ -38,7 +38,9 @@ watched key against all the others a connection watches, so watching a batch's t
 entities costs seconds.) A plain ``write`` that replaces a record of another definition
 generation deletes its version, so an update that read the older one fails its check; within
 one generation the views ``write`` serves (latest values) and the views ``update`` serves
-(tiles) are different views. Each scope's markers are one sorted
+(tiles) are different views. Upgrading from a release without versions: stop every stream
+consumer first (one that writes without versions would not be seen by one that holds records
+by version). Each scope's markers are one sorted
 set, ``hw:<project>:markers:<scope>``, scored by the applied time in microseconds.
 One transaction spans keys of several hash slots: on Redis Cluster the writers of a scope
 must be on one node (as with a single server).
@@ -67,8 +69,12 @@ from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
 from headwater.online.encoding import ORDER_BYTES
 from headwater.online.record_cache import DEFAULT_MAX_BYTES, RecordCache
 
-# KEYS[1]: the entity hash, KEYS[2]: the view's versions; ARGV[1]: the view (field),
-# ARGV[2]: the new record, ARGV[3]: the entity key.
+VERSION_SUFFIX = b"#v"
+"""A record's version is in the field of its view's name and this suffix, in the entity's
+hash (a view name never holds ``#``)."""
+
+# KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record. A record
+# of another definition generation loses its version (the field '<view>#v').
 _CAS_SCRIPT = f"""
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local new = ARGV[2]
@@ -82,67 +88,51 @@ if old then
   end
 end
 if old and string.sub(old, 1, 4) ~= string.sub(new, 1, 4) then
-  redis.call('HDEL', KEYS[2], ARGV[3])
+  redis.call('HDEL', KEYS[1], ARGV[1] .. '#v')
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """.encode()
 _CAS_SHA = hashlib.sha1(_CAS_SCRIPT).hexdigest().encode()
 
-# KEYS: the view's versions, then the entity hashes; ARGV[1]: the view (field), ARGV[2]: the
-# length of the hashes' prefix, then per hash the version whose record the caller holds (''
-# for none). Per hash two replies: the stored version (nil if none), then 1 when it is the one
-# the caller holds (the record is not sent), else the record (nil if none).
+# KEYS: entity hashes; ARGV[1]: the view (field), ARGV[2]: its version field, then per hash
+# the version whose record the caller holds ('' for none). Per hash two replies: the stored
+# version (nil if none), then 1 when it is the one the caller holds (the record is not sent),
+# else the record (nil if none).
 _READ_SCRIPT = b"""
-local field, skip = ARGV[1], tonumber(ARGV[2])
-local n = #KEYS - 1
+local field, vfield = ARGV[1], ARGV[2]
 local out = {}
-for first = 1, n, 1000 do
-  local last = math.min(first + 999, n)
-  local entities = {}
-  for i = first, last do entities[#entities + 1] = string.sub(KEYS[i + 1], skip + 1, -2) end
-  local versions = redis.call('HMGET', KEYS[1], unpack(entities))
-  for i = first, last do
-    local version = versions[i - first + 1]
-    out[2 * i - 1] = version
-    if version and version == ARGV[i + 2] then
-      out[2 * i] = 1
-    else
-      out[2 * i] = redis.call('HGET', KEYS[i + 1], field)
-    end
+for i = 1, #KEYS do
+  local version = redis.call('HGET', KEYS[i], vfield)
+  out[2 * i - 1] = version
+  if version and version == ARGV[i + 2] then
+    out[2 * i] = 1
+  else
+    out[2 * i] = redis.call('HGET', KEYS[i], field)
   end
 end
 return out
 """
-# KEYS: the markers key, the view's versions, then the n entity hashes read. ARGV: the view
-# (field), the length of the hashes' prefix, now, the oldest score still marking, 1 with a
-# scope (else 0), n, c, a string of c bytes ('1' for an id read as unmarked, which must still
-# be), and the prefix of the new versions; then per hash read what it held (its version; ''
-# when it had neither version nor record; a NUL byte and the record when it had a record
-# without a version) and its new record ('' to leave it), whose version is the prefix and the
-# hash's position; then the c ids to mark. 1 when committed, 0 (nothing written) when
-# something read has changed since.
+# KEYS: the markers key, then the n entity hashes read. ARGV: the view (field), its version
+# field, now, the oldest score still marking, 1 with a scope (else 0), n, c, a string of c
+# bytes ('1' for an id read as unmarked, which must still be), and the prefix of the new
+# versions; then per hash read what it held (its version; '' when it had neither version nor
+# record; a NUL byte and the record when it had a record without a version) and its new
+# record ('' to leave it), whose version is the prefix and the hash's position; then the c
+# ids to mark. 1 when committed, 0 (nothing written) when something read has changed since.
 _COMMIT_SCRIPT = b"""
-local field, skip, now, oldest = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local field, vfield, now, oldest = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local scoped, n, c = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
 local unmarked, prefix = ARGV[8], ARGV[9]
-for first = 1, n, 1000 do
-  local last = math.min(first + 999, n)
-  local entities = {}
-  for i = first, last do entities[#entities + 1] = string.sub(KEYS[i + 2], skip + 1, -2) end
-  local versions = redis.call('HMGET', KEYS[2], unpack(entities))
-  for i = first, last do
-    local key, held = KEYS[i + 2], ARGV[8 + 2 * i]
-    local version = versions[i - first + 1] or ''
-    if string.byte(held, 1) == 0 then
-      if version ~= '' or redis.call('HGET', key, field) ~= string.sub(held, 2) then
-        return 0
-      end
-    elseif version ~= held then
-      return 0
-    elseif held == '' and redis.call('HEXISTS', key, field) == 1 then
-      return 0
-    end
+for i = 1, n do
+  local key, held = KEYS[i + 1], ARGV[8 + 2 * i]
+  local version = redis.call('HGET', key, vfield) or ''
+  if string.byte(held, 1) == 0 then
+    if version ~= '' or redis.call('HGET', key, field) ~= string.sub(held, 2) then return 0 end
+  elseif version ~= held then
+    return 0
+  elseif held == '' and redis.call('HEXISTS', key, field) == 1 then
+    return 0
   end
 end
 local ids_at = 9 + 2 * n
@@ -158,21 +148,12 @@ if string.find(unmarked, '1', 1, true) then
     end
   end
 end
-local written = {}
 for i = 1, n do
   local record = ARGV[9 + 2 * i]
   if record ~= '' then
-    local key = KEYS[i + 2]
-    redis.call('HSET', key, field, record)
-    written[#written + 1] = string.sub(key, skip + 1, -2)
-    written[#written + 1] = prefix .. i
-    if #written >= 2000 then
-      redis.call('HSET', KEYS[2], unpack(written))
-      written = {}
-    end
+    redis.call('HSET', KEYS[i + 1], field, record, vfield, prefix .. i)
   end
 end
-if #written > 0 then redis.call('HSET', KEYS[2], unpack(written)) end
 if scoped then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', oldest)
   for i = ids_at + 1, ids_at + c, 1000 do
@@ -212,7 +193,6 @@ class RedisOnlineStore:
         self._safe_url = redact_url(url)
         self._prefix = b"hw:" + project.encode() + b":{"
         self._markers = b"hw:" + project.encode() + b":markers:"
-        self._versions = b"hw:" + project.encode() + b":versions:"
         self._retention_us = marker_retention // timedelta(microseconds=1)
         try:
             self._pool = redis.ConnectionPool.from_url(
@@ -232,12 +212,10 @@ class RedisOnlineStore:
         check_write_batch(view, keys, records)
         field = view.encode()
         prefix = self._prefix
-        versions = self._versions + field
         stored = 0
         for start in range(0, len(keys), _WRITE_PIPELINE):
             commands = [
-                _pack((b"EVALSHA", _CAS_SHA, 2, prefix + key + b"}", versions, field, record,
-                       key))
+                _pack((b"EVALSHA", _CAS_SHA, 1, prefix + key + b"}", field, record))
                 for key, record in zip(keys[start:start + _WRITE_PIPELINE],
                                        records[start:start + _WRITE_PIPELINE], strict=True)
             ]
@@ -300,8 +278,7 @@ class RedisOnlineStore:
         keys = list(dict.fromkeys(keys))
         checked = list(dict.fromkeys([*ids, *markers]))
         field = view.encode()
-        versions_key = self._versions + field
-        skip = len(self._prefix)
+        vfield = field + VERSION_SUFFIX
         hashes = [self._prefix + key + b"}" for key in keys]
         # without a scope the markers key is a placeholder the script never touches
         marks = self._markers_key(scope) if scope is not None else self._markers + b"-"
@@ -314,8 +291,7 @@ class RedisOnlineStore:
             if read_marks:
                 reads.append(_pack((b"ZMSCORE", marks, *checked)))
             if hashes:
-                reads.append(_pack((b"EVAL", _READ_SCRIPT, 1 + len(hashes), versions_key,
-                                    *hashes, field, skip,
+                reads.append(_pack((b"EVAL", _READ_SCRIPT, len(hashes), *hashes, field, vfield,
                                     *[b"" if h is None else h[0] for h in held])))
             replies = self._round_trip(reads, action)
             now = time.time_ns() // 1_000
@@ -337,8 +313,8 @@ class RedisOnlineStore:
             prefix = os.urandom(6).hex().encode()
             new = [records.get(key, b"") for key in keys]
             (done,) = self._round_trip([_pack((
-                b"EVAL", _COMMIT_SCRIPT, 2 + len(hashes), marks, versions_key, *hashes,
-                field, skip, now, oldest, int(scope is not None), len(hashes), len(marking),
+                b"EVAL", _COMMIT_SCRIPT, 1 + len(hashes), marks, *hashes,
+                field, vfield, now, oldest, int(scope is not None), len(hashes), len(marking),
                 unmarked, prefix,
                 *[x for version, data, record in zip(versions, stored, new, strict=True)
                   for x in (version if version is not None
@@ -390,9 +366,11 @@ class RedisOnlineStore:
         return self._markers + scope.encode()
 
     def delete_view(self, view: str) -> int:
-        """Remove ``view``'s field from every entity hash of the project (SCAN, then HDEL)
-        and its versions; returns how many records were removed."""
+        """Remove ``view``'s record and its version from every entity hash of the project
+        (SCAN, then one HDEL of both per hash); returns how many hashes held a record or a
+        version of the view."""
         field = view.encode()
+        vfield = field + VERSION_SUFFIX
         self._cache.forget(field)
         pattern = self._prefix + b"*"
         action = f"delete view '{view}' from"
@@ -403,10 +381,9 @@ class RedisOnlineStore:
                 [_pack((b"SCAN", cursor, b"MATCH", pattern, b"COUNT", _SCAN_COUNT))], action)
             cursor, keys = reply
             if keys:
-                removed += sum(self._round_trip(
-                    [_pack((b"HDEL", key, field)) for key in keys], action))
+                removed += sum(1 for reply in self._round_trip(
+                    [_pack((b"HDEL", key, field, vfield)) for key in keys], action) if reply)
             if int(cursor) == 0:
-                self._round_trip([_pack((b"DEL", self._versions + field))], action)
                 return removed
 
     def ping(self) -> None:

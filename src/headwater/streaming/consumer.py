@@ -175,6 +175,9 @@ class Consumer:
         self.counters = Counters()
         self._asked = batch_size
         self._file_writer: ThreadPoolExecutor | None = None
+        # the latest push time (ms) of the files planned for a batch applied here: a batch
+        # planned ahead must come after it, or __hw_seq would not follow the commit order
+        self._planned_ms = 0
         self._feeds = {f.topic: f for f in feeds}
         self._folders: dict[str, PushFolder] = {
             f.name: push_folder(f.union, store.repo_path, partitioned=True) for f in feeds}
@@ -307,10 +310,12 @@ class Consumer:
             events, offline = events.filter(mask), offline.filter(mask)
             ids = [i for i, kept in zip(ids, keep, strict=True) if kept]
             ahead = None  # made of all the messages
-        if ahead is not None and ahead.planned is not None:
+        if (ahead is not None and ahead.planned is not None
+                and min(f.ms for f in ahead.planned[0]) > self._planned_ms):
             (files, seq), prepared = ahead.planned, ahead.prepared
-        else:
+        else:  # planned here; also when the batch before was planned after this one's plan
             (files, seq), prepared = plan_files(events.column(LATEST_TS)), None
+        self._planned_ms = max(self._planned_ms, *(f.ms for f in files))
         if self._file_writer is None:
             paths = write_event_files(folder, offline, files, pending=self.consumer)
             effect = apply_online(self.store, feed, events, seq, ids=ids,
