@@ -19,7 +19,7 @@ PUBLIC = {
     # issue 5: model lifecycle
     "Job", "LabelSource", "ModelSpec", "PromotionRule", "RandomSplit", "TimeSplit",
     # issue 6: monitoring
-    "detect_drift",
+    "Monitor", "detect_drift",
 }
 
 

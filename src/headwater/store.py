@@ -20,6 +20,7 @@ from headwater.definitions import (
     FeatureView,
     Job,
     ModelSpec,
+    Monitor,
     OnDemandFeatureView,
 )
 from headwater.definitions.check import check_view
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from headwater.offline.retrieval import RetrievalJob
     from headwater.online.base import OnlineStore
     from headwater.registry.catalog import Registry
+    from headwater.registry.monitor_tables import MonitorRun
     from headwater.registry.plan import Plan
     from headwater.serving.plans import OnlinePlan, PlanCache
     from headwater.serving.response import OnlineResponse
@@ -172,6 +174,10 @@ class FeatureStore:
                 from headwater.models.check import check_model
 
                 prepared.append(check_model(self, obj, given))
+            elif isinstance(obj, Monitor):
+                from headwater.monitoring.monitors import check_monitor
+
+                prepared.append(check_monitor(self, obj, given))
             else:
                 prepared.append(obj)
         return prepared
@@ -477,6 +483,33 @@ class FeatureStore:
     def list_jobs(self) -> list[Job]:
         """Every registered scheduled job."""
         return self.registry.all_of(Job)
+
+    def list_monitors(self) -> list[Monitor]:
+        """Every registered monitor."""
+        return self.registry.all_of(Monitor)
+
+    def get_monitor(self, name: str) -> Monitor:
+        """A registered monitor; raises NotFoundError with the known names."""
+        return self.registry.typed(Monitor, name)
+
+    def run_monitor(self, name: str, *, end: datetime | None = None,
+                    alerts: bool = True) -> MonitorRun:
+        """Run monitor ``name`` on ``[end - window, end)`` (``end``: now): its checks'
+        findings are stored in the registry, and failed ones logged and sent to its
+        webhooks (unless ``alerts`` is False); see :mod:`headwater.monitoring.monitors`."""
+        from headwater.monitoring.monitors import run_monitor
+
+        return run_monitor(self, name, end=end, alerts=alerts)
+
+    def monitor_runs(self, name: str | None = None, *, since: datetime | None = None,
+                     limit: int = 100) -> list[MonitorRun]:
+        """Stored monitor runs (of ``name``, or all), newest first."""
+        from headwater.registry.monitor_tables import monitor_tables
+
+        if name is not None:
+            self.get_monitor(name)  # NotFoundError with the known names
+        return monitor_tables(self.registry.backend).list_monitor_runs(
+            self.project, name, since=since, limit=limit)
 
     def train(self, model: str, *, progress: Progress | None = None) -> TrainingRun:
         """Train the registered ModelSpec ``model`` and register the result as its next

@@ -131,13 +131,23 @@ def test_training_whose_label_file_is_missing_fails_each_attempt(
         assert "driver_labels" in (run.error or ""), run.error
 
 
-def test_a_monitor_job_fails_saying_monitors_come_later(
+def test_a_monitor_job_runs_the_monitor_on_the_window_ending_at_its_slot(
         store: hw.FeatureStore, clock: Clock) -> None:
-    store.apply([hw.Job("drift", schedule="*/5 * * * *", action="monitor", target="drift",
-                        retries=0)])
+    store.apply([hw.Monitor("stats_quality", feature_view="driver_stats",
+                            window=timedelta(hours=2), freshness=timedelta(hours=1)),
+                 hw.Job("watch", schedule="*/5 * * * *", action="monitor",
+                        target="stats_quality", retries=0)])
     clock.set(T0 + 5 * MINUTE)
     (run,) = Scheduler(store, owner="s1", now=clock).run_due()
-    assert run.status == FAILED and "issue 6" in (run.error or "")
+    assert run.status == SUCCEEDED, run.error
+    (monitored,) = store.monitor_runs("stats_quality")
+    assert monitored.window_end == run.scheduled_for
+    assert monitored.window_start == run.scheduled_for - timedelta(hours=2)
+    # the data is hourly and goes on past the slot: fresh, rows in the window, no alert
+    assert monitored.status == "ok", [f.message for f in monitored.findings if f.failed]
+    checks = {f.check for f in monitored.findings}
+    assert {"quality.volume", "quality.freshness", "quality.schema"} <= checks
+    assert run.rows == len(monitored.findings)
 
 
 def test_disabled_jobs_do_not_run(store: hw.FeatureStore, clock: Clock) -> None:

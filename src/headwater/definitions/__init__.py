@@ -18,6 +18,7 @@ from headwater.definitions.model import (
     RandomSplit,
     TimeSplit,
 )
+from headwater.definitions.monitor import Monitor
 from headwater.definitions.on_demand import (
     OnDemandFeatureView,
     RequestSource,
@@ -35,7 +36,8 @@ from headwater.definitions.sources import (
 
 TOP_LEVEL_KINDS: dict[str, type[Definition]] = {
     cls.kind: cls
-    for cls in (Entity, FeatureView, OnDemandFeatureView, FeatureService, ModelSpec, Job)
+    for cls in (Entity, FeatureView, OnDemandFeatureView, FeatureService, ModelSpec, Job,
+                Monitor)
 }
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "Job",
     "LabelSource",
     "ModelSpec",
+    "Monitor",
     "OnDemandFeatureView",
     "PromotionRule",
     "PushSource",

@@ -17,7 +17,9 @@
   ``output`` (default ``<predictions>/<job>/{time}.parquet``) may hold ``{date}`` (the
   scheduled date, ``2024-01-31``) and ``{time}`` (``2024-01-31T0200``). ``rows`` is the
   rows written.
-* ``monitor``: monitors arrive with issue 6; the run fails saying so.
+* ``monitor``: :meth:`~headwater.store.FeatureStore.run_monitor` of ``target`` with the
+  window ending at the scheduled time; ``rows`` is the findings stored. A run that found
+  problems (status ``alert``) succeeded: the alerts are its result.
 
 Errors propagate: the runner records them as the attempt's error and retries.
 """
@@ -125,9 +127,11 @@ def _entity_table(path: Path, timestamp_field: str, scheduled_for: datetime) -> 
 
 
 def _monitor(store: FeatureStore, job: Job, scheduled_for: datetime) -> ActionResult:
-    raise DefinitionError(f"Job '{job.name}'", "action",
-                          "monitor jobs cannot run yet: monitors arrive with issue 6",
-                          "disable the job (enabled=False) until monitors exist")
+    run = store.run_monitor(job.target, end=scheduled_for)
+    failed = sum(1 for f in run.findings if f.failed)
+    return ActionResult(len(run.findings), f"monitor {job.target}: {run.status}, "
+                        f"{failed} of {len(run.findings)} findings failed, "
+                        f"{run.alerts_sent} alerts sent")
 
 
 _ACTIONS: dict[str, Callable[[FeatureStore, Job, datetime], ActionResult]] = {

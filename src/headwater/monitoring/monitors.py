@@ -1,0 +1,191 @@
+"""Running a :class:`~headwater.definitions.monitor.Monitor`: checks, storage, alerts.
+
+:func:`run_monitor` runs each check of the monitor on the window ``[end - window, end)``:
+
+==============  ==========================================================================
+check           what it calls
+==============  ==========================================================================
+quality         :func:`headwater.monitoring.quality.check_feature_view` (each view of a
+                feature service)
+drift           :func:`headwater.monitoring.reference_drift.check_model_drift`
+performance     :func:`headwater.monitoring.performance.check_performance`
+skew            :func:`headwater.monitoring.skew.check_skew`
+==============  ==========================================================================
+
+and gathers their findings. A check that cannot run on the data it finds (a Headwater error:
+no predictions logged, a label source that cannot be read, an unreachable store) gives one
+failed, critical finding ``monitor.<check>`` carrying the error's message, and the other
+checks still run: a monitor must say that it could not look. Any other exception is a bug:
+the run is stored with status ``error`` and the exception propagates.
+
+The run is stored in the registry database (``hw_monitor_runs``): status ``ok`` when no
+finding failed, else ``alert``. For an alert, each failed finding is logged (WARNING, or
+CRITICAL for critical findings) and the failed findings are POSTed as JSON to each of the
+monitor's webhooks; a webhook that cannot be reached is logged and counted, and never fails
+the run (the findings are stored either way). With ``retrain=True``, a failed drift or
+performance finding starts :func:`headwater.monitoring.retrain.retrain`, whose outcome is
+one more finding (``monitor.retrain``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from headwater.definitions import Definition, FeatureService, FeatureView, ModelSpec
+from headwater.definitions.monitor import Monitor
+from headwater.errors import DefinitionError, HeadwaterError, NotFoundError
+from headwater.monitoring.findings import Finding
+
+if TYPE_CHECKING:
+    from headwater.registry.monitor_tables import MonitorRun
+    from headwater.store import FeatureStore
+
+_log = logging.getLogger("headwater.monitoring")
+
+RETRAIN_ON = ("drift.", "performance.")
+"""A model monitor with ``retrain=True`` retrains when a finding of these checks failed."""
+
+
+def check_monitor(store: FeatureStore, monitor: Monitor,
+                  given: Mapping[tuple[str, str], Definition]) -> Monitor:
+    """``monitor`` unchanged when its subject is registered or applied with it;
+    DefinitionError naming the missing subject otherwise (at apply)."""
+    kind, name, field = (
+        (ModelSpec.kind, monitor.model, "model") if monitor.model
+        else (FeatureView.kind, monitor.feature_view, "feature_view") if monitor.feature_view
+        else (FeatureService.kind, monitor.feature_service, "feature_service"))
+    if (kind, name) in given:
+        return monitor
+    try:
+        store.registry.get(kind, name)
+    except NotFoundError as exc:
+        raise DefinitionError(f"Monitor '{monitor.name}'", field, str(exc),
+                              f"apply the {kind.replace('_', ' ')} '{name}' first, or "
+                              "name a registered one") from None
+    return monitor
+
+
+def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
+                alerts: bool = True) -> MonitorRun:
+    """Run the registered monitor ``name`` on ``[end - window, end)`` (``end``: now, UTC),
+    store the run, alert on failed findings (unless ``alerts`` is False) and return it."""
+    from headwater.monitoring.alerts import alert_payload, log_alert, send_webhook
+    from headwater.registry.monitor_tables import monitor_tables
+    from headwater.types import to_utc
+
+    monitor = store.registry.typed(Monitor, name)
+    end = to_utc(end) if end is not None else datetime.now(UTC)
+    start = end - monitor.window
+    started = datetime.now(UTC)
+    backend = monitor_tables(store.registry.backend)
+    findings: list[Finding] = []
+    try:
+        for check in monitor.checks:
+            findings.extend(_run_check(store, monitor, check, start, end))
+        if monitor.retrain and any(f.failed and f.check.startswith(RETRAIN_ON)
+                                   for f in findings):
+            findings.append(_retrain(store, monitor, start, end))
+    except BaseException as exc:
+        backend.record_monitor_run(
+            store.project, name, started_at=started, finished_at=datetime.now(UTC),
+            window_start=start, window_end=end, status="error", findings=findings,
+            error=f"{type(exc).__name__}: {exc}")
+        raise
+    failed = [f for f in findings if f.failed]
+    sent = 0
+    if failed and alerts:
+        log_alert(_log, store.project, name, failed)
+        payload = alert_payload(store.project, name, (start, end), failed)
+        for url in monitor.webhooks:
+            result = send_webhook(url, payload)
+            if result.delivered:
+                sent += 1
+            else:
+                _log.error("monitor '%s': the alert did not reach %s: %s", name, result.url,
+                           result.error)
+    return backend.record_monitor_run(
+        store.project, name, started_at=started, finished_at=datetime.now(UTC),
+        window_start=start, window_end=end, status="alert" if failed else "ok",
+        findings=findings, alerts_sent=sent)
+
+
+def _run_check(store: FeatureStore, monitor: Monitor, check: str, start: datetime,
+               end: datetime) -> tuple[Finding, ...]:
+    """The findings of one check, or the failed finding saying why it could not run."""
+    try:
+        return _CHECKS[check](store, monitor, start, end)
+    except HeadwaterError as exc:
+        return (Finding(f"monitor.{check}", monitor.subject, "", None, None, True,
+                        f"the {check} check of monitor '{monitor.name}' could not run: {exc}",
+                        severity="critical", window_start=start, window_end=end,
+                        details={"error": type(exc).__name__}),)
+
+
+def _quality(store: FeatureStore, monitor: Monitor, start: datetime,
+             end: datetime) -> tuple[Finding, ...]:
+    from headwater.monitoring.quality import check_feature_view
+    from headwater.monitoring.quality_rules import QualityRules
+
+    options: dict[str, Any] = {"freshness": monitor.freshness}
+    for key in ("max_null_rate", "max_out_of_range"):
+        if key in monitor.thresholds:
+            options[key] = monitor.thresholds[key]
+    if "min_rows" in monitor.thresholds:
+        options["min_rows"] = int(monitor.thresholds["min_rows"])
+    rules = QualityRules(**options)
+    if monitor.feature_view:
+        views = [monitor.feature_view]
+    else:  # the service's feature views (its on-demand views compute, they store nothing)
+        stored = {v.name for v in store.list_feature_views()}
+        service = store.registry.typed(FeatureService, monitor.feature_service)
+        views = [p.view for p in service.features if p.view in stored]
+    found: list[Finding] = []
+    for view in views:
+        found.extend(check_feature_view(store, view, start=start, end=end,
+                                        rules=rules).findings)
+    return tuple(found)
+
+
+def _drift(store: FeatureStore, monitor: Monitor, start: datetime,
+           end: datetime) -> tuple[Finding, ...]:
+    from headwater.monitoring.reference_drift import check_model_drift
+
+    return check_model_drift(store, monitor.model, start=start, end=end,
+                             fdr=monitor.threshold("fdr", 0.01)).findings
+
+
+def _performance(store: FeatureStore, monitor: Monitor, start: datetime,
+                 end: datetime) -> tuple[Finding, ...]:
+    from headwater.definitions.model import CLASSIFICATION_METRICS, REGRESSION_METRICS
+    from headwater.monitoring.performance import DEFAULT_MIN_LABELS, check_performance
+
+    drop = monitor.thresholds.get("allowed_drop")
+    allowed = (None if drop is None
+               else dict.fromkeys((*CLASSIFICATION_METRICS, *REGRESSION_METRICS), drop))
+    return check_performance(
+        store, monitor.model, start=start, end=end, window=monitor.window,
+        min_labels=int(monitor.threshold("min_labels", DEFAULT_MIN_LABELS)),
+        allowed_drop=allowed).findings
+
+
+def _skew(store: FeatureStore, monitor: Monitor, start: datetime,
+          end: datetime) -> tuple[Finding, ...]:
+    from headwater.monitoring.skew import DEFAULT_MAX_MISMATCH_RATE, check_skew
+
+    return check_skew(store, monitor.model, start=start, end=end,
+                      max_mismatch_rate=monitor.threshold("max_mismatch_rate",
+                                                          DEFAULT_MAX_MISMATCH_RATE)).findings
+
+
+def _retrain(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime) -> Finding:
+    from headwater.monitoring.retrain import retrain
+
+    return retrain(store, monitor.model, start=start, end=end).finding(monitor.subject)
+
+
+_CHECKS: dict[str, Callable[[FeatureStore, Monitor, datetime, datetime],
+                            tuple[Finding, ...]]] = {
+    "quality": _quality, "drift": _drift, "performance": _performance, "skew": _skew}
