@@ -73,6 +73,13 @@ def test_demo_learns_from_point_in_time_features(tmp_path: Path) -> None:
     assert len(result.served.results["conv_rate"]) == 5
     assert 0 < result.served.p50_ms <= result.served.p99_ms
 
+    monitored = result.monitored
+    assert "conv_rate" in monitored.drifted and monitored.alerts == 1
+    assert monitored.pushed == SMALL.n_drivers and monitored.predictions >= SMALL.n_drivers
+    assert "candidate driver_conversion:2" in monitored.retrain
+    assert monitored.report.is_file() and monitored.report.suffix == ".html"
+    assert monitored.report.with_suffix(".json").is_file()
+
     assert (result.repo / "headwater.yaml").is_file()
     assert (result.repo / MARKER).is_file()
 

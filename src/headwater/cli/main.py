@@ -10,6 +10,7 @@ from headwater.cli.commands import apply, init, list_objects, plan
 from headwater.cli.demo import demo
 from headwater.cli.materialize import materialize, materialize_incremental
 from headwater.cli.models import models, train
+from headwater.cli.monitor import monitor
 from headwater.cli.predict import predict
 from headwater.cli.scheduler import jobs, scheduler
 from headwater.cli.serve import serve
@@ -55,6 +56,7 @@ cli.add_command(serve)
 cli.add_command(stream)
 cli.add_command(train)
 cli.add_command(models)
+cli.add_command(monitor)
 cli.add_command(predict)
 cli.add_command(scheduler)
 cli.add_command(jobs)

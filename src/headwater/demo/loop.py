@@ -12,7 +12,9 @@ production model and checks the answers against batch inference (``store.predict
 same time; scores every driver in a batch job to Parquet; and last, streams live trip events
 into the running server while a reader keeps asking for features
 (:mod:`~headwater.demo.live`): the windowed aggregates update within milliseconds and equal
-the training frame's at the same instant. Each step is timed and reported to an optional
+the training frame's at the same instant; then pushes drifted features, serves predictions
+on them and lets a model monitor detect the drift, alert a webhook, retrain and write its
+report (:mod:`~headwater.demo.monitor`). Each step is timed and reported to an optional
 listener, which is how the CLI draws its progress bar; this module knows nothing about
 terminals.
 
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from headwater.demo.live import LiveStream, check_consistency, stream_live
+from headwater.demo.monitor import DRIFTED_RATE, MONITOR, MonitorDemo, watch_drift
 from headwater.demo.server import (
     ServedFeatures,
     ServedPredictions,
@@ -61,6 +64,7 @@ STEPS = (
     "serve predictions",
     "batch scoring",
     "stream live events",
+    "monitor drift",
 )
 SERVED_DRIVERS = 5
 SERVED_REQUESTS = 200
@@ -112,6 +116,7 @@ class DemoResult:
     scored_rows: int
     live: LiveStream
     live_values: dict[str, list[object]]
+    monitored: MonitorDemo
 
     @property
     def seconds(self) -> float:
@@ -247,9 +252,20 @@ def run_demo(
                                   f"{live.fresh_p50_ms:.1f} ms, p99 {live.fresh_p99_ms:.1f} ms; "
                                   "windowed aggregates online equal the training frame's")
 
+            with steps.step(STEPS[9]) as done:
+                everyone = [1001 + i for i in range(size.n_drivers)]
+                monitored = watch_drift(store, connection, everyone, PRODUCTION,
+                                        requests=max(2 * SERVED_REQUESTS, len(everyone)))
+                done(monitored.predictions,
+                     f"conv_rate of {monitored.pushed:,} drivers pushed near "
+                     f"{DRIFTED_RATE}; {monitored.predictions:,} predictions served and "
+                     f"logged; monitor '{MONITOR}' flagged {list(monitored.drifted)}, sent "
+                     f"{monitored.alerts} alert(s) to its webhook; {monitored.retrain}; "
+                     f"report: {monitored.report}")
+
     return DemoResult(repo.resolve(), tuple(steps.reports), "roc_auc", auc, run.rows_train,
                       run.rows_test, features, run.version, served, predicted, scored,
-                      live, live_values)
+                      live, live_values, monitored)
 
 
 def drivers_at(drivers: Sequence[int], at: datetime) -> pa.Table:

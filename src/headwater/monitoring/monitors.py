@@ -24,7 +24,8 @@ CRITICAL for critical findings) and the failed findings are POSTed as JSON to ea
 monitor's webhooks; a webhook that cannot be reached is logged and counted, and never fails
 the run (the findings are stored either way). With ``retrain=True``, a failed drift or
 performance finding starts :func:`headwater.monitoring.retrain.retrain`, whose outcome is
-one more finding (``monitor.retrain``).
+one more finding (``monitor.retrain``; failed when no candidate was promoted, or when it
+could not be judged, e.g. a metric undefined on the fresh test rows).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
             findings.extend(_run_check(store, monitor, check, start, end))
         if monitor.retrain and any(f.failed and f.check.startswith(RETRAIN_ON)
                                    for f in findings):
-            findings.append(_retrain(store, monitor, start, end))
+            findings.extend(_run_check(store, monitor, "retrain", start, end))
     except BaseException as exc:
         backend.record_monitor_run(
             store.project, name, started_at=started, finished_at=datetime.now(UTC),
@@ -180,12 +181,14 @@ def _skew(store: FeatureStore, monitor: Monitor, start: datetime,
                                                           DEFAULT_MAX_MISMATCH_RATE)).findings
 
 
-def _retrain(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime) -> Finding:
+def _retrain(store: FeatureStore, monitor: Monitor, start: datetime,
+             end: datetime) -> tuple[Finding, ...]:
     from headwater.monitoring.retrain import retrain
 
-    return retrain(store, monitor.model, start=start, end=end).finding(monitor.subject)
+    return (retrain(store, monitor.model, start=start, end=end).finding(monitor.subject),)
 
 
 _CHECKS: dict[str, Callable[[FeatureStore, Monitor, datetime, datetime],
                             tuple[Finding, ...]]] = {
-    "quality": _quality, "drift": _drift, "performance": _performance, "skew": _skew}
+    "quality": _quality, "drift": _drift, "performance": _performance, "skew": _skew,
+    "retrain": _retrain}

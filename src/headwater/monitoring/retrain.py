@@ -10,7 +10,9 @@ promoted), then scores the candidate and the version behind ``production`` on th
 ``production`` (recorded as forced: the rule was judged on the fresh window, not on the
 training metrics). No fresh test row, or no production version to beat, is said in the
 outcome; with no production version the candidate is promoted when it passes the rule's
-``threshold`` (or there is none).
+``threshold`` (or there is none). Fresh rows on which the metric is undefined (``roc_auc``
+of rows holding one class) judge nothing: the candidate stays unpromoted, and the outcome
+says why.
 
 Binary classifiers are scored with their positive-class probability; probability metrics
 of a multiclass model are not comparable from the predicted class's probability alone, so
@@ -24,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions.model import LOWER_IS_BETTER
-from headwater.errors import NotFoundError
+from headwater.errors import DataError, NotFoundError
 from headwater.monitoring.findings import Finding
 
 if TYPE_CHECKING:
@@ -95,14 +97,21 @@ def retrain(store: FeatureStore, model: str, *, start: datetime, end: datetime
                                   f"row of its test split has a label time in [{start}, "
                                   f"{end}). Fix: widen the monitor's window or wait for "
                                   "labels"))
-    ours = _score(store, spec, f"{model}:{candidate}", rows=fresh, label=frame.label,
-                  metric=metric)
-    if production is None:
+    try:
+        ours = _score(store, spec, f"{model}:{candidate}", rows=fresh, label=frame.label,
+                      metric=metric)
+        theirs = None if production is None else _score(
+            store, spec, f"{model}:{production}", rows=fresh, label=frame.label,
+            metric=metric)
+    except DataError as exc:  # e.g. roc_auc of fresh rows that hold one class
+        return RetrainOutcome(**outcome, candidate_score=None, production_score=None,
+                              promoted=False, reason=(
+                                  f"candidate {model}:{candidate} trained, not promoted: the "
+                                  f"{fresh.num_rows} fresh test rows cannot judge it: {exc}"))
+    if theirs is None:
         promoted = threshold is None or _better(metric, ours, threshold, 0.0, at_least=True)
-        theirs, why = None, "no version was in production"
+        why = "no version was in production"
     else:
-        theirs = _score(store, spec, f"{model}:{production}", rows=fresh, label=frame.label,
-                        metric=metric)
         promoted = _better(metric, ours, theirs, min_improvement)
         why = f"production {model}:{production} scores {theirs:.6g}"
     if promoted:
