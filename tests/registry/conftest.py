@@ -31,6 +31,15 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def sql(backend_kind: str, tmp_path: Path,
+        request: pytest.FixtureRequest) -> Iterator[SQLRegistryBackend]:
+    backend = make_backend(backend_kind, tmp_path, request)
+    assert isinstance(backend, SQLRegistryBackend)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
 def backend(backend_kind: str, tmp_path: Path,
             request: pytest.FixtureRequest) -> Iterator[RegistryBackend]:
     store = make_backend(backend_kind, tmp_path, request)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,15 +14,6 @@ from tests.registry.conftest import make_backend
 
 T = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
-
-
-@pytest.fixture
-def sql(backend_kind: str, tmp_path: Path,
-        request: pytest.FixtureRequest) -> Iterator[SQLRegistryBackend]:
-    backend = make_backend(backend_kind, tmp_path, request)
-    assert isinstance(backend, SQLRegistryBackend)
-    yield backend
-    backend.close()
 
 
 def claim(db: SQLRegistryBackend, *, slot: datetime = T, attempt: int = 1, owner: str = "a",

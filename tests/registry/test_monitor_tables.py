@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -15,19 +13,9 @@ from headwater.errors import RegistryError
 from headwater.monitoring.findings import Finding
 from headwater.registry.monitor_tables import MonitorRun, monitor_tables
 from headwater.registry.sql import SQLRegistryBackend
-from tests.registry.conftest import make_backend
 
 T = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def sql(backend_kind: str, tmp_path: Path,
-        request: pytest.FixtureRequest) -> Iterator[SQLRegistryBackend]:
-    backend = make_backend(backend_kind, tmp_path, request)
-    assert isinstance(backend, SQLRegistryBackend)
-    yield backend
-    backend.close()
 
 
 def finding(target: str = "conv_rate", *, failed: bool = False, value: float | None = 0.1,

@@ -22,10 +22,10 @@ PostgreSQL), so a claim, a heartbeat and a take-over never interleave.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from headwater.registry.tables import SQLHost
 from headwater.scheduler.base import FAILED, RETRYING, RUNNING, STATUSES, JobRun
 
 _COLUMNS = ("id, project, job, scheduled_for, attempt, owner, status, started_at, lease_until, "
@@ -50,18 +50,12 @@ POSTGRES_DDL: tuple[str, ...] = (
 )
 
 
-class JobTables:
+class JobTables(SQLHost):
     """Scheduler storage methods: run records and the claim that keeps two schedulers
     from running the same job twice (see the module docstring).
 
     Relies on the host class's ``_sql``, ``_exclusive``, ``_read`` and ``_time_param``
     (:class:`~headwater.registry.sql.SQLRegistryBackend`)."""
-
-    if TYPE_CHECKING:
-        def _sql(self, text: str) -> str: ...
-        def _exclusive(self, project: str) -> AbstractContextManager[Any]: ...
-        def _read(self) -> AbstractContextManager[Any]: ...
-        def _time_param(self, value: datetime) -> Any: ...
 
     def claim_run(self, project: str, job: str, scheduled_for: datetime, attempt: int, *,
                   owner: str, now: datetime, lease_until: datetime,

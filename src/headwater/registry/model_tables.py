@@ -15,12 +15,12 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from headwater.errors import NotFoundError, RegistryError
 from headwater.models.base import AliasEvent, ArtifactRef, ModelVersion
+from headwater.registry.tables import SQLHost
 
 SQLITE_DDL = (
     """CREATE TABLE IF NOT EXISTS hw_model_versions (
@@ -72,22 +72,13 @@ _VERSION_COLUMNS = "model, version, run_id, record, created_at"
 _EVENT_COLUMNS = "id, model, alias, from_version, to_version, reason, checks, at"
 
 
-class ModelTables:
+class ModelTables(SQLHost):
     """Model-registry storage methods (see the module docstring for the tables).
 
     Relies on the host class's ``_sql``, ``_exclusive``, ``_read`` and ``_time_param``
     (:class:`~headwater.registry.sql.SQLRegistryBackend`). Version numbers are assigned
     inside the project's exclusive transaction, so two concurrent registrations never get
     the same number; an alias move and its history line commit together or not at all."""
-
-    if TYPE_CHECKING:
-        def _sql(self, text: str) -> str: ...
-
-        def _exclusive(self, project: str) -> AbstractContextManager[Any]: ...
-
-        def _read(self) -> AbstractContextManager[Any]: ...
-
-        def _time_param(self, value: datetime) -> Any: ...
 
     def add_model_version(self, project: str, version: ModelVersion) -> ModelVersion:
         """Insert ``version`` under the next free number for its model (its ``version``

@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from headwater.errors import RegistryError
 from headwater.monitoring.findings import Finding
+from headwater.registry.tables import SQLHost
 
 MONITOR_STATUSES = ("ok", "alert", "error")
 
@@ -92,17 +92,11 @@ class MonitorRun:
         }
 
 
-class MonitorTables:
+class MonitorTables(SQLHost):
     """Monitor-run storage methods (see the module docstring for the table).
 
     Relies on the host class's ``_sql``, ``_exclusive``, ``_read`` and ``_time_param``
     (:class:`~headwater.registry.sql.SQLRegistryBackend`)."""
-
-    if TYPE_CHECKING:
-        def _sql(self, text: str) -> str: ...
-        def _exclusive(self, project: str) -> AbstractContextManager[Any]: ...
-        def _read(self) -> AbstractContextManager[Any]: ...
-        def _time_param(self, value: datetime) -> Any: ...
 
     def record_monitor_run(self, project: str, monitor: str, *, started_at: datetime,
                            finished_at: datetime, window_start: datetime | None,
