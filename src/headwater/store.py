@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from headwater.materialize.job import MaterializeResult, Progress
     from headwater.models.base import AliasEvent, ModelVersion, Predictor, TrainingRun
     from headwater.models.registry import ModelRegistry
+    from headwater.monitoring.profile import Profile
     from headwater.offline.base import OfflineEngine
     from headwater.offline.retrieval import RetrievalJob
     from headwater.online.base import OnlineStore
@@ -510,6 +511,15 @@ class FeatureStore:
             self.get_monitor(name)  # NotFoundError with the known names
         return monitor_tables(self.registry.backend).list_monitor_runs(
             self.project, name, since=since, limit=limit)
+
+    def monitor_profile(self, name: str, key: str | None = None, *,
+                        since: datetime | None = None, limit: int = 1_000) -> Profile:
+        """The profiles that monitor ``name``'s runs (since ``since``, the latest ``limit``)
+        stored of ``key`` (a model monitor's ``"<model>:<version>"``), merged: the
+        statistics of all their windows together."""
+        from headwater.monitoring.monitors import merged_profile
+
+        return merged_profile(self.monitor_runs(name, since=since, limit=limit), key)
 
     def train(self, model: str, *, progress: Progress | None = None) -> TrainingRun:
         """Train the registered ModelSpec ``model`` and register the result as its next

@@ -6,16 +6,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from sklearn.dummy import DummyClassifier
 
 import headwater as hw
-from headwater.errors import DefinitionError, NotFoundError
+from headwater.errors import DataError, DefinitionError, NotFoundError
+from headwater.inference.log import PredictionLog, PredictionRecord
+from headwater.monitoring.profile import NumericProfile, reference_profile
+from headwater.monitoring.reference_drift import load_reference
 from headwater.monitoring.retrain import retrain
-from headwater.testing.models import START, applied_store, churn_repo, split_start
+from headwater.testing.models import (
+    FEATURE_NAMES,
+    START,
+    applied_store,
+    churn_repo,
+    split_start,
+)
 from tests.monitoring.test_alerts import Receiver, dead_port, receiver
 
 __all__ = ["receiver"]  # the fixture, used by name
@@ -174,3 +184,47 @@ def test_retraining_promotes_only_a_candidate_that_beats_production(
     early = retrain(store, "churn", start=START, end=START + DAY)
     assert early.rows == 0 and not early.promoted and "no row" in early.reason
     assert store.get_model_version("churn@production").version == 2
+
+
+def log_predictions(store: hw.FeatureStore, at: list[datetime]) -> pa.Table:
+    """Score customer 1..n at the times ``at`` with churn:1 and log them with the real
+    PredictionLog, each at its time; the scored rows."""
+    customers = [1 + i % 100 for i in range(len(at))]
+    times = pa.array(at, pa.timestamp("us", "UTC"))
+    scored = store.predict("churn:1", pa.table({"customer_id": customers, "ts": times}),
+                           ).to_arrow()
+    inputs = scored.select(list(FEATURE_NAMES))
+    log = PredictionLog(store.settings.predictions_path)
+    for i, moment in enumerate(times.cast(pa.int64()).to_pylist()):
+        row = scored.slice(i, 1)
+        log.log(PredictionRecord(
+            f"r{i}", moment, "churn", 1, {"customer_id": row["customer_id"].to_pylist()},
+            inputs.slice(i, 1).to_pydict(), {}, row["prediction"].to_numpy(),
+            row["probability"].to_numpy(), inputs.schema))
+    log.close()
+    return scored
+
+
+def test_drift_runs_store_window_profiles_that_merge(store: hw.FeatureStore) -> None:
+    store.train("churn")
+    first = [END - 2 * DAY + timedelta(minutes=i) for i in range(120)]
+    second = [END - DAY + timedelta(minutes=i) for i in range(80)]
+    scored = log_predictions(store, first + second)
+    store.apply([hw.Monitor("churn_drift", model="churn", checks=("drift",), window=DAY)])
+    runs = [store.run_monitor("churn_drift", end=END - DAY, alerts=False),
+            store.run_monitor("churn_drift", end=END, alerts=False)]
+    assert [r.profiles["churn:1"].rows for r in runs] == [120, 80]
+    merged = store.monitor_profile("churn_drift")
+    assert merged.rows == 200
+    reference = load_reference(store, store.get_model_version("churn:1"))
+    assert reference is not None
+    whole = reference_profile(reference, scored.select(
+        [*FEATURE_NAMES, "prediction", "probability"]))
+    for name in (*FEATURE_NAMES, "probability"):
+        got, want = merged[name], whole[name]
+        assert isinstance(got, NumericProfile) and isinstance(want, NumericProfile)
+        assert (got.count, got.counts, got.edges) == (want.count, want.counts, want.edges)
+        assert got.mean == pytest.approx(want.mean, rel=1e-12)
+        assert got.std == pytest.approx(want.std, rel=1e-9)
+    with pytest.raises(DataError, match="no run holds a profile of 'churn:2'"):
+        store.monitor_profile("churn_drift", "churn:2")

@@ -31,16 +31,17 @@ could not be judged, e.g. a metric undefined on the fresh test rows).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.definitions import Definition, FeatureService, FeatureView, ModelSpec
 from headwater.definitions.monitor import Monitor
-from headwater.errors import DefinitionError, HeadwaterError, NotFoundError
+from headwater.errors import DataError, DefinitionError, HeadwaterError, NotFoundError
 from headwater.monitoring.findings import Finding
 
 if TYPE_CHECKING:
+    from headwater.monitoring.profile import Profile
     from headwater.registry.monitor_tables import MonitorRun
     from headwater.store import FeatureStore
 
@@ -83,17 +84,18 @@ def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
     started = datetime.now(UTC)
     backend = monitor_tables(store.registry.backend)
     findings: list[Finding] = []
+    profiles: dict[str, Profile] = {}
     try:
         for check in monitor.checks:
-            findings.extend(_run_check(store, monitor, check, start, end))
+            findings.extend(_run_check(store, monitor, check, (start, end), profiles))
         if monitor.retrain and any(f.failed and f.check.startswith(RETRAIN_ON)
                                    for f in findings):
-            findings.extend(_run_check(store, monitor, "retrain", start, end))
+            findings.extend(_run_check(store, monitor, "retrain", (start, end), profiles))
     except BaseException as exc:
         backend.record_monitor_run(
             store.project, name, started_at=started, finished_at=datetime.now(UTC),
             window_start=start, window_end=end, status="error", findings=findings,
-            error=f"{type(exc).__name__}: {exc}")
+            error=f"{type(exc).__name__}: {exc}", profiles=profiles)
         raise
     failed = [f for f in findings if f.failed]
     sent = 0
@@ -110,14 +112,36 @@ def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
     return backend.record_monitor_run(
         store.project, name, started_at=started, finished_at=datetime.now(UTC),
         window_start=start, window_end=end, status="alert" if failed else "ok",
-        findings=findings, alerts_sent=sent)
+        findings=findings, alerts_sent=sent, profiles=profiles)
 
 
-def _run_check(store: FeatureStore, monitor: Monitor, check: str, start: datetime,
-               end: datetime) -> tuple[Finding, ...]:
-    """The findings of one check, or the failed finding saying why it could not run."""
+def merged_profile(runs: Sequence[MonitorRun], key: str | None = None) -> Profile:
+    """The profiles ``key`` of ``runs`` merged into one (their windows combined): ``key``
+    may be left out when the runs profile one thing only. DataError when no run holds that
+    profile, or ``key`` is needed and missing."""
+    keys = sorted({k for run in runs for k in run.profiles})
+    if key is None and len(keys) > 1:
+        raise DataError(f"the runs hold profiles of {keys}. Fix: pass key= one of them")
+    key = key if key is not None else (keys[0] if keys else "")
+    found = [run.profiles[key] for run in runs if key in run.profiles]
+    if not found:
+        raise DataError(f"no run holds a profile of {key!r} (profiles held: {keys or 'none'})."
+                        " Fix: run a model monitor with the drift check on windows that "
+                        "logged predictions, or pass another key")
+    merged = found[0]
+    for other in found[1:]:
+        merged = merged.merge(other)
+    return merged
+
+
+def _run_check(store: FeatureStore, monitor: Monitor, check: str,
+               window: tuple[datetime, datetime], profiles: dict[str, Profile]
+               ) -> tuple[Finding, ...]:
+    """The findings of one check (which may add ``profiles`` of what it read), or the
+    failed finding saying why it could not run."""
+    start, end = window
     try:
-        return _CHECKS[check](store, monitor, start, end)
+        return _CHECKS[check](store, monitor, start, end, profiles)
     except HeadwaterError as exc:
         return (Finding(f"monitor.{check}", monitor.subject, "", None, None, True,
                         f"the {check} check of monitor '{monitor.name}' could not run: {exc}",
@@ -125,8 +149,8 @@ def _run_check(store: FeatureStore, monitor: Monitor, check: str, start: datetim
                         details={"error": type(exc).__name__}),)
 
 
-def _quality(store: FeatureStore, monitor: Monitor, start: datetime,
-             end: datetime) -> tuple[Finding, ...]:
+def _quality(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime,
+             profiles: dict[str, Profile]) -> tuple[Finding, ...]:
     from headwater.monitoring.quality import check_feature_view
     from headwater.monitoring.quality_rules import QualityRules
 
@@ -150,16 +174,18 @@ def _quality(store: FeatureStore, monitor: Monitor, start: datetime,
     return tuple(found)
 
 
-def _drift(store: FeatureStore, monitor: Monitor, start: datetime,
-           end: datetime) -> tuple[Finding, ...]:
+def _drift(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime,
+           profiles: dict[str, Profile]) -> tuple[Finding, ...]:
     from headwater.monitoring.reference_drift import check_model_drift
 
-    return check_model_drift(store, monitor.model, start=start, end=end,
-                             fdr=monitor.threshold("fdr", 0.01)).findings
+    result = check_model_drift(store, monitor.model, start=start, end=end,
+                               fdr=monitor.threshold("fdr", 0.01))
+    profiles.update({f"{monitor.model}:{v}": p for v, p in result.profiles.items()})
+    return result.findings
 
 
-def _performance(store: FeatureStore, monitor: Monitor, start: datetime,
-                 end: datetime) -> tuple[Finding, ...]:
+def _performance(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime,
+                 profiles: dict[str, Profile]) -> tuple[Finding, ...]:
     from headwater.definitions.model import CLASSIFICATION_METRICS, REGRESSION_METRICS
     from headwater.monitoring.performance import DEFAULT_MIN_LABELS, check_performance
 
@@ -172,8 +198,8 @@ def _performance(store: FeatureStore, monitor: Monitor, start: datetime,
         allowed_drop=allowed).findings
 
 
-def _skew(store: FeatureStore, monitor: Monitor, start: datetime,
-          end: datetime) -> tuple[Finding, ...]:
+def _skew(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime,
+          profiles: dict[str, Profile]) -> tuple[Finding, ...]:
     from headwater.monitoring.skew import DEFAULT_MAX_MISMATCH_RATE, check_skew
 
     return check_skew(store, monitor.model, start=start, end=end,
@@ -181,14 +207,14 @@ def _skew(store: FeatureStore, monitor: Monitor, start: datetime,
                                                           DEFAULT_MAX_MISMATCH_RATE)).findings
 
 
-def _retrain(store: FeatureStore, monitor: Monitor, start: datetime,
-             end: datetime) -> tuple[Finding, ...]:
+def _retrain(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime,
+             profiles: dict[str, Profile]) -> tuple[Finding, ...]:
     from headwater.monitoring.retrain import retrain
 
     return (retrain(store, monitor.model, start=start, end=end).finding(monitor.subject),)
 
 
-_CHECKS: dict[str, Callable[[FeatureStore, Monitor, datetime, datetime],
+_CHECKS: dict[str, Callable[[FeatureStore, Monitor, datetime, datetime, dict[str, Profile]],
                             tuple[Finding, ...]]] = {
     "quality": _quality, "drift": _drift, "performance": _performance, "skew": _skew,
     "retrain": _retrain}

@@ -240,6 +240,26 @@ def profile(table: Any, columns: Sequence[str] | None = None, *,
     return Profile(int(data.num_rows), result)
 
 
+def reference_profile(reference: Mapping[str, Any], table: Any) -> Profile:
+    """The :class:`Profile` of ``table``'s profilable columns, numeric ones binned with the
+    histogram edges of the same column in ``reference`` (the statistics stored with a model
+    version, :mod:`headwater.models.reference`: ``features``, ``prediction``,
+    ``probability``), so profiles of successive windows of a model's log merge. A column
+    the reference has no histogram of gets edges of its own."""
+    from headwater.offline.frames import to_arrow
+
+    data = to_arrow(table, "reference_profile")
+    stats = {**(reference.get("features") or {}),
+             **{k: reference.get(k) for k in ("prediction", "probability")}}
+    names = [n for n in data.column_names if family(data.schema.field(n).type) is not None]
+    edges = {}
+    for name in names:
+        histogram = (stats.get(name) or {}).get("histogram")
+        if family(data.schema.field(name).type) == "numeric" and histogram:
+            edges[name] = [float(e) for e in histogram["edges"]]
+    return profile(data, names, edges=edges)
+
+
 def _numeric(column: Any, name: str, fixed: Sequence[float] | None) -> NumericProfile:
     import pyarrow as pa
 

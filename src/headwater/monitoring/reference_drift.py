@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -67,6 +67,7 @@ from headwater.monitoring import statistics as st
 from headwater.monitoring.columns import CATEGORICAL, KINDS, NUMERIC, family
 from headwater.monitoring.drift import DEFAULT_THRESHOLDS
 from headwater.monitoring.findings import Finding, failed
+from headwater.monitoring.profile import Profile, reference_profile
 
 if TYPE_CHECKING:
     from headwater.models.base import ModelVersion
@@ -94,6 +95,9 @@ class ModelDriftResult:
     versions: Mapping[int, int]
     findings: tuple[Finding, ...]
     fdr: float
+    profiles: Mapping[int, Profile] = field(default_factory=dict)
+    """Per version, the profile of what it logged in the window (inputs and outputs under
+    their names), binned with its reference's edges, so windows merge."""
 
     @property
     def failed(self) -> list[Finding]:
@@ -171,6 +175,7 @@ def check_model_drift(store: FeatureStore, model: str, *, start: datetime, end: 
     versions = {int(v): int(n) for v, n in zip(*np.unique(numbers, return_counts=True),
                                                 strict=True)}
     findings: list[Finding] = []
+    profiles: dict[int, Profile] = {}
     if not versions:
         findings.append(Finding(
             FEATURE_CHECK, subject, "", None, None, True,
@@ -180,11 +185,14 @@ def check_model_drift(store: FeatureStore, model: str, *, start: datetime, end: 
             "traffic, or widen the window", window_start=window[0], window_end=window[1]))
     for number in versions:
         rows = log.filter(pc.equal(log.column("model_version"), number))
-        findings += _check_version(store, store.models.get(f"{model}:{number}"), rows,
-                                   subject=subject, thresholds=thresholds or {}, fdr=fdr,
-                                   predictions=predictions, window=window)
+        found, profiled = _check_version(
+            store, store.models.get(f"{model}:{number}"), rows, subject=subject,
+            thresholds=thresholds or {}, fdr=fdr, predictions=predictions, window=window)
+        findings += found
+        if profiled is not None:
+            profiles[number] = profiled
     return ModelDriftResult(model, window[0], window[1], log.num_rows, versions,
-                            tuple(findings), fdr)
+                            tuple(findings), fdr, profiles)
 
 
 def load_reference(store: FeatureStore, version: ModelVersion) -> dict[str, Any] | None:
@@ -198,8 +206,10 @@ def load_reference(store: FeatureStore, version: ModelVersion) -> dict[str, Any]
 
 def _check_version(store: FeatureStore, version: ModelVersion, rows: pa.Table, *,
                    subject: str, thresholds: Mapping[str, float], fdr: float,
-                   predictions: bool, window: tuple[datetime, datetime]) -> list[Finding]:
-    """The findings of one version's logged ``rows`` against its reference."""
+                   predictions: bool, window: tuple[datetime, datetime]
+                   ) -> tuple[list[Finding], Profile | None]:
+    """The findings of one version's logged ``rows`` against its reference, and the rows'
+    profile on the reference's edges."""
     from headwater.inference.service import training_service
     from headwater.monitoring.skew import logged_names
 
@@ -210,7 +220,7 @@ def _check_version(store: FeatureStore, version: ModelVersion, rows: pa.Table, *
         return [Finding(FEATURE_CHECK, subject, "", None, None, True,
                         f"{label} has no reference statistics, so its drift cannot be "
                         "measured. Fix: retrain it to store them", details=detail,
-                        window_start=window[0], window_end=window[1])]
+                        window_start=window[0], window_end=window[1])], None
     selection = store.resolve_features(training_service(store, version))
     keys = list(dict.fromkeys(k for r in selection.requests for k in r.view.join_keys))
     where = logged_names([keys, version.features])[1]
@@ -230,7 +240,8 @@ def _check_version(store: FeatureStore, version: ModelVersion, rows: pa.Table, *
                 window_start=window[0], window_end=window[1]))
     current = pa.table(columns) if columns else pa.table({"_": pa.nulls(rows.num_rows)})
     return [*_compare(reference, current, names, subject=subject, thresholds=thresholds,
-                      fdr=fdr, window=window, details=detail), *out]
+                      fdr=fdr, window=window, details=detail), *out], reference_profile(
+        reference, pa.table(columns) if columns else pa.table({}))
 
 
 def _compare(reference: Mapping[str, Any], current: pa.Table, names: Sequence[str], *,

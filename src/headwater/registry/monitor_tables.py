@@ -2,8 +2,9 @@
 
 - ``hw_monitor_runs``  one row per run of a monitor (never rewritten): when it ran, the
   time window it looked at, how it ended, every finding it made (JSON text), the error of a
-  run that raised and how many alerts it sent. Indexed on ``(project, monitor,
-  started_at)`` for "the latest runs of this monitor".
+  run that raised, how many alerts it sent and the profiles of the data it looked at
+  (:class:`~headwater.monitoring.profile.Profile` JSON, mergeable across runs). Indexed
+  on ``(project, monitor, started_at)`` for "the latest runs of this monitor".
 
 A run's ``status`` is ``"ok"`` (no finding failed), ``"alert"`` (at least one failed) or
 ``"error"`` (the run raised; ``error`` says why, ``findings`` holds what it made before).
@@ -25,26 +26,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.errors import RegistryError
 from headwater.monitoring.findings import Finding
 from headwater.registry.tables import SQLHost
 
+if TYPE_CHECKING:
+    from headwater.monitoring.profile import Profile
+
 MONITOR_STATUSES = ("ok", "alert", "error")
 
 _COLUMNS = ("id, project, monitor, started_at, finished_at, window_start, window_end, "
-            "status, findings, error, alerts_sent")
+            "status, findings, error, alerts_sent, profiles")
 
 SQLITE_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS hw_monitor_runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL, monitor TEXT NOT NULL,
     started_at TEXT NOT NULL, finished_at TEXT NOT NULL, window_start TEXT, window_end TEXT,
     status TEXT NOT NULL, findings TEXT NOT NULL, error TEXT,
-    alerts_sent INTEGER NOT NULL)""",
+    alerts_sent INTEGER NOT NULL, profiles TEXT)""",
     """CREATE INDEX IF NOT EXISTS hw_monitor_runs_recent
     ON hw_monitor_runs (project, monitor, started_at)""",
 )
@@ -53,7 +57,7 @@ POSTGRES_DDL: tuple[str, ...] = (
     id BIGSERIAL PRIMARY KEY, project TEXT NOT NULL, monitor TEXT NOT NULL,
     started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ NOT NULL,
     window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, status TEXT NOT NULL,
-    findings TEXT NOT NULL, error TEXT, alerts_sent INTEGER NOT NULL)""",
+    findings TEXT NOT NULL, error TEXT, alerts_sent INTEGER NOT NULL, profiles TEXT)""",
     """CREATE INDEX IF NOT EXISTS hw_monitor_runs_recent
     ON {p}hw_monitor_runs (project, monitor, started_at)""",
 )
@@ -74,6 +78,10 @@ class MonitorRun:
     findings: tuple[Finding, ...]
     error: str | None
     alerts_sent: int
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    """Mergeable profiles of the data the run looked at, by what they profile (for a model
+    monitor, ``"<model>:<version>"``: the logged inputs and outputs of that version in the
+    window, binned with the edges of its training reference, so windows combine)."""
 
     @property
     def failed(self) -> list[Finding]:
@@ -89,6 +97,7 @@ class MonitorRun:
             "window_start": _iso(self.window_start), "window_end": _iso(self.window_end),
             "status": self.status, "findings": [f.to_dict() for f in self.findings],
             "error": self.error, "alerts_sent": self.alerts_sent,
+            "profiles": {k: v.to_dict() for k, v in self.profiles.items()},
         }
 
 
@@ -102,7 +111,8 @@ class MonitorTables(SQLHost):
                            finished_at: datetime, window_start: datetime | None,
                            window_end: datetime | None, status: str,
                            findings: Sequence[Finding], error: str | None = None,
-                           alerts_sent: int = 0) -> MonitorRun:
+                           alerts_sent: int = 0,
+                           profiles: Mapping[str, Profile] | None = None) -> MonitorRun:
         """Store one run of ``monitor`` and return it as stored (times in UTC, with its id).
 
         Raises ValueError, writing nothing, when ``status`` is not one of ``"ok"``,
@@ -115,17 +125,20 @@ class MonitorTables(SQLHost):
             id=0, project=project, monitor=monitor, started_at=_utc(started_at),
             finished_at=_utc(finished_at), window_start=_optional_utc(window_start),
             window_end=_optional_utc(window_end), status=status, findings=tuple(findings),
-            error=error, alerts_sent=alerts_sent)
+            error=error, alerts_sent=alerts_sent, profiles=dict(profiles or {}))
         _validate(run)
         payload = _dumps(run)
+        profiled = (json.dumps({k: v.to_dict() for k, v in run.profiles.items()})
+                    if run.profiles else None)
         with self._exclusive(project) as cur:
             cur.execute(self._sql(
                 "INSERT INTO {p}hw_monitor_runs (project, monitor, started_at, finished_at, "
-                "window_start, window_end, status, findings, error, alerts_sent) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                "window_start, window_end, status, findings, error, alerts_sent, profiles) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
                 (project, monitor, self._time_param(run.started_at),
                  self._time_param(run.finished_at), self._optional_param(run.window_start),
-                 self._optional_param(run.window_end), status, payload, error, alerts_sent))
+                 self._optional_param(run.window_end), status, payload, error, alerts_sent,
+                 profiled))
             (run_id,) = cur.fetchone()
         return dataclasses.replace(run, id=int(run_id))
 
@@ -208,12 +221,18 @@ def _scalar(value: Any) -> Any:
 
 
 def _run(row: Sequence[Any]) -> MonitorRun:
+    profiles = json.loads(row[11] or "{}")
+    if profiles:
+        from headwater.monitoring.profile import Profile
+
+        profiles = {k: Profile.from_dict(v) for k, v in profiles.items()}
     return MonitorRun(
         id=int(row[0]), project=row[1], monitor=row[2], started_at=_time(row[3]),
         finished_at=_time(row[4]), window_start=_optional_time(row[5]),
         window_end=_optional_time(row[6]), status=row[7],
         findings=tuple(Finding.from_dict(f) for f in json.loads(row[8])), error=row[9],
-        alerts_sent=int(row[10]))
+        alerts_sent=int(row[10]),
+        profiles=profiles)
 
 
 def _utc(moment: datetime) -> datetime:
