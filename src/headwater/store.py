@@ -175,10 +175,6 @@ class FeatureStore:
                 from headwater.models.check import check_model
 
                 prepared.append(check_model(self, obj, given))
-            elif isinstance(obj, Monitor):
-                from headwater.monitoring.monitors import check_monitor
-
-                prepared.append(check_monitor(self, obj, given))
             else:
                 prepared.append(obj)
         return prepared
@@ -504,13 +500,16 @@ class FeatureStore:
 
     def monitor_runs(self, name: str | None = None, *, since: datetime | None = None,
                      limit: int = 100) -> list[MonitorRun]:
-        """Stored monitor runs (of ``name``, or all), newest first."""
+        """Stored monitor runs (of ``name``, or all), newest first; those of a monitor
+        deleted since stay readable. NotFoundError for a name with neither runs nor a
+        registered monitor."""
         from headwater.registry.monitor_tables import monitor_tables
 
-        if name is not None:
-            self.get_monitor(name)  # NotFoundError with the known names
-        return monitor_tables(self.registry.backend).list_monitor_runs(
+        runs = monitor_tables(self.registry.backend).list_monitor_runs(
             self.project, name, since=since, limit=limit)
+        if name is not None and not runs:
+            self.get_monitor(name)  # NotFoundError with the known names, unless registered
+        return runs
 
     def monitor_profile(self, name: str, key: str | None = None, *,
                         since: datetime | None = None, limit: int = 1_000) -> Profile:

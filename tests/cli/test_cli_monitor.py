@@ -39,7 +39,7 @@ def test_run_list_and_history(runner: CliRunner, repo: Path) -> None:
     late = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
     result = runner.invoke(cli, ["monitor", "run", "stats_quality", "--end", late.isoformat(),
                                  "--json", "--repo", str(repo)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output  # alerts: 3, errors: 1
     stored = json.loads(result.output.strip().splitlines()[-1])
     assert stored["status"] == "alert" and stored["monitor"] == "stats_quality"
     failed = {f["check"] for f in stored["findings"] if f["failed"]}

@@ -14,7 +14,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 import headwater as hw
-from headwater.errors import DataError, DefinitionError, NotFoundError
+from headwater.errors import DataError, DefinitionError, NotFoundError, RegistryError
 from headwater.inference.log import PredictionLog, PredictionRecord
 from headwater.monitoring.profile import NumericProfile, reference_profile
 from headwater.monitoring.reference_drift import load_reference
@@ -55,7 +55,16 @@ def store(tmp_path: Path) -> Iterator[hw.FeatureStore]:
     ({"model": "churn", "freshness": timedelta(hours=1)}, "freshness"),
     ({"model": "churn", "thresholds": {"p_value": 0.1}}, "thresholds"),
     ({"model": "churn", "thresholds": {"fdr": -1}}, "thresholds"),
+    ({"model": "churn", "thresholds": {"fdr": 5.0}}, "thresholds"),
+    ({"model": "churn", "thresholds": {"fdr": float("nan")}}, "thresholds"),
+    ({"model": "churn", "thresholds": {"min_labels": float("inf")}}, "thresholds"),
+    ({"model": "churn", "thresholds": {"max_mismatch_rate": 1.5}}, "thresholds"),
+    ({"feature_view": "customer_stats", "thresholds": {"min_rows": 2.7}}, "thresholds"),
+    ({"model": "churn", "thresholds": {"drift.": 0.1}}, "thresholds"),
     ({"model": "churn", "webhooks": ("ftp://hooks.example",)}, "webhooks"),
+    ({"model": "churn", "webhooks": ("http://",)}, "webhooks"),
+    ({"model": "churn", "webhooks": ("http://hooks.example:port/x",)}, "webhooks"),
+    ({"model": "churn", "description": 3}, "description"),
     ({"feature_view": "customer_stats", "retrain": True}, "retrain"),
 ])
 def test_invalid_monitors_name_the_field_and_the_fix(kwargs: dict[str, object],
@@ -63,6 +72,13 @@ def test_invalid_monitors_name_the_field_and_the_fix(kwargs: dict[str, object],
     with pytest.raises(DefinitionError) as caught:
         hw.Monitor("watch", **kwargs)  # type: ignore[arg-type]
     assert caught.value.field == field and "Fix:" in str(caught.value)
+
+
+def test_drift_thresholds_by_column_or_kind() -> None:
+    watch = hw.Monitor("m", model="churn", checks="drift",
+                       thresholds={"drift.numeric": 0.2, "drift.sessions_7d": 0.5, "fdr": 0.05})
+    assert watch.checks == ("drift",)
+    assert watch.drift_thresholds == {"numeric": 0.2, "sessions_7d": 0.5}
 
 
 def test_default_checks_by_subject() -> None:
@@ -73,11 +89,25 @@ def test_default_checks_by_subject() -> None:
 
 
 def test_a_monitor_of_an_unknown_subject_is_refused_at_apply(store: hw.FeatureStore) -> None:
-    with pytest.raises(DefinitionError, match="feature_view") as caught:
+    with pytest.raises(RegistryError, match="feature_view 'no_such_view'"):
         store.apply([hw.Monitor("m", feature_view="no_such_view")])
-    assert "no_such_view" in str(caught.value)
     with pytest.raises(NotFoundError):
         store.get_monitor("m")  # nothing was written
+
+
+def test_a_subject_cannot_be_deleted_under_its_monitor_and_runs_outlive_it(
+        store: hw.FeatureStore) -> None:
+    from headwater.repo.loader import load_definitions
+
+    watch = hw.Monitor("m", feature_view="customer_stats", window=DAY)
+    store.apply([watch])
+    run = store.run_monitor("m", end=END)
+    with pytest.raises(RegistryError, match="monitor 'm' watches feature_view"):
+        store.apply([watch], prune=True)  # would delete the view and keep the monitor
+    store.apply(load_definitions(store.repo_path), prune=True)  # deletes the monitor
+    with pytest.raises(NotFoundError):
+        store.get_monitor("m")
+    assert store.monitor_runs("m") == [run]
 
 
 def test_a_stale_view_alerts_the_webhook_and_the_run_is_stored(
@@ -128,7 +158,8 @@ def test_a_feature_service_monitor_checks_each_of_its_views(store: hw.FeatureSto
 
 def test_model_checks_that_find_no_predictions_fail_loudly(store: hw.FeatureStore) -> None:
     store.train("churn")
-    store.apply([hw.Monitor("churn_watch", model="churn", window=7 * DAY)])
+    # retrain=True: checks that measured nothing are no reason to retrain
+    store.apply([hw.Monitor("churn_watch", model="churn", window=7 * DAY, retrain=True)])
     run = store.run_monitor("churn_watch", end=END, alerts=False)
     assert run.status == "alert" and run.alerts_sent == 0
     # every check of the model said it had nothing to look at: none passed silently
@@ -137,6 +168,7 @@ def test_model_checks_that_find_no_predictions_fail_loudly(store: hw.FeatureStor
         ("skew.mismatch_rate", None, True)}
     assert all("logged no prediction" in f.message or "no predictions were logged"
                in f.message for f in run.findings)
+    assert [v.version for v in store.models.versions("churn")] == [1]  # nothing retrained
 
 
 def test_runs_are_listed_newest_first_and_unknown_monitors_are_named(
@@ -203,6 +235,18 @@ def log_predictions(store: hw.FeatureStore, at: list[datetime]) -> pa.Table:
             row["probability"].to_numpy(), inputs.schema))
     log.close()
     return scored
+
+
+def test_drift_thresholds_reach_the_drift_check(store: hw.FeatureStore) -> None:
+    store.train("churn")
+    log_predictions(store, [END - DAY + timedelta(minutes=i) for i in range(60)])
+    store.apply([hw.Monitor("churn_drift", model="churn", checks=("drift",), window=DAY,
+                            thresholds={"drift.numeric": 7.5, "drift.sessions_7d": 9.0})])
+    run = store.run_monitor("churn_drift", end=END, alerts=False)
+    limits = {f.target: f.threshold for f in run.findings if f.check == "drift.feature"}
+    assert limits["sessions_7d"] == 9.0
+    assert {limits[n] for n in FEATURE_NAMES if n != "sessions_7d"} == {7.5}
+    assert not any(f.failed for f in run.findings if f.check == "drift.feature")
 
 
 def test_drift_runs_store_window_profiles_that_merge(store: hw.FeatureStore) -> None:

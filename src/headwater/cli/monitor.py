@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from headwater.registry.monitor_tables import MonitorRun
 
 _STATUS_STYLE = {"ok": "green", "alert": "bold red", "error": "bold magenta"}
+EXIT_ALERT = 3
+"""``monitor run``'s exit status when a finding failed (1 is an error, 2 a usage error)."""
 
 
 @click.group()
@@ -57,7 +59,9 @@ def run(names: tuple[str, ...], end: datetime | None, no_alerts: bool, as_json: 
     """Run the monitors NAMES (default: every monitor) once, on the window ending at --end.
 
     Each run's findings are stored in the registry; failed findings are logged and sent to
-    the monitor's webhooks. Exits with status 1 when a finding failed (for CI and cron)."""
+    the monitor's webhooks. Exits with status 3 when a finding failed (for CI and cron; 1 is
+    an error)."""
+    from headwater.monitoring.findings import json_safe
     from headwater.store import FeatureStore
 
     failed = False
@@ -67,20 +71,23 @@ def run(names: tuple[str, ...], end: datetime | None, no_alerts: bool, as_json: 
             raise click.ClickException(
                 "no monitor is registered. Fix: define hw.Monitor(...) in the repo and run "
                 "headwater apply")
+        for name in chosen:  # every name known before any runs
+            store.get_monitor(name)
         for name in chosen:
             result = store.run_monitor(name, end=end, alerts=not no_alerts)
             failed = failed or result.status != "ok"
             if as_json:
-                click.echo(json.dumps(result.to_dict(), allow_nan=False))
+                click.echo(json.dumps(json_safe(result.to_dict()), allow_nan=False))
             else:
                 _print_run(result)
     if failed:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_ALERT)
 
 
 @monitor.command()
 @click.argument("name")
-@click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many runs, newest first.")
 @click.option("--since", type=TIME, default=None, help=f"Only runs started since. {TIME_HELP}")
 @repo_option
 def history(name: str, limit: int, since: datetime | None, repo: Path) -> None:
@@ -108,7 +115,8 @@ def history(name: str, limit: int, since: datetime | None, repo: Path) -> None:
               default=Path("monitoring-reports"), show_default=True,
               help="The folder to write NAME.html and NAME.json into.")
 @click.option("--since", type=TIME, default=None, help=f"Only runs started since. {TIME_HELP}")
-@click.option("--limit", default=100, show_default=True, help="At most this many runs.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1),
+              help="At most this many runs.")
 @repo_option
 def report(name: str, folder: Path, since: datetime | None, limit: int, repo: Path) -> None:
     """Write a self-contained HTML report of monitor NAME's runs (statistics, performance

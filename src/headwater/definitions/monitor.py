@@ -14,9 +14,12 @@ time window ``[end - window, end)`` (``end``: the run's scheduled time, or now):
 * a **feature service** (``feature_service=``): ``"quality"`` of each of its views.
 
 ``thresholds`` override the checks' documented defaults by name (:data:`THRESHOLDS`), e.g.
-``{"max_mismatch_rate": 0.05, "allowed_drop": 0.02}``. A run stores its findings in the
-registry database; when one fails it is logged and POSTed as JSON to each of ``webhooks``.
-With ``retrain=True`` a model monitor whose drift or performance check fails trains a
+``{"max_mismatch_rate": 0.05, "allowed_drop": 0.02}``; ``"drift.<column>"`` or
+``"drift.numeric"`` / ``"drift.categorical"`` set the drift check's effect-size threshold
+(PSI for numeric columns, Jensen-Shannon for categorical ones) of one column or kind. A run
+stores its findings in the registry database; when one fails it is logged and POSTed as JSON
+to each of ``webhooks``. With ``retrain=True`` a model monitor whose drift or performance
+check measured a failure (not one that could not measure: no traffic, no labels) trains a
 candidate version and promotes it only if it beats the version in production on the same
 fresh test window (:mod:`headwater.monitoring.retrain`).
 
@@ -37,7 +40,7 @@ MODEL_CHECKS = ("drift", "performance", "skew")
 VIEW_CHECKS = ("quality",)
 
 THRESHOLDS: dict[str, str] = {
-    "fdr": "drift: false discovery rate across columns (default 0.01)",
+    "fdr": "drift: false discovery rate across columns, in (0, 1) (default 0.01)",
     "max_mismatch_rate": "skew: largest share of mismatched served values (default 0.01)",
     "allowed_drop": "performance: largest drop of every metric from its training value",
     "min_labels": "performance: fewest labelled predictions for a window's metrics "
@@ -47,7 +50,10 @@ THRESHOLDS: dict[str, str] = {
                         "(default 0)",
     "min_rows": "quality: fewest rows in the window (default 1)",
 }
-"""The thresholds a monitor may set, with what each bounds."""
+"""The thresholds a monitor may set, with what each bounds (and ``drift.<column or kind>``)."""
+RATES = ("max_mismatch_rate", "max_null_rate", "max_out_of_range")
+COUNTS = ("min_labels", "min_rows")
+DRIFT_PREFIX = "drift."
 
 
 @spec_type
@@ -87,7 +93,8 @@ class Monitor(Definition):
         subject, target = named[0]
         check_identifier(me, subject, target)
         allowed = MODEL_CHECKS if self.model else VIEW_CHECKS
-        checks = tuple(self.checks) if self.checks else allowed
+        given = (self.checks,) if isinstance(self.checks, str) else tuple(self.checks)
+        checks = given or allowed
         unknown = [c for c in checks if c not in allowed]
         if unknown or len(set(checks)) != len(checks):
             raise DefinitionError(me, "checks", f"{list(checks)} is not a list of distinct "
@@ -110,21 +117,19 @@ class Monitor(Definition):
                 for k, v in thresholds.items()):
             raise DefinitionError(me, "thresholds", "thresholds must map names to numbers",
                                   "pass thresholds={'max_mismatch_rate': 0.05}")
-        unknown = sorted(k for k in thresholds if k not in THRESHOLDS)
-        if unknown:
-            raise DefinitionError(me, "thresholds", f"unknown thresholds {unknown}",
-                                  f"use some of {sorted(THRESHOLDS)}")
-        negative = sorted(k for k, v in thresholds.items() if v < 0)
-        if negative:
-            raise DefinitionError(me, "thresholds", f"{negative} are negative",
-                                  "pass thresholds of zero or more")
+        for key, value in thresholds.items():
+            _check_threshold(me, key, float(value))
         object.__setattr__(self, "thresholds", {k: float(v) for k, v in thresholds.items()})
         webhooks = (self.webhooks,) if isinstance(self.webhooks, str) else tuple(self.webhooks)
-        bad = [u for u in webhooks
-               if not isinstance(u, str) or not u.startswith(("http://", "https://"))]
-        if bad:
-            raise DefinitionError(me, "webhooks", f"{bad} are not http(s) URLs",
-                                  "pass webhooks=('https://hooks.example/ml',)")
+        from headwater.errors import ConfigError
+        from headwater.monitoring.alerts import check_webhook_url
+
+        for url in webhooks:
+            try:
+                check_webhook_url(url)
+            except ConfigError as exc:
+                raise DefinitionError(me, "webhooks", str(exc).split(". Fix:")[0],
+                                      "pass webhooks=('https://hooks.example/ml',)") from None
         object.__setattr__(self, "webhooks", webhooks)
         if not isinstance(self.retrain, bool):
             raise DefinitionError(me, "retrain", f"{self.retrain!r} is not a boolean",
@@ -132,6 +137,11 @@ class Monitor(Definition):
         if self.retrain and not self.model:
             raise DefinitionError(me, "retrain", "only a model monitor can retrain",
                                   "set retrain=False, or monitor a model")
+        for name in ("description", "owner"):
+            if not isinstance(getattr(self, name), str):
+                raise DefinitionError(me, name, f"expected a string, got "
+                                      f"{type(getattr(self, name)).__name__}",
+                                      f"pass {name}='...'")
         object.__setattr__(self, "tags", check_tags(me, self.tags))
 
     @property
@@ -146,3 +156,33 @@ class Monitor(Definition):
     def threshold(self, name: str, default: float) -> float:
         """The monitor's value of threshold ``name``, else ``default``."""
         return self.thresholds.get(name, default)
+
+    @property
+    def drift_thresholds(self) -> dict[str, float]:
+        """The drift check's effect-size thresholds, by column or kind."""
+        return {k.removeprefix(DRIFT_PREFIX): v for k, v in self.thresholds.items()
+                if k.startswith(DRIFT_PREFIX)}
+
+
+def _check_threshold(me: str, key: str, value: float) -> None:
+    """DefinitionError unless ``value`` suits threshold ``key``."""
+    import math
+
+    if key not in THRESHOLDS and not (key.startswith(DRIFT_PREFIX) and key != DRIFT_PREFIX):
+        raise DefinitionError(me, "thresholds", f"unknown threshold {key!r}",
+                              f"use some of {sorted(THRESHOLDS)}, or 'drift.<column>'")
+    if not math.isfinite(value):
+        raise DefinitionError(me, "thresholds", f"{key}={value} is not finite",
+                              "pass a finite number")
+    if key == "fdr" and not 0 < value < 1:
+        raise DefinitionError(me, "thresholds", f"fdr={value} is not between 0 and 1",
+                              "pass e.g. fdr=0.01")
+    if key in RATES and not 0 <= value <= 1:
+        raise DefinitionError(me, "thresholds", f"{key}={value} is not a share in [0, 1]",
+                              f"pass e.g. {key}=0.05")
+    if key in COUNTS and (value < 0 or value != int(value)):
+        raise DefinitionError(me, "thresholds", f"{key}={value} is not a whole number >= 0",
+                              f"pass e.g. {key}=100")
+    if value < 0:
+        raise DefinitionError(me, "thresholds", f"{key}={value} is negative",
+                              "pass a threshold of zero or more")

@@ -28,7 +28,6 @@ import base64
 import http.client
 import json
 import logging
-import math
 import time
 import urllib.error
 import urllib.request
@@ -40,7 +39,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from headwater.config import redact_url
 from headwater.errors import ConfigError, DataError
-from headwater.monitoring.findings import SEVERITIES, Finding
+from headwater.monitoring.findings import SEVERITIES, Finding, json_safe
 
 _BODY_SNIPPET = 200  # characters of an error answer's body kept in the error message
 
@@ -89,7 +88,7 @@ def alert_payload(project: str, monitor: str,
         "project": project, "monitor": monitor,
         "window": {"start": _iso(start), "end": _iso(end)},
         "text": text, "failed": len(bad), "severity_counts": counts,
-        "findings": [_strict(f.to_dict()) for f in bad],
+        "findings": [json_safe(f.to_dict()) for f in bad],
     }
 
 
@@ -171,6 +170,12 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def check_webhook_url(url: str) -> None:
+    """ConfigError naming the fix when ``url`` cannot be a webhook (not http(s), no host, a
+    port that is not a number); what :func:`send_webhook` would refuse, checked early."""
+    _target(url)
+
+
 def _target(url: str) -> tuple[str, dict[str, str] | None]:
     """The URL to request (user info removed) and the basic-auth header it carried."""
     if not isinstance(url, str):
@@ -199,19 +204,6 @@ def _snippet(exc: urllib.error.HTTPError) -> str:
     except (OSError, http.client.HTTPException):
         return ""
     return f": {' '.join(text.split())[:_BODY_SNIPPET]}" if text else ""
-
-
-def _strict(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # 'inf', '-inf', 'nan'
-    if isinstance(value, Mapping):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "shape", None) == ():
-        return _strict(item())  # a numpy scalar
-    return value
 
 
 def _iso(moment: datetime | None) -> str | None:

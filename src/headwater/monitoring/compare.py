@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -44,6 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from headwater.errors import DataError
+from headwater.monitoring.findings import json_safe
 
 DEFAULT_EXAMPLES = 5
 _UNITS = ("s", "ms", "us", "ns")
@@ -78,8 +78,8 @@ class SkewExample:
     offline: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"keys": {k: _jsonable(v) for k, v in self.keys.items()},
-                "served": _jsonable(self.served), "offline": _jsonable(self.offline)}
+        return {"keys": {k: json_safe(v) for k, v in self.keys.items()},
+                "served": json_safe(self.served), "offline": json_safe(self.offline)}
 
 
 @dataclass(frozen=True)
@@ -314,15 +314,3 @@ def _occurrence(group: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value

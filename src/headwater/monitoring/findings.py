@@ -76,9 +76,29 @@ class Finding:
         return cls(**values)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON takes it: datetimes as ISO 8601, non-finite floats as the
+    strings ``"inf"``, ``"-inf"``, ``"nan"``, bytes as hex, numpy scalars as Python
+    numbers, mappings (string keys) and sequences recursively."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return json_safe(item())  # a numpy scalar
+    return value
+
+
 def failed(findings: Iterable[Finding]) -> list[Finding]:
     """The findings that failed, in order."""
     return [f for f in findings if f.failed]
 
 
-__all__ = ["SEVERITIES", "Finding", "failed"]
+__all__ = ["SEVERITIES", "Finding", "failed", "json_safe"]

@@ -16,28 +16,30 @@ and gathers their findings. A check that cannot run on the data it finds (a Head
 no predictions logged, a label source that cannot be read, an unreachable store) gives one
 failed, critical finding ``monitor.<check>`` carrying the error's message, and the other
 checks still run: a monitor must say that it could not look. Any other exception is a bug:
-the run is stored with status ``error`` and the exception propagates.
+the run is stored with status ``error`` and the exception propagates. A monitor whose
+subject is deleted cannot stay registered (the registry refuses the dangling reference).
 
 The run is stored in the registry database (``hw_monitor_runs``): status ``ok`` when no
 finding failed, else ``alert``. For an alert, each failed finding is logged (WARNING, or
 CRITICAL for critical findings) and the failed findings are POSTed as JSON to each of the
 monitor's webhooks; a webhook that cannot be reached is logged and counted, and never fails
 the run (the findings are stored either way). With ``retrain=True``, a failed drift or
-performance finding starts :func:`headwater.monitoring.retrain.retrain`, whose outcome is
-one more finding (``monitor.retrain``; failed when no candidate was promoted, or when it
-could not be judged, e.g. a metric undefined on the fresh test rows).
+performance finding with a measured value starts
+:func:`headwater.monitoring.retrain.retrain`, whose outcome is one more finding
+(``monitor.retrain``; failed when no candidate was promoted, or when it could not be judged,
+e.g. a metric undefined on the fresh test rows).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from headwater.definitions import Definition, FeatureService, FeatureView, ModelSpec
+from headwater.definitions import FeatureService
 from headwater.definitions.monitor import Monitor
-from headwater.errors import DataError, DefinitionError, HeadwaterError, NotFoundError
+from headwater.errors import DataError, HeadwaterError
 from headwater.monitoring.findings import Finding
 
 if TYPE_CHECKING:
@@ -48,26 +50,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger("headwater.monitoring")
 
 RETRAIN_ON = ("drift.", "performance.")
-"""A model monitor with ``retrain=True`` retrains when a finding of these checks failed."""
-
-
-def check_monitor(store: FeatureStore, monitor: Monitor,
-                  given: Mapping[tuple[str, str], Definition]) -> Monitor:
-    """``monitor`` unchanged when its subject is registered or applied with it;
-    DefinitionError naming the missing subject otherwise (at apply)."""
-    kind, name, field = (
-        (ModelSpec.kind, monitor.model, "model") if monitor.model
-        else (FeatureView.kind, monitor.feature_view, "feature_view") if monitor.feature_view
-        else (FeatureService.kind, monitor.feature_service, "feature_service"))
-    if (kind, name) in given:
-        return monitor
-    try:
-        store.registry.get(kind, name)
-    except NotFoundError as exc:
-        raise DefinitionError(f"Monitor '{monitor.name}'", field, str(exc),
-                              f"apply the {kind.replace('_', ' ')} '{name}' first, or "
-                              "name a registered one") from None
-    return monitor
+"""A model monitor with ``retrain=True`` retrains when a finding of these checks failed with
+a measured value (a drift or a degradation; not a check that could not measure)."""
 
 
 def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
@@ -88,8 +72,8 @@ def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
     try:
         for check in monitor.checks:
             findings.extend(_run_check(store, monitor, check, (start, end), profiles))
-        if monitor.retrain and any(f.failed and f.check.startswith(RETRAIN_ON)
-                                   for f in findings):
+        if monitor.retrain and any(f.failed and f.value is not None
+                                   and f.check.startswith(RETRAIN_ON) for f in findings):
             findings.extend(_run_check(store, monitor, "retrain", (start, end), profiles))
     except BaseException as exc:
         backend.record_monitor_run(
@@ -103,7 +87,11 @@ def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
         log_alert(_log, store.project, name, failed)
         payload = alert_payload(store.project, name, (start, end), failed)
         for url in monitor.webhooks:
-            result = send_webhook(url, payload)
+            try:
+                result = send_webhook(url, payload)
+            except HeadwaterError as exc:  # a URL the definition let through: log, go on
+                _log.error("monitor '%s': no alert sent to a webhook: %s", name, exc)
+                continue
             if result.delivered:
                 sent += 1
             else:
@@ -179,7 +167,8 @@ def _drift(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime
     from headwater.monitoring.reference_drift import check_model_drift
 
     result = check_model_drift(store, monitor.model, start=start, end=end,
-                               fdr=monitor.threshold("fdr", 0.01))
+                               fdr=monitor.threshold("fdr", 0.01),
+                               thresholds=monitor.drift_thresholds or None)
     profiles.update({f"{monitor.model}:{v}": p for v, p in result.profiles.items()})
     return result.findings
 

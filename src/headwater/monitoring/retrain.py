@@ -6,13 +6,20 @@ promoted), then scores the candidate and the version behind ``production`` on th
 (so the candidate never saw them) and whose label time is in the monitor's window
 ``[start, end)``. The metric is the one of the spec's promotion rule for ``production``
 (else the spec's first metric), compared in its own direction with the rule's
-``min_improvement``. Only a candidate that beats production there is promoted to
+``min_improvement`` (strictly: an equal score changes nothing), and no worse than the rule's
+``threshold`` when it has one. Only a candidate that beats production there is promoted to
 ``production`` (recorded as forced: the rule was judged on the fresh window, not on the
-training metrics). No fresh test row, or no production version to beat, is said in the
-outcome; with no production version the candidate is promoted when it passes the rule's
-``threshold`` (or there is none). Fresh rows on which the metric is undefined (``roc_auc``
+training metrics). If the training frame changed between the candidate's training and the
+comparison (late labels), the fresh rows cannot be known unseen and nothing is promoted. No
+fresh test row, or no production version to beat, is said in the outcome; with no production
+version the candidate is promoted when it passes the rule's ``threshold`` (or there is
+none). Fresh rows on which the metric is undefined (``roc_auc``
 of rows holding one class) judge nothing: the candidate stays unpromoted, and the outcome
 says why.
+
+With a ``RandomSplit``, a production version trained on an earlier frame may have seen
+some of the candidate's test rows, which favours production: models that retrain should
+split by time.
 
 Binary classifiers are scored with their positive-class probability; probability metrics
 of a multiclass model are not comparable from the predicted class's probability alone, so
@@ -82,12 +89,20 @@ def retrain(store: FeatureStore, model: str, *, start: datetime, end: datetime
     except NotFoundError:
         production = None
     frame = build_training_frame(store, spec)
+    if frame.fingerprint != run.fingerprint:  # labels or features changed since it trained
+        return RetrainOutcome(
+            model=model, candidate=candidate, production=production, metric=metric, rows=0,
+            candidate_score=None, production_score=None, promoted=False, reason=(
+                f"candidate {model}:{candidate} trained, not promoted: the data changed while "
+                "it trained, so its test rows cannot be known unseen. Fix: run the monitor "
+                "again"))
     test = split_frame(frame.table, frame.timestamp, spec.split, model=model).test
     times = test.column(frame.timestamp)
     fresh = test.filter(pc.and_(pc.greater_equal(times, start), pc.less(times, end)))
     if spec.task == "classification" and metric in PROBABILITY_METRICS and _multiclass(
             store, model, candidate):
-        metric = "accuracy"
+        metric, min_improvement, threshold = "accuracy", 0.0, None  # the rule's scale is not
+        # accuracy's
     outcome = dict(model=model, candidate=candidate, production=production, metric=metric,
                    rows=fresh.num_rows)
     if fresh.num_rows == 0:
@@ -108,12 +123,14 @@ def retrain(store: FeatureStore, model: str, *, start: datetime, end: datetime
                               promoted=False, reason=(
                                   f"candidate {model}:{candidate} trained, not promoted: the "
                                   f"{fresh.num_rows} fresh test rows cannot judge it: {exc}"))
+    passes = threshold is None or _better(metric, ours, threshold, 0.0, at_least=True)
     if theirs is None:
-        promoted = threshold is None or _better(metric, ours, threshold, 0.0, at_least=True)
-        why = "no version was in production"
+        promoted, why = passes, "no version was in production"
     else:
-        promoted = _better(metric, ours, theirs, min_improvement)
+        promoted = passes and _better(metric, ours, theirs, min_improvement)
         why = f"production {model}:{production} scores {theirs:.6g}"
+    if not passes:
+        why += f"; the rule's threshold {threshold:.6g} is not met"
     if promoted:
         store.promote(model, candidate, "production", force=True)
     verdict = "promoted to production" if promoted else "not promoted"

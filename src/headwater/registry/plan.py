@@ -15,6 +15,8 @@ from headwater.definitions import (
     Definition,
     FeatureService,
     FeatureView,
+    ModelSpec,
+    Monitor,
     OnDemandFeatureView,
 )
 from headwater.definitions.base import from_spec
@@ -116,6 +118,15 @@ def diff(
     return changes
 
 
+def _monitored(monitor: Monitor) -> ObjectKey:
+    """The kind and name of what ``monitor`` watches."""
+    if monitor.model:
+        return ModelSpec.kind, monitor.model
+    if monitor.feature_view:
+        return FeatureView.kind, monitor.feature_view
+    return FeatureService.kind, monitor.feature_service
+
+
 def check_references(specs: Mapping[ObjectKey, dict[str, object]]) -> dict[ObjectKey, Definition]:
     """Decode a whole catalog state; raise RegistryError if any reference dangles."""
     decoded: dict[ObjectKey, Definition] = {}
@@ -137,6 +148,13 @@ def check_references(specs: Mapping[ObjectKey, dict[str, object]]) -> dict[Objec
     for obj in decoded.values():
         if isinstance(obj, OnDemandFeatureView):
             _check_on_demand(obj, decoded)
+        elif isinstance(obj, Monitor):
+            kind, name = _monitored(obj)
+            if (kind, name) not in decoded:
+                raise RegistryError(
+                    f"monitor '{obj.name}' watches {kind} '{name}', which is not registered. "
+                    f"Fix: apply {kind} '{name}' in the same call, or delete the monitor "
+                    "before its subject")
         elif isinstance(obj, FeatureService):
             for projection in obj.features:
                 view = decoded.get((FeatureView.kind, projection.view)) or decoded.get(
