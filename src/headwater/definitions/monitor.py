@@ -10,8 +10,11 @@ time window ``[end - window, end)`` (``end``: the run's scheduled time, or now):
   what was served against the offline recomputation (:mod:`headwater.monitoring.skew`).
   Default: all three.
 * a **feature view** (``feature_view=``): ``"quality"``, schema, null rates, value ranges,
-  volume and freshness against ``freshness`` (:mod:`headwater.monitoring.quality`).
-* a **feature service** (``feature_service=``): ``"quality"`` of each of its views.
+  volume and freshness against ``freshness`` (:mod:`headwater.monitoring.quality`); and, when
+  asked for, ``"drift"``: the window's rows against those of the ``reference_window``
+  before it (default: as long as ``window``; :mod:`headwater.monitoring.view_drift`).
+  Default: quality.
+* a **feature service** (``feature_service=``): the same checks of each of its views.
 
 ``thresholds`` override the checks' documented defaults by name (:data:`THRESHOLDS`), e.g.
 ``{"max_mismatch_rate": 0.05, "allowed_drop": 0.02}``; ``"drift.<column>"`` or
@@ -37,7 +40,8 @@ from headwater.definitions.base import Definition, check_identifier, check_tags,
 from headwater.errors import DefinitionError
 
 MODEL_CHECKS = ("drift", "performance", "skew")
-VIEW_CHECKS = ("quality",)
+VIEW_CHECKS = ("quality", "drift")
+DEFAULT_VIEW_CHECKS = ("quality",)
 
 THRESHOLDS: dict[str, str] = {
     "fdr": "drift: false discovery rate across columns, in (0, 1) (default 0.01)",
@@ -73,6 +77,7 @@ class Monitor(Definition):
     feature_service: str = ""
     checks: tuple[str, ...] = ()
     window: timedelta = timedelta(days=1)
+    reference_window: timedelta | None = None
     freshness: timedelta | None = None
     thresholds: dict[str, float] = field(default_factory=dict, hash=False)
     webhooks: tuple[str, ...] = ()
@@ -94,7 +99,7 @@ class Monitor(Definition):
         check_identifier(me, subject, target)
         allowed = MODEL_CHECKS if self.model else VIEW_CHECKS
         given = (self.checks,) if isinstance(self.checks, str) else tuple(self.checks)
-        checks = given or allowed
+        checks = given or (MODEL_CHECKS if self.model else DEFAULT_VIEW_CHECKS)
         unknown = [c for c in checks if c not in allowed]
         if unknown or len(set(checks)) != len(checks):
             raise DefinitionError(me, "checks", f"{list(checks)} is not a list of distinct "
@@ -108,6 +113,14 @@ class Monitor(Definition):
                                            or self.freshness <= timedelta(0)):
             raise DefinitionError(me, "freshness", f"{self.freshness!r} is not a positive "
                                   "timedelta", "pass freshness=timedelta(hours=2), or None")
+        if self.reference_window is not None and (
+                not isinstance(self.reference_window, timedelta)
+                or self.reference_window <= timedelta(0)):
+            raise DefinitionError(me, "reference_window", f"{self.reference_window!r} is not "
+                                  "a positive timedelta", "pass reference_window=timedelta(days=7)")
+        if self.reference_window is not None and self.model:
+            raise DefinitionError(me, "reference_window", "a model's drift is measured "
+                                  "against its training set", "leave reference_window out")
         if self.freshness is not None and self.model:
             raise DefinitionError(me, "freshness", "a freshness SLO applies to feature views",
                                   "monitor the model's feature views for freshness")

@@ -149,14 +149,8 @@ def _quality(store: FeatureStore, monitor: Monitor, start: datetime, end: dateti
     if "min_rows" in monitor.thresholds:
         options["min_rows"] = int(monitor.thresholds["min_rows"])
     rules = QualityRules(**options)
-    if monitor.feature_view:
-        views = [monitor.feature_view]
-    else:  # the service's feature views (its on-demand views compute, they store nothing)
-        stored = {v.name for v in store.list_feature_views()}
-        service = store.registry.typed(FeatureService, monitor.feature_service)
-        views = [p.view for p in service.features if p.view in stored]
     found: list[Finding] = []
-    for view in views:
+    for view in _views(store, monitor):
         found.extend(check_feature_view(store, view, start=start, end=end,
                                         rules=rules).findings)
     return tuple(found)
@@ -165,12 +159,38 @@ def _quality(store: FeatureStore, monitor: Monitor, start: datetime, end: dateti
 def _drift(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime,
            profiles: dict[str, Profile]) -> tuple[Finding, ...]:
     from headwater.monitoring.reference_drift import check_model_drift
+    from headwater.monitoring.view_drift import check_view_drift
 
-    result = check_model_drift(store, monitor.model, start=start, end=end,
-                               fdr=monitor.threshold("fdr", 0.01),
-                               thresholds=monitor.drift_thresholds or None)
-    profiles.update({f"{monitor.model}:{v}": p for v, p in result.profiles.items()})
-    return result.findings
+    if not monitor.model:
+        last = store.monitor_runs(monitor.name, limit=1)
+        found: list[Finding] = []
+        for view in _views(store, monitor):
+            previous = last[0].profiles.get(view) if last else None
+            result = check_view_drift(
+                store, view, start=start, end=end, reference=monitor.reference_window,
+                thresholds=monitor.drift_thresholds or None,
+                fdr=monitor.threshold("fdr", 0.01),
+                edges=previous.edges() if previous is not None else None)
+            found.extend(result.findings)
+            if result.profile is not None:
+                profiles[view] = result.profile
+        return tuple(found)
+
+    model = check_model_drift(store, monitor.model, start=start, end=end,
+                              fdr=monitor.threshold("fdr", 0.01),
+                              thresholds=monitor.drift_thresholds or None)
+    profiles.update({f"{monitor.model}:{v}": p for v, p in model.profiles.items()})
+    return model.findings
+
+
+def _views(store: FeatureStore, monitor: Monitor) -> list[str]:
+    """The feature views a view or service monitor watches (a service's on-demand views
+    compute their values, they store nothing to check)."""
+    if monitor.feature_view:
+        return [monitor.feature_view]
+    stored = {v.name for v in store.list_feature_views()}
+    service = store.registry.typed(FeatureService, monitor.feature_service)
+    return [p.view for p in service.features if p.view in stored]
 
 
 def _performance(store: FeatureStore, monitor: Monitor, start: datetime, end: datetime,
