@@ -49,7 +49,7 @@ def store(tmp_path: Path) -> Iterator[hw.FeatureStore]:
     ({}, "model"),
     ({"model": "churn", "feature_view": "customer_stats"}, "model"),
     ({"model": "churn", "checks": ("quality",)}, "checks"),
-    ({"feature_view": "customer_stats", "checks": ("drift",)}, "checks"),
+    ({"feature_view": "customer_stats", "checks": ("skew",)}, "checks"),
     ({"model": "churn", "checks": ("skew", "skew")}, "checks"),
     ({"model": "churn", "window": timedelta(0)}, "window"),
     ({"model": "churn", "freshness": timedelta(hours=1)}, "freshness"),
