@@ -19,6 +19,7 @@ from rich.table import Table
 
 from headwater.cli.render import console
 from headwater.demo import STEPS, DemoResult, DemoSize, StepReport, run_demo
+from headwater.demo.monitor import DRIFTED_RATE
 
 _DEFAULT = DemoSize()
 
@@ -100,3 +101,7 @@ def summary(result: DemoResult) -> None:
               f"{live.reads:,} reads (p99 {live.read_p99_ms:.2f} ms); event to online p50 "
               f"{live.fresh_p50_ms:.1f} ms, p99 {live.fresh_p99_ms:.1f} ms; trips_1h now "
               f"{result.live_values.get('trips_1h')}.")
+    watched = result.monitored
+    out.print(f"Monitor: drift flagged in {list(watched.drifted)} after conv_rate was pushed "
+              f"near {DRIFTED_RATE} for {watched.pushed:,} drivers; {watched.alerts} webhook "
+              f"alert(s); {watched.retrain}. Report: {watched.report}")
