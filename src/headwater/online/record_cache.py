@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from itertools import compress, repeat
+from operator import itemgetter
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 ENTRY_OVERHEAD = 200
@@ -29,19 +31,18 @@ Held = tuple[bytes, bytes]
 
 
 class RecordCache:
-    """Per view field, entity key -> (version, record)."""
+    """(view field, entity key) -> (version, record), oldest first."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._fields: dict[bytes, dict[bytes, Held]] = {}
+        self._held: dict[tuple[bytes, bytes], Held] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
     def held(self, field: bytes, keys: Sequence[bytes]) -> list[Held | None]:
         """The (version, record) held for each key, None where none."""
         with self._lock:
-            held = self._fields.get(field)
-            return [None] * len(keys) if held is None else list(map(held.get, keys))
+            return list(map(self._held.get, zip(repeat(field), keys)))
 
     def keep(self, field: bytes, keys: Sequence[bytes], versions: Sequence[bytes],
              records: Sequence[bytes]) -> None:
@@ -49,43 +50,45 @@ class RecordCache:
         a key learned again counts as learned now."""
         if not keys:
             return
+        slots = list(zip(repeat(field), keys))
         with self._lock:
-            held = self._fields.setdefault(field, {})
-            gone = sum(_size(key, entry) for key, entry
-                       in zip(keys, map(held.pop, keys, [None] * len(keys)), strict=True)
-                       if entry is not None)
-            held.update(zip(keys, zip(versions, records, strict=True), strict=True))
+            held = self._held
+            popped = list(map(held.pop, slots, repeat(None, len(slots))))
+            live = list(filter(None, popped))
+            gone = (sum(map(len, compress(keys, popped))) + ENTRY_OVERHEAD * len(live)
+                    + sum(map(len, map(itemgetter(0), live)))
+                    + sum(map(len, map(itemgetter(1), live))))
+            held.update(zip(slots, zip(versions, records, strict=True), strict=True))
             self._bytes += (sum(map(len, keys)) + sum(map(len, versions))
                             + sum(map(len, records)) + ENTRY_OVERHEAD * len(keys) - gone)
             self._evict()
 
     def _evict(self) -> None:
-        """Forget the records learned first until the bytes fit (one pass per field)."""
+        """Forget the records learned first until the bytes fit (one pass)."""
         excess = self._bytes - self.max_bytes
-        for held in self._fields.values():
+        if excess <= 0:
+            return
+        drop = []
+        for slot, entry in self._held.items():
             if excess <= 0:
-                return
-            drop = []
-            for key, entry in held.items():
-                if excess <= 0:
-                    break
-                drop.append(key)
-                excess -= _size(key, entry)
-            for key in drop:
-                self._bytes -= _size(key, held.pop(key))
+                break
+            drop.append(slot)
+            excess -= _size(slot[1], entry)
+        for slot in drop:
+            self._bytes -= _size(slot[1], self._held.pop(slot))
 
     def forget(self, field: bytes) -> None:
         """Drop every record of one view field."""
         with self._lock:
-            held = self._fields.pop(field, {})
-            self._bytes -= sum(_size(key, entry) for key, entry in held.items())
+            for slot in [s for s in self._held if s[0] == field]:
+                self._bytes -= _size(slot[1], self._held.pop(slot))
 
     @property
     def size_bytes(self) -> int:
         return self._bytes
 
     def __len__(self) -> int:
-        return sum(map(len, self._fields.values()))
+        return len(self._held)
 
 
 def _size(key: bytes, entry: Held) -> int:

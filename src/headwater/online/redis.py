@@ -54,6 +54,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from itertools import compress
 from typing import Any, cast
 
 import hiredis
@@ -337,17 +338,15 @@ class RedisOnlineStore:
         """Hold what a committed update left: the records it wrote at their new versions
         (the prefix and the position from 1, as the commit script names them) and those it
         read at a version and left."""
-        held_keys, held_versions, held_records = [], [], []
-        for i, (key, version, data, record) in enumerate(
-                zip(keys, versions, stored, new, strict=True), 1):
-            if record:
-                held_keys.append(key)
-                held_versions.append(b"%s%d" % (prefix, i))
-                held_records.append(record)
-            elif version is not None and data is not None:
-                held_keys.append(key)
-                held_versions.append(version)
-                held_records.append(data)
+        held_keys = list(compress(keys, new))  # b"" (not written) is false
+        held_versions = [b"%s%d" % (prefix, i) for i, record in enumerate(new, 1) if record]
+        held_records = list(filter(None, new))
+        if len(held_keys) < len(keys):  # some were read and left
+            for key, version, data, record in zip(keys, versions, stored, new, strict=True):
+                if not record and version is not None and data is not None:
+                    held_keys.append(key)
+                    held_versions.append(version)
+                    held_records.append(data)
         self._cache.keep(field, held_keys, held_versions, held_records)
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:

@@ -210,13 +210,16 @@ class Consumer:
         is applied: this one mostly waits on the online store meanwhile (its server does the
         work of the commit), so the two threads take turns rather than use two cores. A
         batch read ahead is applied like any other, after the one before it, and is finished
-        even when ``stop`` is set meanwhile."""
+        even when ``stop`` is set meanwhile. The acknowledgement of a batch whose successor
+        is being read ahead is sent by the helper thread too, after that read (it follows
+        the batch's commit either way); a read on this thread waits for it first."""
         stop = stop or threading.Event()
         last_message = time.monotonic()
         handled = 0
         helper = (ThreadPoolExecutor(1, "headwater-read-ahead")
                   if hasattr(self.reader, "reads_ahead") else None)
         ahead: Future[tuple[list[Message], dict[str, Ahead]]] | None = None
+        acking: Future[None] | None = None
         self._file_writer = ThreadPoolExecutor(1, "headwater-event-files")
         try:
             while True:
@@ -224,7 +227,13 @@ class Consumer:
                 if ahead is not None:
                     (messages, ready), asked = ahead.result(), self._asked
                     ahead = None
+                    if acking is not None and acking.done():
+                        acking.result()  # raises what the acknowledgement raised
+                        acking = None
                 else:
+                    if acking is not None:
+                        acking.result()
+                        acking = None
                     if stop.is_set() or (max_events is not None and handled >= max_events):
                         break
                     asked = self._count(max_events, handled)
@@ -243,10 +252,16 @@ class Consumer:
                         and getattr(self.reader, "reads_ahead", False)):
                     self._asked = self._count(max_events, handled)
                     ahead = helper.submit(self._read_ahead, self._asked, self.block_ms)
-                self.process(messages, ready)
+                self.process(messages, ready, ack=ahead is None)
+                if ahead is not None and helper is not None:
+                    if acking is not None:
+                        acking.result()
+                    acking = helper.submit(self.reader.ack, messages)
                 last_message = time.monotonic()  # idle time counts from the end of the work
                 if on_batch is not None:
                     on_batch(self.counters)
+            if acking is not None:
+                acking.result()
         finally:
             if helper is not None:
                 helper.shutdown(wait=True)
@@ -273,13 +288,14 @@ class Consumer:
         return messages, ready
 
     def process(self, messages: Sequence[Message],
-                ready: Mapping[str, Ahead] | None = None) -> None:
-        """Commit one batch exactly once, then acknowledge it (module docstring).
-        ``ready``: per topic, what :meth:`_read_ahead` made of the batch's messages of that
-        topic."""
+                ready: Mapping[str, Ahead] | None = None, *, ack: bool = True) -> None:
+        """Commit one batch exactly once, then acknowledge it (module docstring; with
+        ``ack`` False the caller acknowledges it). ``ready``: per topic, what
+        :meth:`_read_ahead` made of the batch's messages of that topic."""
         for topic, batch in _by_topic(messages).items():
             self._commit(self._feeds[topic], batch, (ready or {}).get(topic))
-        self.reader.ack(messages)
+        if ack:
+            self.reader.ack(messages)
         self.counters.batches += 1
 
     def _commit(self, feed: Feed, messages: list[Message], ahead: Ahead | None = None
