@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 DEMO_DIR ?= demo_repo
 DEMO_ARGS ?=
 
-.PHONY: help venv install demo test check bench
+.PHONY: help venv install demo test check bench browser
 
 help: ## List the targets
 	@echo "Headwater make targets:"
@@ -34,7 +34,18 @@ install: venv ## Same as venv
 demo: $(STAMP) ## Run the demo: generated data -> repo -> training frame -> model -> ROC AUC
 	$(VENV)/bin/headwater demo --dir $(DEMO_DIR) $(DEMO_ARGS)
 
-test: $(STAMP) ## Run the test suite (on 2 workers)
+browser: ## Install headless Chromium and its driver from Debian (for the dashboard's browser tests)
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+				>/dev/null || { apt-get update -q >/dev/null && \
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+				>/dev/null; }; \
+		else \
+			echo "install chromium and chromium-driver (Debian) for the browser tests"; \
+		fi; }
+
+test: $(STAMP) browser ## Run the test suite (on 2 workers)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 check: $(STAMP) ## Lint (ruff) and type-check (mypy --strict)

@@ -15,6 +15,7 @@ from headwater.cli.predict import predict
 from headwater.cli.scheduler import jobs, scheduler
 from headwater.cli.serve import serve
 from headwater.cli.stream import stream
+from headwater.cli.ui import ui
 from headwater.errors import HeadwaterError
 
 EXIT_ERROR = 1
@@ -61,6 +62,7 @@ cli.add_command(predict)
 cli.add_command(scheduler)
 cli.add_command(jobs)
 cli.add_command(demo)
+cli.add_command(ui)
 
 
 def main() -> None:
