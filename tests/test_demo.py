@@ -112,6 +112,7 @@ def test_demo_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "ROC AUC: 0." in result.output
     assert "Monitor: drift flagged in [" in result.output and "conv_rate" in result.output
+    assert "Dashboard: headwater ui --repo" in result.output and "127.0.0.1:6567" in result.output
     for step in STEPS:
         assert step in result.output
 

@@ -105,3 +105,5 @@ def summary(result: DemoResult) -> None:
     out.print(f"Monitor: drift flagged in {list(watched.drifted)} after conv_rate was pushed "
               f"near {DRIFTED_RATE} for {watched.pushed:,} drivers; {watched.alerts} webhook "
               f"alert(s); {watched.retrain}. Report: {watched.report}")
+    out.print(f"Dashboard: headwater ui --repo {result.repo} --no-auth, then open "
+              "http://127.0.0.1:6567 (catalog, lineage, models, monitoring, jobs)")
