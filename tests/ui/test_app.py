@@ -7,6 +7,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -62,6 +63,7 @@ def test_a_wrong_key_is_refused_and_a_right_one_signs_in(client: TestClient) -> 
     assert right.status_code == 303 and right.headers["location"] == "/jobs"
     cookie = right.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert KEY not in cookie  # the cookie holds an HMAC of the key, never the key
     assert client.get("/catalog").status_code == 200  # the cookie now signs each request
     out = client.get("/logout")
     assert out.status_code == 303
@@ -74,10 +76,37 @@ def test_a_header_key_works_as_on_the_server(client: TestClient) -> None:
     assert client.get("/catalog", headers={"X-API-Key": "nope"}).status_code == 303
 
 
-def test_sign_in_never_redirects_off_the_app(client: TestClient) -> None:
-    answer = client.post("/login", content=f"key={KEY}&next=//evil.example/x",
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "/\t/evil.example",
+                                    "https://evil.example/", "\\\\evil.example", "models"])
+def test_sign_in_never_redirects_off_the_app(client: TestClient, target: str) -> None:
+    answer = client.post("/login", content=urlencode({"key": KEY, "next": target}),
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.headers["location"] == "/catalog"
+
+
+def test_sign_in_returns_to_the_page_asked_for_with_its_query(client: TestClient) -> None:
+    answer = client.get("/models?model=churn")
+    assert answer.headers["location"] == "/login?next=/models%3Fmodel%3Dchurn"
+
+
+def test_a_stray_header_key_does_not_hide_a_valid_session(client: TestClient) -> None:
+    client.post("/login", content=f"key={KEY}&next=/jobs",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert client.get("/jobs", headers={"X-API-Key": "stray"}).status_code == 200
+
+
+def test_pages_carry_security_headers_and_are_not_cached(client: TestClient) -> None:
+    page = client.get("/catalog", headers={"X-API-Key": KEY})
+    assert "script-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "no-store"
+    assert "max-age" in client.get("/static/ui.css").headers["cache-control"]
+
+
+def test_an_oversized_sign_in_form_is_refused(client: TestClient) -> None:
+    answer = client.post("/login", content="key=" + "x" * 20_000,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413
 
 
 def test_every_page_renders_in_the_layout_with_the_local_stylesheet(client: TestClient) -> None:

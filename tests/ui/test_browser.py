@@ -102,6 +102,7 @@ def test_sign_in_then_every_page_through_the_navigation(dashboard: str, browser:
     browser.get(f"{dashboard}/catalog")
     assert browser.current_url.startswith(f"{dashboard}/login")
     sign_in(browser, f"{dashboard}/catalog")
+    browser.get(f"{dashboard}/jobs")  # so that every click below leads to another page
     for path, (title, _) in PAGES.items():
         browser.find_element(By.LINK_TEXT, title).click()  # the header's navigation
         WebDriverWait(browser, 30).until(lambda b, p=path: b.current_url == f"{dashboard}/{p}")

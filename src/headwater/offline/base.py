@@ -78,6 +78,11 @@ class OfflineEngine(Protocol):
         columns of the view's ``schema`` cast to their declared dtypes."""
         ...
 
+    def latest_time(self, source: Source) -> datetime | None:
+        """The greatest event time of ``source``'s rows (UTC), or None when it has none,
+        without reading the rows out."""
+        ...
+
     def read_source(self, source: Source, columns: Sequence[str] | None = None) -> pa.Table:
         """All rows of a FileSource or SQLSource, in ingestion order, as one Arrow table
         (``columns`` only, in that order, when given; every column otherwise).

@@ -246,6 +246,34 @@ class DuckDBEngine:
                 table = table.set_column(index, column, table.column(index).cast(utc))
         return table
 
+    def latest_time(self, source: Source) -> datetime | None:
+        """The greatest event time (``timestamp_field``) of ``source``'s rows, in UTC, or
+        None when it has none: one ``max`` over the source, no sort and no rows returned
+        (freshness on every page of the dashboard). DataError as :meth:`read_source`."""
+        cursor = self._cursor()
+        try:
+            schema = self._reader.schema(cursor, source)
+            column = source.timestamp_field
+            if column not in schema.names:
+                raise DataError(f"{source.label()}: no column '{column}'; its columns are "
+                                f"{schema.names}. Fix: correct timestamp_field")
+            scan = self._reader.scan(cursor, source, schema, [column], until=None,
+                                     tag="__hw_r0")
+            kind = time_kind(scan.schema.field(column).type)
+            if kind is None:
+                raise DataError(f"{source.label()}: time column '{column}' has type "
+                                f"{scan.schema.field(column).type}. Fix: use a timestamp, "
+                                "date or ISO-8601 string column")
+            if kind is TimeKind.STRING:
+                check_strings(cursor, scan.from_sql, scan.params, quote(column),
+                              owner=source.label(), column=column)
+            sql = (f"SELECT max({as_instant(quote(column), kind)}) FROM {scan.from_sql}")
+            row = _duckdb_errors(lambda: cursor.execute(sql, scan.params).fetchone())
+        finally:
+            cursor.close()
+        value = None if row is None else row[0]
+        return to_utc(value) if isinstance(value, datetime) else None
+
     def close(self) -> None:
         """Close the DuckDB database; jobs cannot be read afterwards."""
         self._db.close()

@@ -6,24 +6,31 @@ Routes: ``GET /`` (to the catalog), ``GET /<page>`` for each of :data:`PAGES`,
 (the same keys as ``headwater serve``: ``server.api_keys`` and ``HEADWATER_API_KEYS``) a page
 needs a key, sent as the server takes it (``Authorization: Bearer``, ``X-API-Key``) or, from
 a browser, entered once on the login page, which keeps it in an HttpOnly, SameSite=Strict
-cookie; a request without one is sent to the login page. Pages render in a worker thread
+cookie; a request without one is sent to the login page (back to the page asked for, query
+included). The cookie never holds the key itself: it holds an HMAC of the key under a secret
+drawn when the app starts (so a restart signs everyone out), and is marked Secure when the
+request came over https. Every answer carries a Content-Security-Policy that allows no
+script and no other origin, and pages are not cached. Pages render in a worker thread
 (they read the registry and the offline store); a Headwater error becomes a page that says
 what is wrong (404 for an unknown name, 503 for a store that does not answer, else 422).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib
+import secrets
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from headwater.errors import AuthError, HeadwaterError, NotFoundError, StoreUnavailableError
-from headwater.ui.html import CSS, ICON_SVG, esc, layout
+from headwater.ui.html import CSS, ICON, ICON_SVG, STYLESHEET, esc, layout
 
 if TYPE_CHECKING:
     from headwater.serving.auth import ApiKeys
@@ -40,7 +47,15 @@ PAGES: dict[str, tuple[str, str]] = {
 }
 """path -> (title, module with ``render(store, query) -> str``), in navigation order."""
 
-COOKIE = "hw_ui_key"
+COOKIE = "hw_ui_session"
+MAX_LOGIN_BYTES = 8 * 1024
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; script-src 'none'; "
+                                "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                                "frame-ancestors 'none'; form-action 'self'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
@@ -48,26 +63,37 @@ def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
     app = FastAPI(title="Headwater dashboard", docs_url=None, redoc_url=None,
                   openapi_url=None)
     names = {path: title for path, (title, _) in PAGES.items()}
+    secret = secrets.token_bytes(32)
+    sessions = [] if api_keys is None else [_session(secret, key) for key in api_keys.keys]
 
     def allowed(request: Request) -> bool:
         if api_keys is None:
             return True
-        headers = list(request.scope["headers"])
-        cookie = request.cookies.get(COOKIE)
-        if cookie:
-            headers.append((b"x-api-key", cookie.encode()))
-        try:
-            api_keys.check(headers)
+        try:  # a key sent as the server takes it
+            api_keys.check(request.scope["headers"])
+            return True
         except AuthError:
-            return False
-        return True
+            pass
+        cookie = request.cookies.get(COOKIE, "").encode()
+        accepted = False
+        for session in sessions:  # every one compared: no early exit to time
+            accepted |= hmac.compare_digest(cookie, session)
+        return accepted
 
-    @app.get("/static/ui.css")
+    @app.middleware("http")
+    async def secure(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        answer: Response = await call_next(request)
+        answer.headers.update(SECURITY_HEADERS)
+        if request.url.path not in STATIC:
+            answer.headers["Cache-Control"] = "no-store"
+        return answer
+
+    @app.get(STYLESHEET)
     async def stylesheet() -> Response:
         return Response(CSS, media_type="text/css",
                         headers={"Cache-Control": "public, max-age=3600"})
 
-    @app.get("/static/icon.svg")
+    @app.get(ICON)
     @app.get("/favicon.ico")
     async def icon() -> Response:
         return Response(ICON_SVG, media_type="image/svg+xml",
@@ -87,16 +113,24 @@ def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_LOGIN_BYTES:
+                return _login_page(store.project, "/catalog", "the sign-in form is too "
+                                   "large", status=413)
+        form = parse_qs(body.decode("utf-8", "replace"))
         key = (form.get("key") or [""])[0].strip()
         target = _local((form.get("next") or ["/catalog"])[0])
-        if api_keys is not None:
-            try:
-                api_keys.check([(b"x-api-key", key.encode())])
-            except AuthError as exc:
-                return _login_page(store.project, target, str(exc), status=401)
+        if api_keys is None:
+            return RedirectResponse(target, status_code=303)
+        try:
+            api_keys.check([(b"x-api-key", key.encode())])
+        except AuthError as exc:
+            return _login_page(store.project, target, str(exc), status=401)
         answer = RedirectResponse(target, status_code=303)
-        answer.set_cookie(COOKIE, key, httponly=True, samesite="strict")
+        answer.set_cookie(COOKIE, _session(secret, key.encode()).decode(), httponly=True,
+                          samesite="strict", secure=request.url.scheme == "https")
         return answer
 
     @app.get("/logout")
@@ -108,7 +142,8 @@ def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
     def route(path: str) -> Callable[[Request], object]:
         async def page(request: Request) -> Response:
             if not allowed(request):
-                return RedirectResponse(f"/login?next={quote('/' + path)}", status_code=303)
+                asked = f"/{path}" + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(asked)}", status_code=303)
             query = dict(request.query_params)
             try:
                 body = await run_in_threadpool(_renderer(path), store, query)
@@ -128,6 +163,9 @@ def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
     return app
 
 
+STATIC = (STYLESHEET, ICON, "/favicon.ico")
+"""Paths that may be cached (they hold no data)."""
+
 _RENDERERS: dict[str, Render] = {}
 
 
@@ -144,9 +182,20 @@ def _problem(exc: HeadwaterError) -> str:
     return f'<p class="badge bad">{esc(type(exc).__name__)}</p><p>{esc(exc)}</p>'
 
 
+def _session(secret: bytes, key: bytes) -> bytes:
+    """The cookie value of a signed-in key: an HMAC of it, hex (never the key itself)."""
+    return hmac.new(secret, key, hashlib.sha256).hexdigest().encode()
+
+
 def _local(target: str) -> str:
-    """``target`` if it is a path of this app, else the catalog (no open redirect)."""
-    return target if target.startswith("/") and not target.startswith("//") else "/catalog"
+    """``target`` if it is a path of this app, else the catalog (no open redirect): it
+    starts with one ``/``, and holds no backslash, control character, scheme or host."""
+    parts = urlsplit(target)
+    if (not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 32 or ord(c) == 127 for c in target) or parts.scheme
+            or parts.netloc):
+        return "/catalog"
+    return target
 
 
 def _login_page(project: str, target: str, error: str, *, status: int = 200) -> Response:

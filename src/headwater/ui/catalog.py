@@ -38,7 +38,7 @@ from headwater.definitions import (
     SQLSource,
     StreamSource,
 )
-from headwater.errors import DataError
+from headwater.errors import HeadwaterError
 from headwater.ui.html import badge, duration, esc, link, table, when
 
 if TYPE_CHECKING:
@@ -61,31 +61,30 @@ class Freshness:
 
 def latest_event(store: FeatureStore, source: Source) -> datetime | None:
     """The greatest event time of ``source``'s rows as the offline engine reads them (UTC),
-    or None when it has none. DataError when the source cannot be read."""
-    import pyarrow.compute as pc
-
-    table = store.offline.read_source(source, [source.timestamp_field])
-    value = pc.max(table.column(0)).as_py()
-    return value if isinstance(value, datetime) else None
+    or None when it has none (one ``max``, no rows read out). DataError when the source
+    cannot be read."""
+    return store.offline.latest_time(source)
 
 
 def freshness(store: FeatureStore, views: Iterable[FeatureView]) -> dict[str, Freshness]:
     """The :class:`Freshness` of each view, by name; a source shared by views is read once."""
     now = datetime.now(UTC)
     marks = store.registry.backend.watermarks(store.project)
-    latest: dict[Source, datetime | DataError | None] = {}
+    latest: dict[Source, datetime | HeadwaterError | None] = {}
     found: dict[str, Freshness] = {}
     for view in views:
         source = view.batch_source
         if source not in latest:
             try:
                 latest[source] = latest_event(store, source)
-            except DataError as exc:  # shown in the view's row, not hiding the catalog
-                latest[source] = exc
+            except HeadwaterError as exc:  # unreadable or unreachable: shown in the
+                latest[source] = exc        # view's row, not hiding the rest of the catalog
         mark = marks.get(view.name)
-        materialized = None if mark is None else mark[1]
+        current = store.registry.record(FeatureView.kind, view.name).version
+        # a watermark of an earlier definition says nothing of this one (as materialize)
+        materialized = None if mark is None or mark[0] != current else mark[1]
         value = latest[source]
-        if isinstance(value, DataError):
+        if isinstance(value, HeadwaterError):
             found[view.name] = Freshness(None, None, materialized, str(value))
         else:
             found[view.name] = Freshness(value, None if value is None else now - value,
