@@ -108,11 +108,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hw.FeatureStore]
     opened.close()
 
 
-@pytest.fixture(scope="module")
-def client(store: hw.FeatureStore) -> TestClient:
-    return TestClient(create_ui(store, api_keys=None))
-
-
 class Page(HTMLParser):
     """Tables by the heading before them (a table with a header row as a list of row dicts
     in ``tables``; a table of ``<th>`` key, ``<td>`` value rows as a dict in ``facts``),

@@ -18,7 +18,6 @@ from headwater.repo import load_repo
 from headwater.scheduler.base import FAILED, RETRYING, SUCCEEDED, JobRun
 from headwater.scheduler.cron import parse_cron
 from headwater.scheduler.runner import Scheduler
-from headwater.ui.app import create_ui
 from headwater.ui.html import duration, when
 from tests.scheduler.conftest import T0, Clock, make_repo
 from tests.ui.test_models_page import get, no_external_url
@@ -57,11 +56,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hw.FeatureStore]
         definitions = [d.obj for d in load_repo(repo) if not isinstance(d.obj, hw.Job)]
         opened.apply([*definitions, *jobs()], prune=True)
         yield opened
-
-
-@pytest.fixture(scope="module")
-def client(store: hw.FeatureStore) -> TestClient:
-    return TestClient(create_ui(store, api_keys=None))
 
 
 def backend(store: hw.FeatureStore) -> SQLRegistryBackend:

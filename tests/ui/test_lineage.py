@@ -36,11 +36,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hw.FeatureStore]
     opened.close()
 
 
-@pytest.fixture(scope="module")
-def client(store: hw.FeatureStore) -> TestClient:
-    return TestClient(create_ui(store, api_keys=None))
-
-
 def expected_edges(store: hw.FeatureStore) -> set[tuple[Node, Node]]:
     """The lineage from the store's API: view sources, on-demand inputs, service
     selections, the service each model version names, and the aliases."""

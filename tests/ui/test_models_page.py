@@ -18,7 +18,6 @@ from sklearn.dummy import DummyClassifier
 
 import headwater as hw
 from headwater.testing.models import DEFINITIONS_FILE, applied_store, churn_repo
-from headwater.ui.app import create_ui
 from headwater.ui.html import when
 
 DESCRIPTION = "<b>& churn within 30 days"
@@ -160,11 +159,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hw.FeatureStore]
         yield opened
     finally:
         opened.close()
-
-
-@pytest.fixture(scope="module")
-def client(store: hw.FeatureStore) -> TestClient:
-    return TestClient(create_ui(store, api_keys=None))
 
 
 def version_rows(store: hw.FeatureStore, name: str) -> list[list[str]]:

@@ -17,7 +17,6 @@ from headwater.monitoring.report_series import monitor_series
 from headwater.monitoring.report_svg import number
 from headwater.registry.monitor_tables import MonitorRun
 from headwater.testing.models import START, applied_store, churn_repo
-from headwater.ui.app import create_ui
 from headwater.ui.html import when
 from tests.ui.test_models_page import get, no_external_url
 
@@ -45,11 +44,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hw.FeatureStore]
         yield opened
     finally:
         opened.close()
-
-
-@pytest.fixture(scope="module")
-def client(store: hw.FeatureStore) -> TestClient:
-    return TestClient(create_ui(store, api_keys=None))
 
 
 def window(run: MonitorRun) -> str:

@@ -163,29 +163,18 @@ def history(model: str, repo: Path) -> None:
         for event in store.models.history(model):
             table.add_row(f"{event.at:%Y-%m-%d %H:%M:%S}", event.alias,
                           _version(event.from_version), _version(event.to_version),
-                          event.reason, _checks(event))
+                          event.reason, event.describe_checks())
         console().print(table)
 
 
 def _promoted(event: AliasEvent) -> None:
     console().print(f"{escape(event.model)}@{escape(event.alias)}: "
                     f"{_version(event.from_version)} -> {_version(event.to_version)} "
-                    f"({escape(event.reason)}) {escape(_checks(event))}")
+                    f"({escape(event.reason)}) {escape(event.describe_checks())}")
 
 
 def _version(number: int | None) -> str:
     return "-" if number is None else str(number)
-
-
-def _checks(event: AliasEvent) -> str:
-    parts = []
-    for check in event.checks:
-        verdict = "passed" if check.get("passed") else "failed"
-        against = ("no current version" if check.get("current") is None
-                   else f"current {_number(check.get('current'))}")
-        parts.append(f"{check.get('metric')} {_number(check.get('candidate'))} vs {against}: "
-                     f"{verdict}")
-    return "; ".join(parts)
 
 
 def _number(value: object) -> str:

@@ -136,6 +136,21 @@ class AliasEvent:
     checks: tuple[dict[str, Any], ...]
     at: datetime
 
+    def describe_checks(self) -> str:
+        """The rules checked, in words: ``roc_auc 0.8123 vs current 0.8000: passed``, ``;``
+        between them (the CLI and the dashboard print this)."""
+        def number(value: object) -> str:
+            return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+        parts = []
+        for check in self.checks:
+            verdict = "passed" if check.get("passed") else "failed"
+            current = check.get("current")
+            against = "no current version" if current is None else f"current {number(current)}"
+            parts.append(f"{check.get('metric')} {number(check.get('candidate'))} vs "
+                         f"{against}: {verdict}")
+        return "; ".join(parts)
+
 
 @dataclass(frozen=True)
 class TrainingRun:

@@ -164,27 +164,10 @@ def _chart(name: str, metric_name: str, versions: Sequence[ModelVersion],
 
 def _history(events: Sequence[AliasEvent]) -> str:
     rows = [[when(e.at), esc(e.alias), _number(e.from_version), _number(e.to_version),
-             badge(e.reason, "warn" if "force" in e.reason else ""), esc(checks(e))]
+             badge(e.reason, "warn" if "force" in e.reason else ""), esc(e.describe_checks())]
             for e in events]
     return table(["at", "alias", "from", "to", "reason", "checks"], rows,
                  empty="no alias has been set")
-
-
-def checks(event: AliasEvent) -> str:
-    """The promotion rules an alias move checked, as ``headwater models history`` words
-    them: ``roc_auc 0.8123 vs current 0.8000: passed`` (unescaped)."""
-    parts = []
-    for check in event.checks:
-        verdict = "passed" if check.get("passed") else "failed"
-        current = check.get("current")
-        against = "no current version" if current is None else f"current {_plain(current)}"
-        parts.append(f"{check.get('metric')} {_plain(check.get('candidate'))} vs {against}: "
-                     f"{verdict}")
-    return "; ".join(parts)
-
-
-def _plain(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _spec(spec: ModelSpec) -> str:
