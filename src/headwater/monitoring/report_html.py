@@ -81,18 +81,12 @@ def write_monitor_report(store: FeatureStore, name: str, folder: Path, *,
     """Write ``<folder>/<name>.html`` and ``<folder>/<name>.json`` (module docstring) from
     the newest ``limit`` runs of monitor ``name`` that started at or after ``since``
     (naive: UTC); ``folder`` is created when missing. Returns ``(html, json)`` paths."""
-    monitor = store.get_monitor(name)
-    runs = list(reversed(store.monitor_runs(name, since=since, limit=limit)))
-    if not runs:
-        window = f" since {since.isoformat()}" if since is not None else ""
-        raise DataError(f"monitor '{name}' has no stored runs{window}, so there is nothing "
-                        f"to report. Fix: run `headwater monitor run {name}` first"
-                        + (", or pass an earlier since" if since is not None else ""))
-    lookup = _store_references(store, monitor.model) if monitor.model else None
+    monitor, runs = _report_runs(store, name, since, limit)
     generated = datetime.now(UTC)
     document = report_data(store.project, monitor.spec(), runs, generated)
-    page = render_monitor_html(store.project, monitor, runs, reference=lookup,
-                               generated_at=generated)
+    page = render_monitor_html(store.project, monitor, runs, generated_at=generated,
+                               reference=_store_references(store, monitor.model)
+                               if monitor.model else None)
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     html_path, json_path = target / f"{name}.html", target / f"{name}.json"
@@ -100,6 +94,28 @@ def write_monitor_report(store: FeatureStore, name: str, folder: Path, *,
                          encoding="utf-8")
     html_path.write_text(page, encoding="utf-8")
     return html_path, json_path
+
+
+def monitor_report_html(store: FeatureStore, name: str, *, since: datetime | None = None,
+                        limit: int = 100) -> str:
+    """The HTML report of monitor ``name`` (what :func:`write_monitor_report` writes), as a
+    string: the dashboard serves it."""
+    monitor, runs = _report_runs(store, name, since, limit)
+    return render_monitor_html(store.project, monitor, runs,
+                               reference=_store_references(store, monitor.model)
+                               if monitor.model else None)
+
+
+def _report_runs(store: FeatureStore, name: str, since: datetime | None,
+                 limit: int) -> tuple[Monitor, list[MonitorRun]]:
+    monitor = store.get_monitor(name)
+    runs = list(reversed(store.monitor_runs(name, since=since, limit=limit)))
+    if not runs:
+        window = f" since {since.isoformat()}" if since is not None else ""
+        raise DataError(f"monitor '{name}' has no stored runs{window}, so there is nothing "
+                        f"to report. Fix: run `headwater monitor run {name}` first"
+                        + (", or pass an earlier since" if since is not None else ""))
+    return monitor, runs
 
 
 def render_monitor_html(project: str, monitor: Monitor, runs: Sequence[MonitorRun], *,

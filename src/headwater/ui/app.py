@@ -1,8 +1,9 @@
 """The dashboard app: login with the server's API keys, then one page per concept.
 
 Routes: ``GET /`` (to the catalog), ``GET /<page>`` for each of :data:`PAGES`,
-``GET|POST /login``, ``GET /logout``, ``GET /static/ui.css``, the icon (``GET
-/static/icon.svg``, also as ``/favicon.ico``) and ``GET /health``. With auth on
+``GET /report?monitor=NAME`` (a monitor's full report), ``GET|POST /login``, ``GET /logout``,
+``GET /static/ui.css``, the icon (``GET /static/icon.svg``, also as ``/favicon.ico``) and
+``GET /health``. With auth on
 (the same keys as ``headwater serve``: ``server.api_keys`` and ``HEADWATER_API_KEYS``) a page
 needs a key, sent as the server takes it (``Authorization: Bearer``, ``X-API-Key``) or, from
 a browser, entered once on the login page, which keeps it in an HttpOnly, SameSite=Strict
@@ -160,6 +161,24 @@ def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
 
     for path in PAGES:
         app.add_api_route(f"/{path}", route(path), methods=["GET"], response_class=HTMLResponse)
+
+    @app.get("/report")
+    async def report(request: Request) -> Response:
+        """A monitor's full HTML report (``headwater monitor report``), as its own page."""
+        from headwater.monitoring.report_html import monitor_report_html
+
+        if not allowed(request):
+            return RedirectResponse(f"/login?next={quote('/report?' + request.url.query)}",
+                                    status_code=303)
+        name = request.query_params.get("monitor", "")
+        try:
+            return HTMLResponse(await run_in_threadpool(monitor_report_html, store, name))
+        except HeadwaterError as exc:
+            status = (404 if isinstance(exc, NotFoundError) else
+                      503 if isinstance(exc, StoreUnavailableError) else 422)
+            return HTMLResponse(layout("Monitoring report", _problem(exc), pages=names,
+                                       current="monitoring", project=store.project),
+                                status_code=status)
     return app
 
 

@@ -10,9 +10,9 @@ critical, warning, info), a line chart per series of findings over its last
 :data:`RUNS_SHOWN` runs (statistics first, then ``performance.*``; built by
 :func:`headwater.monitoring.report_series.monitor_series` and drawn by
 :func:`headwater.monitoring.report_svg.line_chart`, as the monitor's HTML report does) and
-the runs themselves. The reference-vs-current histograms and the JSON of the same results
-are in the report ``headwater monitor report NAME`` writes. An unknown name is the store's
-NotFoundError.
+the runs themselves, and a link to the monitor's full report (``/report``, the page
+``headwater monitor report NAME`` writes, with the reference-vs-current histograms). An
+unknown name is the store's NotFoundError.
 """
 
 from __future__ import annotations
@@ -111,9 +111,10 @@ def _detail(store: FeatureStore, monitor: Monitor) -> str:
         parts += ["<h3>Performance over time</h3>",
                   _charts(performance, "No performance findings in these runs.")]
     parts += [f"<h3>Runs ({esc(len(runs))} newest)</h3>", _runs(runs),
-              '<p class="muted">The full report of these runs, with reference against '
-              "current histograms of drifted columns and a JSON of the same results, is "
-              f"written by <code>headwater monitor report {esc(monitor.name)}</code>.</p>"]
+              f'<p>{link("/report", "The latest report", monitor=monitor.name)}: these runs '
+              "with reference against current histograms of drifted columns (<code>headwater "
+              f"monitor report {esc(monitor.name)}</code> writes it with a JSON of the same "
+              "results).</p>"]
     return "".join(parts)
 
 
