@@ -23,7 +23,7 @@ from headwater.testing.models import LABELS_FILE, feature_names
 
 LINEAGE_KEYS = {"model_spec_version", "feature_service", "feature_service_version",
                 "feature_views", "training_fingerprint", "label_source", "label_column",
-                "rows", "split", "code_revision", "headwater_version"}
+                "rows", "split", "fit_seconds", "code_revision", "headwater_version"}
 
 
 def versions(store: hw.FeatureStore, model: str) -> list[int]:
@@ -80,6 +80,7 @@ def test_train_registers_a_version_with_metrics_and_lineage(store: hw.FeatureSto
     assert lineage["label_column"] == "churned"
     assert lineage["rows"] == {"train": run.rows_train, "test": run.rows_test}
     assert lineage["split"] == to_spec(spec.split)
+    assert lineage["fit_seconds"] == round(run.fit_seconds, 6) > 0
     assert lineage["code_revision"] is None  # the tmp repo is not a git work tree
     assert lineage["headwater_version"] == hw.__version__
 

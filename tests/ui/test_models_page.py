@@ -169,6 +169,7 @@ def version_rows(store: hw.FeatureStore, name: str) -> list[list[str]]:
         rows.append([str(v.version), when(v.created_at), " ".join(v.aliases) or "—",
                      v.estimator_class.rsplit(".", 1)[1],
                      f"{lineage['rows']['train']:,} / {lineage['rows']['test']:,}",
+                     f"{lineage['fit_seconds']:.3g} s",
                      *(f"{v.metrics[m]:.4f}" for m in store.get_model(name).metrics),
                      f"{lineage['feature_service']} v{lineage['feature_service_version']}",
                      lineage["training_fingerprint"][:12],
@@ -202,7 +203,7 @@ def test_the_overview_lists_every_model_with_its_registry_records(
     metrics = list(store.get_model("churn").metrics)
     (versions,) = page.table("version", "created", "aliases")
     assert versions.headers == ["version", "created", "aliases", "estimator",
-                                "rows train / test", *metrics, "feature service",
+                                "rows train / test", "fit", *metrics, "feature service",
                                 "training data", "code", "run"]
     assert versions.rows == version_rows(store, "churn")
     assert versions.rows[0][3] == "DummyClassifier"

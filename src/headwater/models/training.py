@@ -98,7 +98,8 @@ def train_model(store: FeatureStore, name: str, *,
         model=name, version=0, run_id=run_id, task=spec.task,
         estimator_class=spec.estimator_class, features=frame.features,
         params=spec.params(), metrics=metrics,
-        lineage=lineage(store, spec, frame, parts.train.num_rows, parts.test.num_rows),
+        lineage=lineage(store, spec, frame, parts.train.num_rows, parts.test.num_rows,
+                        fit_seconds=round(fit_seconds, 6)),
         artifact=artifact, reference=reference_ref, created_at=datetime.now(UTC),
         classes=classes, input_kind=kind, feature_types=feature_types(frame.table,
                                                                       frame.features)))
@@ -145,10 +146,11 @@ def _classes(estimator: Any) -> tuple[Any, ...]:
 
 
 def lineage(store: FeatureStore, spec: ModelSpec, frame: TrainingFrame, rows_train: int,
-            rows_test: int) -> dict[str, Any]:
+            rows_test: int, *, fit_seconds: float | None = None) -> dict[str, Any]:
     """Where a version comes from: the registry versions of the spec, its feature service
     and the views it reads, the training frame's fingerprint, the label source, the row
-    counts, the split, the repo's git commit and Headwater's version."""
+    counts, the split, the estimator's fit time, the repo's git commit and Headwater's
+    version."""
     import headwater
 
     record = store.registry.record
@@ -167,6 +169,7 @@ def lineage(store: FeatureStore, spec: ModelSpec, frame: TrainingFrame, rows_tra
         "label_column": spec.label.column,
         "rows": {"train": rows_train, "test": rows_test},
         "split": to_spec(spec.split),
+        "fit_seconds": fit_seconds,
         "code_revision": code_revision(store.repo_path),
         "headwater_version": headwater.__version__,
     }

@@ -127,13 +127,15 @@ def _model(name: str, spec: ModelSpec | None, versions: Sequence[ModelVersion],
             f'<span title="{esc(v.estimator_class)}">'
             f"{esc(v.estimator_class.rpartition('.')[2])}</span>",
             _rows(lineage.get("rows")),
+            "—" if lineage.get("fit_seconds") is None else
+            esc(f"{lineage['fit_seconds']:.3g} s"),
             *(metric(v.metrics.get(m)) for m in names),
             "—" if not service else
             esc(f"{service} v{lineage.get('feature_service_version', '?')}"),
             short(lineage.get("training_fingerprint")), short(lineage.get("code_revision")),
             short(v.run_id)])
     versions_table = table(["version", "created", "aliases", "estimator", "rows train / test",
-                            *names, "feature service", "training data", "code", "run"], rows)
+                            "fit", *names, "feature service", "training data", "code", "run"], rows)
     charts = "".join(_chart(name, m, versions, spec) for m in names)
     return ("<h3>Versions</h3>" + versions_table
             + "<h3>Metrics across versions</h3>" + f'<div class="cards">{charts}</div>'
