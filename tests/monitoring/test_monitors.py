@@ -15,7 +15,6 @@ from sklearn.dummy import DummyClassifier
 
 import headwater as hw
 from headwater.errors import DataError, DefinitionError, NotFoundError, RegistryError
-from headwater.inference.log import PredictionLog, PredictionRecord
 from headwater.monitoring.profile import NumericProfile, reference_profile
 from headwater.monitoring.reference_drift import load_reference
 from headwater.monitoring.retrain import retrain
@@ -24,6 +23,7 @@ from headwater.testing.models import (
     START,
     applied_store,
     churn_repo,
+    log_scored,
     split_start,
 )
 from tests.monitoring.test_alerts import Receiver, dead_port, receiver
@@ -225,15 +225,7 @@ def log_predictions(store: hw.FeatureStore, at: list[datetime]) -> pa.Table:
     times = pa.array(at, pa.timestamp("us", "UTC"))
     scored = store.predict("churn:1", pa.table({"customer_id": customers, "ts": times}),
                            ).to_arrow()
-    inputs = scored.select(list(FEATURE_NAMES))
-    log = PredictionLog(store.settings.predictions_path)
-    for i, moment in enumerate(times.cast(pa.int64()).to_pylist()):
-        row = scored.slice(i, 1)
-        log.log(PredictionRecord(
-            f"r{i}", moment, "churn", 1, {"customer_id": row["customer_id"].to_pylist()},
-            inputs.slice(i, 1).to_pydict(), {}, row["prediction"].to_numpy(),
-            row["probability"].to_numpy(), inputs.schema))
-    log.close()
+    assert log_scored(store, scored, times) == len(at)
     return scored
 
 

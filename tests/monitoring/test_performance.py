@@ -29,7 +29,6 @@ from sklearn import metrics as skm
 
 import headwater as hw
 from headwater.errors import DataError, DefinitionError
-from headwater.inference.log import PredictionLog, PredictionRecord
 from headwater.monitoring.labels import join_labels
 from headwater.monitoring.performance import (
     WindowMetrics,
@@ -38,10 +37,10 @@ from headwater.monitoring.performance import (
     performance_over_time,
 )
 from headwater.testing.models import (
-    FEATURE_NAMES,
     LABELS_FILE,
     applied_store,
     churn_repo,
+    log_scored,
     split_start,
 )
 
@@ -77,16 +76,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         at = pc.subtract(labels["ts"], pa.scalar(timedelta(hours=1)))
         scored = store.predict("churn:1", pa.table({"customer_id": labels["customer_id"],
                                                     "ts": at})).to_arrow()
-        inputs = scored.select(list(FEATURE_NAMES))
-        log = PredictionLog(store.settings.predictions_path)
-        for i, moment in enumerate(at.cast(pa.int64()).to_pylist()):
-            row = scored.slice(i, 1)
-            log.log(PredictionRecord(
-                f"r{i}", moment, "churn", 1, {"customer_id": row["customer_id"].to_pylist()},
-                inputs.slice(i, 1).to_pydict(), {}, row["prediction"].to_numpy(),
-                row["probability"].to_numpy(), inputs.schema))
-        log.close()
-        assert log.written_rows == labels.num_rows
+        assert log_scored(store, scored, at) == labels.num_rows
         yield Served(store, repo, labels, at.to_numpy().astype("datetime64[us]"),
                      scored["prediction"].to_numpy(), scored["probability"].to_numpy(),
                      dict(run.metrics))

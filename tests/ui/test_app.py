@@ -126,6 +126,22 @@ def test_an_unknown_name_is_a_404_page(client: TestClient) -> None:
     assert page.status_code == 404 and "NotFoundError" in page.text
 
 
+def test_ui_without_keys_says_how_to_turn_auth_off_for_it(repo: Path) -> None:
+    from click.testing import CliRunner
+
+    from headwater.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["ui", "--repo", str(repo)],
+                                env={"HEADWATER_API_KEYS": ""})
+    assert result.exit_code == 1
+    assert "headwater ui needs API keys" in result.output
+    assert "'headwater ui --no-auth'" in result.output
+
+
+def test_pages_answer_head(client: TestClient) -> None:
+    assert client.head("/catalog", headers={"X-API-Key": KEY}).status_code == 200
+
+
 def test_headwater_ui_serves_as_a_process(repo: Path, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -265,3 +265,17 @@ def test_descriptions_are_escaped_and_nothing_is_fetched(client: TestClient) -> 
 def test_an_unknown_model_is_a_404(client: TestClient) -> None:
     page = get(client, "/models?model=no_such_model", 404)
     assert "NotFoundError" in page.text and "no_such_model" in page.text
+
+
+def test_the_overview_shows_the_newest_versions_and_links_to_all(
+        store: hw.FeatureStore, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import headwater.ui.models as page_module
+
+    monkeypatch.setattr(page_module, "OVERVIEW_VERSIONS", 1)
+    page = get(client, "/models")
+    assert "The newest 1 of 2 versions" in page.text
+    assert [row[0] for row in page.table("version", "created")[0].rows] == ["2"]
+    assert 'href="/models?model=churn">all of them</a>' in client.get("/models").text
+    detail = get(client, "/models?model=churn")
+    (versions,) = detail.table("version", "created")
+    assert [row[0] for row in versions.rows] == ["1", "2"]  # its own page: all of them

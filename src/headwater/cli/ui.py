@@ -33,7 +33,7 @@ def ui(repo: Path, host: str, port: int, no_auth: bool) -> None:
 
     store = FeatureStore(repo)
     try:
-        keys = resolve_keys(store.settings.server, no_auth=no_auth)
+        keys = resolve_keys(store.settings.server, no_auth=no_auth, command="headwater ui")
         auth = "off" if keys is None else f"{len(keys.keys)} API key(s)"
         click.echo(f"Dashboard of project '{store.project}' on http://{host}:{port} "
                    f"(auth {auth}). Press Ctrl+C to stop.")

@@ -61,9 +61,10 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 
 def resolve_keys(settings: ServerSettings, *, no_auth: bool = False,
-                 environ: Mapping[str, str] | None = None) -> ApiKeys | None:
+                 environ: Mapping[str, str] | None = None,
+                 command: str = "headwater serve") -> ApiKeys | None:
     """The keys the server accepts, or None when auth is off; ConfigError when auth is on
-    and no key is configured."""
+    and no key is configured (naming ``command``'s ``--no-auth``)."""
     if no_auth or not settings.auth:
         return None
     env = os.environ if environ is None else environ
@@ -71,8 +72,8 @@ def resolve_keys(settings: ServerSettings, *, no_auth: bool = False,
     keys = tuple(dict.fromkeys([*settings.api_keys, *from_env]))
     if not keys:
         raise ConfigError(
-            "the feature server needs API keys and none is configured. Fix: list keys in "
+            f"{command} needs API keys and none is configured. Fix: list keys in "
             f"headwater.yaml (server: {{api_keys: ['${{HEADWATER_API_KEY}}']}}) or set "
             f"{API_KEYS_ENV}=key1,key2; for local work only, turn auth off with "
-            "'headwater serve --no-auth' or 'server: {auth: false}'")
+            f"'{command} --no-auth' or 'server: {{auth: false}}'")
     return ApiKeys(tuple(k.encode() for k in keys))

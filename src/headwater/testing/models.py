@@ -197,3 +197,25 @@ def applied_store(path: str | os.PathLike[str]) -> FeatureStore:
     store = FeatureStore(path)
     store.apply(load_definitions(path), prune=True)
     return store
+
+
+def log_scored(store: FeatureStore, scored: pa.Table, times: pa.Array | pa.ChunkedArray, *,
+               model: str = "churn", version: int = 1) -> int:
+    """Write batch-scored churn rows (``store.predict(...).to_arrow()``: ``customer_id``,
+    the features, ``prediction``, ``probability``) to the store's prediction log with the
+    real PredictionLog, one request per row at ``times[i]`` (timestamps), as ``/predict``
+    would have logged them; returns the rows written."""
+    import pyarrow as pa
+
+    from headwater.inference.log import PredictionLog, PredictionRecord
+
+    inputs = scored.select(list(FEATURE_NAMES))
+    log = PredictionLog(store.settings.predictions_path)
+    for i, moment in enumerate(times.cast(pa.int64()).to_pylist()):
+        row = scored.slice(i, 1)
+        log.log(PredictionRecord(
+            f"r{i}", moment, model, version, {"customer_id": row["customer_id"].to_pylist()},
+            inputs.slice(i, 1).to_pydict(), {}, row["prediction"].to_numpy(),
+            row["probability"].to_numpy(), inputs.schema))
+    log.close()
+    return log.written_rows

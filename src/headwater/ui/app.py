@@ -160,7 +160,8 @@ def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
         return page
 
     for path in PAGES:
-        app.add_api_route(f"/{path}", route(path), methods=["GET"], response_class=HTMLResponse)
+        app.add_api_route(f"/{path}", route(path), methods=["GET", "HEAD"],
+                          response_class=HTMLResponse)
 
     @app.get("/report")
     async def report(request: Request) -> Response:

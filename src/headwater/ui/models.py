@@ -39,6 +39,9 @@ FIGURE = f'class="card" style="margin:0;width:{WIDTH + 22}px"'
 PAGE = "/models"
 PREFIX = 12
 """Characters shown of a training fingerprint, a git commit or a run id."""
+OVERVIEW_VERSIONS = 20
+"""Versions (the newest) and alias moves each model shows on the overview; its own page
+shows them all."""
 
 
 def render(store: FeatureStore, query: Mapping[str, str]) -> str:
@@ -81,9 +84,13 @@ def _overview(store: FeatureStore) -> str:
                      esc(len(versions)), _aliases(aliases),
                      _metrics(latest) if latest else '<span class="muted">not trained</span>',
                      esc(spec.owner if spec else ""), esc(spec.description if spec else "")])
+        shown = versions[-OVERVIEW_VERSIONS:]
+        more = ("" if len(shown) == len(versions) else
+                f'<p class="muted">The newest {len(shown)} of {len(versions)} versions: '
+                f"{link(PAGE, 'all of them', model=name)}.</p>")
         sections.append(f'<h2 id="model-{esc(name)}">{link(PAGE, name, model=name)}</h2>'
-                        + _about(spec) + _model(name, spec, versions,
-                                                history.get(name, [])))
+                        + _about(spec) + more
+                        + _model(name, spec, shown, history.get(name, [])[-OVERVIEW_VERSIONS:]))
     summary = table(["model", "task", "versions", "aliases", "latest metrics", "owner",
                      "description"], rows)
     return summary + "".join(sections)
