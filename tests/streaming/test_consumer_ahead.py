@@ -5,9 +5,10 @@ online keep the same row of two events with the same time."""
 from __future__ import annotations
 
 import json
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -49,18 +50,27 @@ def test_a_batch_planned_ahead_of_a_redelivery_is_planned_again_after_it(
         tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", "trips")
     with hw.FeatureStore(repo) as store:
+        reader = Batches([[message(0, 1.0, fresh=False)], [message(1, 2.0, fresh=True)]])
+        consumer = Consumer(store, stream_feeds(store), reader, consumer="c", batch_size=1)
+        planned = threading.Event()
+        read_ahead = consumer._read_ahead
+
+        def read_and_tell(count: int, wait_ms: int) -> Any:
+            made = read_ahead(count, wait_ms)
+            planned.set()
+            return made
+
         look_up = store.online.markers_present
 
-        def slow(scope: str, ids: object) -> set[str]:
-            # the redelivered batch looks its marks up (on the main thread) slowly, so the
-            # fresh batch after it is read and planned ahead meanwhile
-            time.sleep(0.3)
-            return look_up(scope, ids)  # type: ignore[arg-type]
+        def after_the_next_batch_is_planned(scope: str, ids: Any) -> set[str]:
+            # the redelivered batch looks its marks up (on the main thread) only once the
+            # fresh batch after it was read and planned ahead
+            assert planned.wait(30), "the next batch was never read ahead"
+            return look_up(scope, ids)
 
-        store.online.markers_present = slow  # type: ignore[method-assign]
-        reader = Batches([[message(0, 1.0, fresh=False)], [message(1, 2.0, fresh=True)]])
-        Consumer(store, stream_feeds(store), reader, consumer="c",
-                 batch_size=1).run(max_events=2)
+        consumer._read_ahead = read_and_tell  # type: ignore[method-assign]
+        store.online.markers_present = after_the_next_batch_is_planned  # type: ignore[method-assign]
+        consumer.run(max_events=2)
         at = TS + timedelta(seconds=1)
         online = store.get_online_features(["driver_last_trip:fare"], [{"driver_id": 7}],
                                            now=at).to_dict()["fare"]

@@ -96,9 +96,20 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+class HasFindings:
+    """The results of checks (and stored monitor runs) hold ``findings``; this gives them
+    ``failed``, the ones that failed, in order."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def failed(self) -> list[Finding]:
+        return [f for f in self.findings if f.failed]
+
+
 def failed(findings: Iterable[Finding]) -> list[Finding]:
     """The findings that failed, in order."""
     return [f for f in findings if f.failed]
 
 
-__all__ = ["SEVERITIES", "Finding", "failed", "json_safe"]
+__all__ = ["SEVERITIES", "Finding", "HasFindings", "failed", "json_safe"]

@@ -75,7 +75,7 @@ def run_monitor(store: FeatureStore, name: str, *, end: datetime | None = None,
         if monitor.retrain and any(f.failed and f.value is not None
                                    and f.check.startswith(RETRAIN_ON) for f in findings):
             findings.extend(_run_check(store, monitor, "retrain", (start, end), profiles))
-    except BaseException as exc:
+    except BaseException as exc:  # any failure, a bug too: stored as an error run, re-raised
         backend.record_monitor_run(
             store.project, name, started_at=started, finished_at=datetime.now(UTC),
             window_start=start, window_end=end, status="error", findings=findings,

@@ -54,8 +54,7 @@ from headwater.definitions.model import (
 )
 from headwater.errors import DataError, DefinitionError
 from headwater.models.metrics import PROBABILITY_METRICS, RANKING_METRICS, compute_metrics
-from headwater.monitoring.findings import Finding
-from headwater.monitoring.findings import failed as failed_findings
+from headwater.monitoring.findings import Finding, HasFindings
 from headwater.monitoring.labels import LABEL, LOGGED_AT, join_labels, label_table, value_family
 from headwater.offline.frames import to_arrow
 
@@ -97,7 +96,7 @@ class WindowMetrics:
 
 
 @dataclass(frozen=True)
-class PerformanceResult:
+class PerformanceResult(HasFindings):
     """What :func:`check_performance` found for ``model`` over ``[start, end)``: the
     ``windows`` (in time order, versions ascending within one), their ``findings`` and the
     training metrics of each version served (``training``)."""
@@ -110,9 +109,6 @@ class PerformanceResult:
     findings: tuple[Finding, ...]
     training: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
 
-    @property
-    def failed(self) -> list[Finding]:
-        return failed_findings(self.findings)
 
     @property
     def unlabelled(self) -> int:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.definitions import Field
 from headwater.definitions.base import RESERVED_PREFIX
 from headwater.errors import DataError
-from headwater.monitoring.findings import Finding, failed
+from headwater.monitoring.findings import Finding, HasFindings
 from headwater.monitoring.profile import Profile, profile
 from headwater.monitoring.quality_checks import (
     FRESHNESS,
@@ -76,7 +76,7 @@ Schema = Mapping[str, DType] | Sequence[Field]
 
 
 @dataclass(frozen=True)
-class QualityResult:
+class QualityResult(HasFindings):
     """The findings of one quality check of ``subject`` over ``[window_start,
     window_end)``; ``rows`` is the window's row count and ``latest_event`` the latest event
     time before ``window_end`` (None when there is none)."""
@@ -88,10 +88,6 @@ class QualityResult:
     latest_event: datetime | None
     findings: tuple[Finding, ...]
 
-    @property
-    def failed(self) -> list[Finding]:
-        """The failed findings, in order."""
-        return failed(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: datetimes as ISO 8601 strings, findings as ``Finding.to_dict``."""

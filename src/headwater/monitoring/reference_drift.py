@@ -66,7 +66,7 @@ from headwater.models.reference import FORMAT_VERSION
 from headwater.monitoring import statistics as st
 from headwater.monitoring.columns import CATEGORICAL, KINDS, NUMERIC, family
 from headwater.monitoring.drift import DEFAULT_THRESHOLDS
-from headwater.monitoring.findings import Finding, failed
+from headwater.monitoring.findings import Finding, HasFindings
 from headwater.monitoring.profile import Profile, reference_profile
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ EXAMPLES = 10  # current values outside the reference's categories listed, at mo
 
 
 @dataclass(frozen=True)
-class ModelDriftResult:
+class ModelDriftResult(HasFindings):
     """What :func:`check_model_drift` found for ``model`` in ``[window_start, window_end)``:
     the ``rows`` it logged there, per model version (``versions``), and the findings."""
 
@@ -99,9 +99,6 @@ class ModelDriftResult:
     """Per version, the profile of what it logged in the window (inputs and outputs under
     their names), binned with its reference's edges, so windows merge."""
 
-    @property
-    def failed(self) -> list[Finding]:
-        return failed(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: times as ISO 8601, version numbers as string keys."""

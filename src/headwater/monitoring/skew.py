@@ -59,7 +59,7 @@ from headwater.monitoring.compare import (
     compare_served,
     incomparable,
 )
-from headwater.monitoring.findings import Finding, failed
+from headwater.monitoring.findings import Finding, HasFindings
 
 if TYPE_CHECKING:
     from headwater.models.base import ModelVersion
@@ -74,7 +74,7 @@ DEFAULT_MAX_MISMATCH_RATE = 0.01
 
 
 @dataclass(frozen=True)
-class SkewResult:
+class SkewResult(HasFindings):
     """What :func:`check_skew` found: per-feature counts (summed over the logged versions),
     the features whose types could not be compared (feature -> why) and the findings."""
 
@@ -90,9 +90,6 @@ class SkewResult:
     max_mismatch_rate: float
     tolerance: Tolerance = field(default=DEFAULT_TOLERANCE)
 
-    @property
-    def failed(self) -> list[Finding]:
-        return failed(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: datetimes as ISO 8601, non-finite floats as strings."""

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater.errors import DataError
-from headwater.monitoring.findings import Finding, failed
+from headwater.monitoring.findings import Finding, HasFindings
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,7 +38,7 @@ CHECK = "drift.feature"
 
 
 @dataclass(frozen=True)
-class ViewDriftResult:
+class ViewDriftResult(HasFindings):
     """What :func:`check_view_drift` compared: the row counts of both windows, the
     findings, and the profile of the current window (None when a window was empty)."""
 
@@ -51,9 +51,6 @@ class ViewDriftResult:
     findings: tuple[Finding, ...]
     profile: Profile | None = field(default=None, compare=False)
 
-    @property
-    def failed(self) -> list[Finding]:
-        return failed(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: times as ISO 8601."""

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.errors import RegistryError
-from headwater.monitoring.findings import Finding
+from headwater.monitoring.findings import Finding, HasFindings
 from headwater.registry.tables import SQLHost
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ POSTGRES_DDL: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class MonitorRun:
+class MonitorRun(HasFindings):
     """One stored run of a monitor (see the module docstring for the fields' meaning)."""
 
     id: int
@@ -83,10 +83,6 @@ class MonitorRun:
     monitor, ``"<model>:<version>"``: the logged inputs and outputs of that version in the
     window, binned with the edges of its training reference, so windows combine)."""
 
-    @property
-    def failed(self) -> list[Finding]:
-        """The findings that failed, in order."""
-        return [f for f in self.findings if f.failed]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: datetimes as ISO 8601 strings, findings as ``Finding.to_dict()``."""
