@@ -27,6 +27,12 @@ Each operation is compared with the fastest way to do the same work directly on 
   same statistics and decision rule (:mod:`benchmarks.drift`): seconds, peak resident memory,
   shifted columns found and false alarms; tiny 20,000 rows a side, small 100,000, full
   100,000 and 1,000,000; each side in a fresh process, median of ``--repeat`` runs.
+* ``scaling``: ``get_historical_features(...).to_parquet`` over 1M, 10M and 100M feature
+  rows (tiny: 10k and 100k) on DuckDB with a 4 GB memory limit (out-of-core at 100M), on
+  Spark local[2] when the installed Headwater has the Spark engine, and a hand-written DuckDB
+  ASOF join; time, rows/s, peak memory (and the JVM's) and growth against the smallest size
+  (:mod:`benchmarks.scaling`). The generated data is cached in ``$HEADWATER_BENCH_DATA`` or
+  ``.bench-data/``. The full size takes tens of minutes (see docs/scaling.md).
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
@@ -45,7 +51,8 @@ from benchmarks.historical import SIZES, VARIANTS, Size, prepare
 from benchmarks.measure import child_report, text_table
 
 SIDES = ("headwater", "baseline")
-SUITES = ("historical", "online", "http", "streaming", "aggregation", "models", "drift")
+SUITES = ("historical", "online", "http", "streaming", "aggregation", "models", "drift",
+          "scaling")
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,9 @@ def main() -> None:
                         help="the Redis the online suites use; they write only keys under a "
                              "project of their own and delete them (default: "
                              "$HEADWATER_BENCH_REDIS_URL or %(default)s)")
+    parser.add_argument("--engines", default="baseline,duckdb,spark",
+                        help="the scaling suite's engines, comma-separated "
+                             "(default: %(default)s)")
     args = parser.parse_args()
     print("load average at the start (1, 5, 15 min; other work on the machine skews the "
           f"figures; {os.cpu_count()} cores): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -173,6 +183,13 @@ def main() -> None:
               f"columns, {len(drift.SHIFTED)} shifted ({', '.join(drift.SHIFTED)}); median of "
               f"{repeat} run(s) per side, each in a fresh process")
         print(drift.table(drift.run(rows_d, repeat)), flush=True)
+    if "scaling" in suites:
+        from benchmarks import scaling
+
+        print(f"\n{scaling.describe(args.size, repeat)}", flush=True)
+        engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+        print(scaling.table(scaling.run(args.size, repeat, args.workdir, engines=engines)),
+              flush=True)
     print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 

@@ -47,3 +47,38 @@ def child_report(module: str, *args: object) -> dict[str, Any]:
                           check=True, capture_output=True, text=True, cwd=ROOT)
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
+
+
+def descendants_peak_mb(name: str | None = None) -> float | None:
+    """The summed peak resident memory (``VmHWM``) in MB of this process's living
+    descendants, only those whose command name is ``name`` when given (``"java"``: the JVM
+    PySpark starts); None when there is none. Read it before the children exit."""
+    import os
+
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    family, grew = {os.getpid()}, True
+    while grew:
+        found = {pid for pid, ppid in parents.items() if ppid in family} - family
+        family |= found
+        grew = bool(found)
+    total, seen = 0.0, False
+    for pid in family - {os.getpid()}:
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            if name is not None and comm != name:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+                    seen = True
+        except OSError:
+            continue
+    return total if seen else None

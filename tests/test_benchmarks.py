@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import online
+from benchmarks import online, scaling_data
 from benchmarks.__main__ import run, table
 from benchmarks.historical import SIZES, VARIANTS
 
@@ -147,3 +147,39 @@ def test_tiny_drift_benchmark() -> None:
                            "headwater peak MB", "baseline peak MB", "found", "false alarms",
                            "same decisions"))
     assert "6/6" in text.splitlines()[2]
+
+
+def test_tiny_scaling_benchmark(tmp_path: Path) -> None:
+    # every engine at 10k and 100k feature rows returns the entity rows, with the same
+    # values as the hand-written ASOF join; Spark runs whenever the engine is there
+    from benchmarks import scaling
+
+    data, work = tmp_path / "data", tmp_path / "work"
+    work.mkdir()
+    results = scaling.run("tiny", repeat=1, workdir=work, data_root=data)
+    sizes = scaling.SIZES["tiny"]
+    assert [(r.engine, r.feature_rows) for r in results] == [
+        (engine, n) for engine in scaling.ENGINES for n in sizes]
+    spark_missing = scaling.spark_unavailable()
+    for r in results:
+        assert r.entity_rows == scaling.ENTITY_ROWS["tiny"]
+        if r.engine == "spark" and spark_missing:
+            assert r.seconds is None and r.skipped and spark_missing in r.skipped
+            continue
+        assert r.rows == r.entity_rows and r.seconds and r.seconds > 0
+        assert r.peak_mb and r.peak_mb > 0
+        baseline = next(b for b in results
+                        if b.engine == "baseline" and b.feature_rows == r.feature_rows)
+        assert r.checksum == baseline.checksum  # the same frame as the raw ASOF join
+        assert (r.jvm_peak_mb is not None) == (r.engine == "spark")
+    text = scaling.table(results)
+    _table_shape("\n".join(line for line in text.splitlines()
+                           if not line.startswith("note:")), len(results),
+                 ("engine", "feature rows", "entity rows", "seconds", "feature rows/s",
+                  "peak MB", "JVM peak MB", "growth vs 10k", "same as baseline"))
+    assert "NO" not in text.split()
+    # the data is cached for the next run, one folder per size; the work folder is clean
+    assert sorted(p.name for p in data.iterdir()) == sorted(
+        f"n={n},e={scaling.ENTITY_ROWS['tiny']},v{scaling_data.VERSION}" for n in sizes)
+    assert all(len(scaling_data.dataset(n, 10_000, data).files) == 4 for n in sizes)
+    assert list(work.iterdir()) == []
