@@ -6,12 +6,15 @@ embedded default::
     project: my_project
     registry: .headwater/registry.db          # a SQLite path, or postgresql://host/db
     offline:
-      engine: duckdb
+      engine: duckdb                          # or: spark (pip install 'headwater[spark]')
       memory_limit: 8GB                       # DuckDB spills to temp_directory beyond this
       threads: 2
       temp_directory: .headwater/tmp
       connections:                            # named databases for SQLSource(connection=...)
         default: postgresql://127.0.0.1:5432/warehouse
+      master: local[2]                        # spark only: spark.master (default local[*])
+      spark_conf:                             # spark only: SparkSession settings (strings)
+        spark.sql.shuffle.partitions: "8"
     online:
       type: sqlite                            # or: redis
       path: .headwater/online.db              # sqlite only
@@ -72,6 +75,10 @@ class OfflineSettings:
     threads: int | None = None
     temp_directory: str | None = None
     connections: dict[str, str] = field(default_factory=dict)
+    master: str | None = None
+    """Spark only: the ``spark.master`` URL (None: ``local[*]``)."""
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    """Spark only: settings passed to the SparkSession builder."""
 
 
 @dataclass(frozen=True)
@@ -217,12 +224,12 @@ def _offline(value: Any) -> OfflineSettings:
         return OfflineSettings()
     if not isinstance(value, dict):
         raise ConfigError(f"{CONFIG_FILE}: 'offline' must be a mapping, e.g. 'engine: duckdb'")
-    _known(value, {"engine", "memory_limit", "threads", "temp_directory", "connections"},
-           "offline")
+    _known(value, {"engine", "memory_limit", "threads", "temp_directory", "connections",
+                   "master", "spark_conf"}, "offline")
     engine = value.get("engine", "duckdb")
-    if engine != "duckdb":
+    if engine not in ("duckdb", "spark"):
         raise ConfigError(f"{CONFIG_FILE}: offline engine '{engine}' is not available. "
-                          "Fix: use 'engine: duckdb'")
+                          "Fix: use 'engine: duckdb' or 'engine: spark'")
     threads = value.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"{CONFIG_FILE}: offline.threads must be a positive integer")
@@ -232,10 +239,36 @@ def _offline(value: Any) -> OfflineSettings:
     ):
         raise ConfigError(f"{CONFIG_FILE}: offline.connections must map names to URLs, "
                           "e.g. 'default: postgresql://127.0.0.1/warehouse'")
+    master, conf = _spark(value, engine)
     memory = value.get("memory_limit")
     temp = value.get("temp_directory")
     return OfflineSettings(engine, None if memory is None else str(memory), threads,
-                           None if temp is None else str(temp), dict(connections))
+                           None if temp is None else str(temp), dict(connections), master, conf)
+
+
+def _spark(value: dict[str, Any], engine: str) -> tuple[str | None, dict[str, str]]:
+    """The Spark settings of ``offline``: ``master`` and ``spark_conf``, engine spark only."""
+    given = [k for k in ("master", "spark_conf") if k in value]
+    if given and engine != "spark":
+        raise ConfigError(f"{CONFIG_FILE}: offline.{given[0]} is a Spark setting but the "
+                          f"offline engine is '{engine}'. Fix: add 'engine: spark', or "
+                          f"remove offline.{given[0]}")
+    master = value.get("master")
+    if master is not None and (not isinstance(master, str) or not master.strip()):
+        raise ConfigError(f"{CONFIG_FILE}: offline.master must be a Spark master URL such "
+                          "as 'local[2]' or 'spark://host:7077'")
+    conf = value.get("spark_conf") or {}
+    if not isinstance(conf, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in conf.items()
+    ):
+        raise ConfigError(f"{CONFIG_FILE}: offline.spark_conf must map Spark setting names "
+                          "to strings. Fix: quote each value, e.g. "
+                          "'spark.sql.shuffle.partitions: \"8\"'")
+    if "spark.jars.packages" in conf:
+        raise ConfigError(f"{CONFIG_FILE}: offline.spark_conf.spark.jars.packages would make "
+                          "Spark download jars at run time. Fix: install the jars locally and "
+                          "name them in spark.jars")
+    return master, dict(conf)
 
 
 def _online(value: Any, repo: Path) -> OnlineSettings:

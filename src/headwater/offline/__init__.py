@@ -10,7 +10,12 @@ if TYPE_CHECKING:
 
 
 def open_engine(settings: Settings) -> OfflineEngine:
-    """The offline engine named in the settings, imported only now."""
+    """The offline engine named in the settings (``offline.engine``), imported only now:
+    DuckDB (the default) or Spark, which needs the ``spark`` extra."""
+    if settings.offline.engine == "spark":
+        from headwater.offline.spark import SparkEngine
+
+        return SparkEngine(settings)
     from headwater.offline.duckdb import DuckDBEngine
 
     return DuckDBEngine(settings)

@@ -15,11 +15,14 @@ class RetrievalJob:
 
     Nothing runs until a result is asked for. ``to_batches``/``to_reader`` stream with bounded
     memory; ``to_arrow``, ``to_pandas`` and ``to_polars`` collect; ``to_parquet`` streams to a
-    file. Each call runs the query again.
+    file. Each call runs the query again. On the Spark engine, ``to_spark`` gives the result
+    as a Spark DataFrame that stays on the cluster.
     """
 
-    def __init__(self, open_reader: Callable[[], pa.RecordBatchReader]) -> None:
+    def __init__(self, open_reader: Callable[[], pa.RecordBatchReader],
+                 open_spark: Callable[[], Any] | None = None) -> None:
         self._open_reader = open_reader
+        self._open_spark = open_spark
 
     def with_feature_order(self, order: Sequence[str]) -> RetrievalJob:
         """This job with its last ``len(order)`` (feature) columns in ``order``; the entity
@@ -38,7 +41,27 @@ class RetrievalJob:
             return pa.RecordBatchReader.from_batches(
                 schema, (batch.select(columns) for batch in reader))
 
-        return RetrievalJob(open_reordered)
+        open_spark = self._open_spark
+
+        def spark_reordered() -> Any:
+            frame = open_spark() if open_spark is not None else None
+            names = list(frame.columns)
+            return frame.select(*names[:len(names) - len(order)], *order)
+
+        return RetrievalJob(open_reordered, spark_reordered if open_spark is not None else None)
+
+    def to_spark(self) -> Any:
+        """The result as a ``pyspark.sql.DataFrame``, not collected to the driver: the
+        entity columns then the features, in entity row order when it is read in order.
+        Only the Spark offline engine (``offline: {engine: spark}``) gives one."""
+        from headwater.errors import HeadwaterError
+
+        if self._open_spark is None:
+            raise HeadwaterError(
+                "to_spark(): this training frame comes from the DuckDB offline engine, which "
+                "has no Spark DataFrame. Fix: set 'offline: {engine: spark}' in "
+                "headwater.yaml, or use to_arrow()/to_pandas()/to_batches()")
+        return self._open_spark()
 
     def to_reader(self) -> pa.RecordBatchReader:
         """A streaming reader over the result's record batches."""
