@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import click
@@ -30,6 +32,11 @@ def serve(repo: Path, host: str, port: int, workers: int, no_auth: bool) -> None
     headwater.yaml or the HEADWATER_API_KEYS environment variable (comma-separated); with
     no key configured the server does not start unless auth is off (--no-auth or
     'server: {auth: false}').
+
+    With --workers N, N processes accept on the one port, each with its own connections
+    to the stores; GET /metrics answers the sum over the workers (other workers' counts
+    at most a second old). Every worker notices a registry change (another process's
+    apply) within seconds. See docs/deployment.md.
     """
     from headwater.config import load_settings
     from headwater.serving.auth import resolve_keys
@@ -42,13 +49,20 @@ def serve(repo: Path, host: str, port: int, workers: int, no_auth: bool) -> None
 
     settings = load_settings(repo)
     keys = resolve_keys(settings.server, no_auth=no_auth)  # refuse to start without keys
-    from headwater.serving.http import NO_AUTH_ENV, REPO_ENV
+    from headwater.serving.http import METRICS_DIR_ENV, NO_AUTH_ENV, REPO_ENV
 
     os.environ[REPO_ENV] = str(settings.repo_path)  # read by each worker's app factory
     os.environ[NO_AUTH_ENV] = "1" if no_auth else "0"
+    # several workers sum their metrics through snapshot files in a folder of this run's
+    metrics_dir = tempfile.mkdtemp(prefix="headwater-metrics-") if workers > 1 else ""
+    os.environ[METRICS_DIR_ENV] = metrics_dir
     auth = "off" if keys is None else f"{len(keys.keys)} API key(s)"
     click.echo(f"Serving project '{settings.project}' on http://{host}:{port} "
                f"({workers} worker(s), auth {auth}). Press Ctrl+C to stop.")
-    uvicorn.run("headwater.serving.http:app_from_env", factory=True, host=host, port=port,
-                workers=workers, access_log=False, log_level="warning",
-                timeout_graceful_shutdown=10)
+    try:
+        uvicorn.run("headwater.serving.http:app_from_env", factory=True, host=host,
+                    port=port, workers=workers, access_log=False, log_level="warning",
+                    timeout_graceful_shutdown=10)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -9,7 +9,8 @@ Endpoints (request and response shapes in :mod:`~headwater.serving.schemas`):
 * ``POST /push``: rows to a view's online store, offline store, or both;
 * ``GET /health``: 200 when the online store and the registry answer, else 503 naming
   the one that does not;
-* ``GET /metrics``: Prometheus text (:mod:`~headwater.serving.metrics`);
+* ``GET /metrics``: Prometheus text (:mod:`~headwater.serving.metrics`), summed over the
+  workers when the server runs several;
 * ``GET /openapi.json`` and ``GET /docs``: the schema, without auth (it holds no data).
 
 Every endpoint but the schema needs an API key (:mod:`~headwater.serving.auth`). Errors
@@ -25,12 +26,19 @@ answers ``POST /features`` and ``POST /predict`` itself (the hot paths) and pass
 requests to the FastAPI app built here. A push runs in a worker thread, since it may write
 files. At shutdown the server writes the prediction log's pending rows before it stops.
 ``uvicorn --factory headwater.serving.http:app_from_env`` builds the app from the
-environment (``HEADWATER_SERVE_REPO``, ``HEADWATER_SERVE_NO_AUTH``): that is how
-``headwater serve --workers N`` gives each worker process its own FeatureStore.
+environment (``HEADWATER_SERVE_REPO``, ``HEADWATER_SERVE_NO_AUTH``,
+``HEADWATER_SERVE_METRICS_DIR``): that is how ``headwater serve --workers N`` gives each
+worker process its own FeatureStore, and one metrics folder to all of them.
+
+Workers share nothing but the stores: each reads the registry (and notices another
+process's apply within :data:`~headwater.store.PLAN_REFRESH_SECONDS`, an alias moved within
+:data:`~headwater.serving.predict.REFRESH_SECONDS`), reads and writes the online store, and
+writes its own prediction log files (a random name per file, so workers never clash).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -49,7 +57,7 @@ from headwater.errors import HeadwaterError, StoreUnavailableError
 from headwater.inference.log import PredictionLog
 from headwater.serving.auth import ApiKeys, resolve_keys
 from headwater.serving.edge import FeatureServer, error_body, error_status
-from headwater.serving.metrics import CONTENT_TYPE, ServerMetrics
+from headwater.serving.metrics import CONTENT_TYPE, SYNC_SECONDS, ServerMetrics, SharedMetrics
 from headwater.serving.openapi import ERROR_RESPONSES, document, request_body
 from headwater.serving.predict import REFRESH_SECONDS, PredictHandler
 from headwater.serving.requests import parse_push
@@ -60,6 +68,7 @@ if TYPE_CHECKING:
 
 REPO_ENV = "HEADWATER_SERVE_REPO"
 NO_AUTH_ENV = "HEADWATER_SERVE_NO_AUTH"
+METRICS_DIR_ENV = "HEADWATER_SERVE_METRICS_DIR"
 JSON = "application/json"
 _DEFAULT_FIELD = {"/push": "rows"}
 
@@ -68,25 +77,51 @@ _log = logging.getLogger("headwater.serving")
 
 def create_app(store: FeatureStore, *, api_keys: ApiKeys | None, own_store: bool = False,
                prediction_log: PredictionLog | None = None,
-               model_refresh_seconds: float = REFRESH_SECONDS) -> FeatureServer:
+               model_refresh_seconds: float = REFRESH_SECONDS,
+               metrics_dir: Path | None = None) -> FeatureServer:
     """The feature server over ``store``. ``api_keys`` None turns auth off; ``own_store``
     closes the store when the server shuts down. ``prediction_log`` defaults to one under
     ``store.settings.predictions_path``; the server closes it (writing what is pending) at
-    shutdown. An alias is resolved again every ``model_refresh_seconds``. The FastAPI app
-    is its ``api``."""
+    shutdown. An alias is resolved again every ``model_refresh_seconds``. With
+    ``metrics_dir`` (an existing folder shared by the server's workers) ``/metrics`` sums
+    every worker's counts (:class:`~headwater.serving.metrics.SharedMetrics`). The FastAPI
+    app is its ``api``."""
     metrics = ServerMetrics()
     log = prediction_log or PredictionLog(store.settings.predictions_path)
     predict = PredictHandler(store, metrics, log, model_refresh_seconds)
+    shared = None if metrics_dir is None else SharedMetrics(metrics_dir, metrics)
+
+    def count_log() -> None:
+        for outcome, rows in (("written", log.written_rows), ("dropped", log.dropped_rows),
+                              ("failed", log.failed_rows)):
+            metrics.prediction_log.set((outcome,), rows)
+
+    async def save_metrics(into: SharedMetrics) -> None:
+        count_log()
+        try:
+            await run_in_threadpool(into.save, metrics.snapshot())
+        except OSError as exc:  # the other workers' scrapes miss this one's latest counts
+            _log.warning("could not save this worker's metrics under %s: %s", into.folder,
+                         exc)
+
+    async def share_metrics(into: SharedMetrics) -> None:
+        while True:  # cancelled at shutdown
+            await save_metrics(into)
+            await asyncio.sleep(SYNC_SECONDS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_open, store)  # fail at start-up, not on the first request
         await run_in_threadpool(predict.models.warm_up)
         log.start()
+        sharing = None if shared is None else asyncio.create_task(share_metrics(shared))
         try:
             yield
         finally:
             await run_in_threadpool(log.close)
+            if sharing is not None and shared is not None:
+                sharing.cancel()
+                await save_metrics(shared)  # the final counts, the log's last rows included
             if own_store:
                 store.close()
 
@@ -120,10 +155,10 @@ def create_app(store: FeatureStore, *, api_keys: ApiKeys | None, own_store: bool
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics",
              responses={200: {"content": {CONTENT_TYPE: {}}}})
     async def prometheus() -> Response:
-        for outcome, rows in (("written", log.written_rows), ("dropped", log.dropped_rows),
-                              ("failed", log.failed_rows)):
-            metrics.prediction_log.set((outcome,), rows)
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        count_log()
+        text = metrics.render() if shared is None else await run_in_threadpool(
+            shared.render, metrics.snapshot())
+        return Response(text, media_type=CONTENT_TYPE)
 
     document(app, auth=api_keys is not None)
     return FeatureServer(app, store, metrics, api_keys, predict)
@@ -131,7 +166,9 @@ def create_app(store: FeatureStore, *, api_keys: ApiKeys | None, own_store: bool
 
 def app_from_env() -> FeatureServer:
     """The app factory uvicorn calls in each worker: the repo and the auth switch come
-    from ``HEADWATER_SERVE_REPO`` and ``HEADWATER_SERVE_NO_AUTH`` (``1`` turns auth off)."""
+    from ``HEADWATER_SERVE_REPO`` and ``HEADWATER_SERVE_NO_AUTH`` (``1`` turns auth off),
+    the workers' shared metrics folder from ``HEADWATER_SERVE_METRICS_DIR`` (unset or
+    empty: this worker's counts only)."""
     from headwater.store import FeatureStore
 
     repo = os.environ.get(REPO_ENV)
@@ -140,7 +177,9 @@ def app_from_env() -> FeatureServer:
                              "'headwater serve --repo PATH'")
     store = FeatureStore(repo)
     keys = resolve_keys(store.settings.server, no_auth=os.environ.get(NO_AUTH_ENV) == "1")
-    return create_app(store, api_keys=keys, own_store=True)
+    folder = os.environ.get(METRICS_DIR_ENV)
+    return create_app(store, api_keys=keys, own_store=True,
+                      metrics_dir=Path(folder) if folder else None)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -10,16 +10,31 @@ Exposed at ``GET /metrics``:
 * ``headwater_prediction_log_rows_total{outcome}``: prediction log rows ``written``,
   ``dropped`` (the log's queue was full) or ``failed`` (a write error), as of the scrape.
 
-Each server process keeps its own counts (``--workers N`` gives N registries; a scrape sees
-the worker that answers it). Updates run on the event loop thread, so they take no lock.
-``endpoint`` is the route (``/features``), or ``other`` for unknown paths, which keeps the
-number of series bounded.
+Each server process counts in its own registry; updates run on the event loop thread, so
+they take no lock. ``endpoint`` is the route (``/features``), or ``other`` for unknown
+paths, which keeps the number of series bounded.
+
+Several workers (``headwater serve --workers N``) share one port, and a scrape reaches
+whichever worker accepts it, so per-process counts would jump around between scrapes. They
+are summed instead (:class:`SharedMetrics`): every worker writes a snapshot of its counts
+to a folder of the server's own (``<worker pid>.json``, replaced atomically every
+:data:`SYNC_SECONDS` and at shutdown), and ``/metrics`` answers the sum of its live counts
+and the other workers' snapshots. So every scrape shows the whole server, with other
+workers' counts at most :data:`SYNC_SECONDS` old. The snapshot of a worker that died stays
+in the sum (a counter must not go down while the server runs); the folder is removed when
+the server stops, and the next server starts from zero, which Prometheus reads as a reset.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from bisect import bisect_left
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -27,7 +42,12 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
                    2.5, 5.0)
 """Upper bounds in seconds; an online read is expected in the first two."""
 
+SYNC_SECONDS = 1.0
+"""How often a worker writes its snapshot for the other workers' scrapes."""
+
 Labels = tuple[str, ...]
+
+_log = logging.getLogger("headwater.serving")
 
 
 class Counter:
@@ -45,6 +65,14 @@ class Counter:
     def set(self, labels: Labels, total: float) -> None:
         """Copy a total counted elsewhere (e.g. by a background thread)."""
         self.values[labels] = total
+
+    def dump(self) -> list[Any]:
+        return [[list(labels), value] for labels, value in self.values.items()]
+
+    def add(self, dumped: list[Any]) -> None:
+        """Add the counts of another process's :meth:`dump`."""
+        for labels, value in dumped:
+            self.inc(tuple(labels), float(value))
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
@@ -71,6 +99,23 @@ class Histogram:
         counts, total = series
         counts[bisect_left(self.buckets, value)] += 1
         total[0] += value
+
+    def dump(self) -> list[Any]:
+        return [[list(labels), counts, total[0]]
+                for labels, (counts, total) in self._series.items()]
+
+    def add(self, dumped: list[Any]) -> None:
+        """Add the observations of another process's :meth:`dump` (same buckets)."""
+        for labels, counts, total in dumped:
+            key = tuple(labels)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = ([0] * (len(self.buckets) + 1), [0.0])
+            if len(counts) != len(series[0]):
+                raise ValueError(f"{self.name}: a snapshot with {len(counts)} buckets")
+            for i, count in enumerate(counts):
+                series[0][i] += int(count)
+            series[1][0] += float(total)
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
@@ -116,12 +161,56 @@ class ServerMetrics:
         self.requests.inc((endpoint, method, code))
         self.latency.observe((endpoint, code), seconds)
 
+    def _all(self) -> tuple[Counter | Histogram, ...]:
+        return (self.requests, self.latency, self.online_rows, self.push_rows,
+                self.predictions, self.prediction_log)
+
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (self.requests, self.latency, self.online_rows, self.push_rows,
-                       self.predictions, self.prediction_log):
+        for metric in self._all():
             lines += metric.render()
         return "\n".join(lines) + "\n"
+
+    def snapshot(self) -> bytes:
+        """Every count, as JSON that :meth:`add` reads (in another process)."""
+        return orjson.dumps({metric.name: metric.dump() for metric in self._all()})
+
+    def add(self, snapshot: bytes) -> None:
+        """Add the counts of a :meth:`snapshot` to these."""
+        data = orjson.loads(snapshot)
+        for metric in self._all():
+            metric.add(data.get(metric.name, []))
+
+
+class SharedMetrics:
+    """One worker's side of the metrics of several workers (module docstring): ``own``
+    is this worker's registry, ``folder`` the server's snapshot folder."""
+
+    def __init__(self, folder: Path, own: ServerMetrics) -> None:
+        self.folder = Path(folder)
+        self.own = own
+        self.name = f"{os.getpid()}.json"
+
+    def save(self, snapshot: bytes) -> None:
+        """Replace this worker's snapshot file with ``snapshot`` (made on the event loop
+        by ``own.snapshot()``; this may run on another thread)."""
+        temp = self.folder / f".{self.name}.tmp"
+        temp.write_bytes(snapshot)
+        os.replace(temp, self.folder / self.name)
+
+    def render(self, snapshot: bytes) -> str:
+        """The Prometheus text of this worker's counts (``snapshot``, made on the event
+        loop by ``own.snapshot()``) plus every other worker's last snapshot."""
+        total = ServerMetrics()
+        total.add(snapshot)
+        for path in sorted(self.folder.glob("*.json")):
+            if path.name == self.name:
+                continue
+            try:
+                total.add(path.read_bytes())
+            except (OSError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
+                _log.warning("metrics snapshot %s skipped: %s", path, exc)
+        return total.render()
 
 
 def _labels(names: Sequence[str], values: Sequence[str]) -> str:
