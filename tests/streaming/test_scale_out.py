@@ -1,0 +1,167 @@
+"""Several ``headwater stream`` processes in one group, on Redis Streams and on NATS
+JetStream, over the production online store (Redis): three consumers share a stream, a
+fourth joins mid-stream, one is stopped (SIGTERM: it finishes its batch) and one is killed
+(SIGKILL: its unacknowledged messages are claimed by the others after the claim timeout);
+the online values and the offline rows are exactly those of one consumer reading it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import headwater as hw
+from headwater.testing.data import trip_events
+from tests.streaming.stream_repo import (
+    definitions,
+    events,
+    payloads,
+    publisher,
+    stream_yaml,
+    unique_topic,
+)
+from tests.streaming.test_consumer import check_offline, check_online
+
+EVENTS = 8_000
+"""Published in two halves: the second after the fourth consumer joined."""
+BATCH = 100
+CLAIM_S = 2.0
+IDLE_EXIT_S = 4.0
+"""Longer than the claim timeout, so the survivors claim a killed consumer's messages."""
+DEADLINE_S = 120.0
+
+
+def files_done(repo: Path) -> int:
+    """Batches committed so far (each writes one offline file per source and date)."""
+    return len(list((repo / "data" / "trips").glob("date=*/push-*.parquet")))
+
+
+def consumer(repo: Path, name: str, idle_exit: float = IDLE_EXIT_S) -> subprocess.Popen[bytes]:
+    """``headwater stream --consumer name``, its output in ``<repo>/../<name>.out|err``."""
+    with (repo.parent / f"{name}.out").open("wb") as out, \
+            (repo.parent / f"{name}.err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "headwater.cli.main", "stream", "--repo", str(repo),
+             "--consumer", name, "--idle-exit", str(idle_exit)], stdout=out, stderr=err)
+
+
+def consuming(repo: Path, name: str) -> bool:
+    """Whether consumer ``name`` started consuming (its signal handlers are installed)."""
+    return b"consuming " in (repo.parent / f"{name}.err").read_bytes()
+
+
+def output(repo: Path, name: str) -> str:
+    """Consumer ``name``'s stdout and stderr so far."""
+    return (repo.parent / f"{name}.out").read_text() + (repo.parent / f"{name}.err").read_text()
+
+
+def wait_for(condition: Callable[[], bool], what: str,
+             runs: dict[str, subprocess.Popen[bytes]], output: Callable[[str], str]) -> None:
+    """Poll ``condition()`` until true (bounded); fail early if a consumer exited."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {DEADLINE_S} s")
+        exited = [name for name, run in runs.items() if run.poll() is not None]
+        if exited:
+            pytest.fail(f"consumer(s) {exited} exited before {what}: "
+                        f"{[output(name) for name in exited]}")
+        time.sleep(0.02)
+
+
+def handled(output: str) -> int:
+    """Events a consumer applied, from its summary line."""
+    return int(output.strip().splitlines()[-1].split(" events")[0].replace(",", ""))
+
+
+@pytest.fixture(params=["redis", "nats"])
+def stream_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def repo(stream_kind: str, request: pytest.FixtureRequest, redis_url: str,
+         tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
+    """A repo (its own project: its own Redis keys) whose views read one stream topic;
+    the online store is Redis. Yields the repo, the stream URL and the topic."""
+    import redis
+
+    url = str(request.getfixturevalue("redis_url" if stream_kind == "redis" else "nats_url"))
+    topic = unique_topic()
+    project = f"stream_scale_{uuid.uuid4().hex[:10]}"
+    folder = tmp_path / "repo"
+    (folder / "data" / "trips").mkdir(parents=True)
+    (folder / "headwater.yaml").write_text(
+        f"project: {project}\n"
+        + stream_yaml(stream_kind, url, batch_size=BATCH, claim_timeout_s=CLAIM_S)
+        + f"online:\n  type: redis\n  url: {redis_url}\n")
+    seed = trip_events(1, 1, datetime(2020, 1, 1), datetime(2020, 1, 2)).slice(0, 0)
+    pq.write_table(seed, folder / "data" / "trips" / "part-0.parquet")
+    with hw.FeatureStore(folder) as store:
+        store.apply(definitions(topic))
+    try:
+        yield folder, url, topic
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"hw:{project}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def test_consumers_joining_stopping_and_dying_mid_stream_apply_each_event_once(
+        stream_kind: str, repo: tuple[Path, str, str]) -> None:
+    folder, url, topic = repo
+    published = events(EVENTS, seed=21)
+    first, second = published.slice(0, EVENTS // 2), published.slice(EVENTS // 2)
+    runs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def says(name: str) -> str:
+        return output(folder, name)
+
+    try:
+        with publisher(stream_kind, url, topic) as pub:
+            pub.publish(payloads(first))
+            runs.update((name, consumer(folder, name)) for name in ("a", "b", "c"))
+            wait_for(lambda: consuming(folder, "a") and files_done(folder) >= 5,
+                     "five batches committed", runs, says)
+            runs["a"].send_signal(signal.SIGTERM)  # stopped: finishes its batch, acks, exits
+            runs["a"].wait(DEADLINE_S)
+            runs["d"] = consumer(folder, "d")  # joins the group mid-stream
+            wait_for(lambda: consuming(folder, "d"), "the fourth consumer started",
+                     {k: v for k, v in runs.items() if k != "a"}, says)
+            pub.publish(payloads(second))
+            wait_for(lambda: files_done(folder) >= 35, "35 batches committed",
+                     {k: v for k, v in runs.items() if k != "a"}, says)
+            assert files_done(folder) < EVENTS // BATCH  # work was left for the others
+            os.kill(runs["b"].pid, signal.SIGKILL)  # its unacknowledged batch is claimed
+            for run in runs.values():
+                run.wait(DEADLINE_S)
+    finally:
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+            run.wait(30)
+    assert runs["b"].returncode == -signal.SIGKILL
+    for name in ("a", "c", "d"):
+        assert runs[name].returncode == 0, output(folder, name)
+    counts = {name: handled((folder.parent / f"{name}.out").read_text())
+              for name in ("a", "c", "d")}
+    assert all(counts.values()), counts  # each took part, the late one too
+    assert sum(counts.values()) <= EVENTS  # b applied the rest (or some of it)
+    # the killed consumer restarted under its name (as an operator does) publishes or
+    # deletes the hidden pending files it left; it finds no message left to apply
+    restarted = consumer(folder, "b", idle_exit=1.0)
+    assert restarted.wait(DEADLINE_S) == 0, output(folder, "b")
+    assert handled((folder.parent / "b.out").read_text()) == 0
+    check_online(folder, published)  # exact aggregates: no event lost or counted twice
+    check_offline(folder, published)  # every event once in the offline copy
