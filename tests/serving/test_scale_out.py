@@ -117,9 +117,8 @@ def production_yaml(project: str, postgres_url: str, schema: str, redis_url: str
             f"online:\n  type: redis\n  url: {redis_url}\n")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
-           redis_url: str) -> Iterator[Server]:
+@pytest.fixture
+def server(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Server]:
     """The churn repo (trained, promoted, materialized) on PostgreSQL + Redis, served by
     three workers, with a connection to each worker reached."""
     import psycopg
@@ -129,7 +128,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
     schema = f"hw_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    folder = tmp_path_factory.mktemp("scale_out")
+    folder = tmp_path
     process = None
     try:
         repo, start = recent_churn_repo(folder / "repo")
@@ -193,7 +192,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_new_connections_reach_several_workers(server: Server) -> None:
+def new_connections_reach_several_workers(server: Server) -> None:
     assert len(server.workers) == WORKERS
     assert len(server.by_worker) >= 2, "every connection went to one worker"
     for conn in server.by_worker.values():  # each answers on its own worker
@@ -201,7 +200,7 @@ def test_new_connections_reach_several_workers(server: Server) -> None:
             "customer_stats"]["statuses"] == ["PRESENT"]
 
 
-def test_a_push_through_one_worker_is_read_through_every_other(server: Server) -> None:
+def a_push_through_one_worker_is_read_through_every_other(server: Server) -> None:
     (_, first), *others = server.by_worker.items()
     now = datetime.now(UTC).replace(microsecond=0)
     row = {"customer_id": 1, "ts": now.isoformat(), **dict.fromkeys(FEATURE_NAMES, 1.0),
@@ -215,7 +214,7 @@ def test_a_push_through_one_worker_is_read_through_every_other(server: Server) -
         assert got["results"]["spend_30d"][1] != 4321.5
 
 
-def test_predictions_work_on_every_worker_and_every_row_is_logged(server: Server) -> None:
+def predictions_work_on_every_worker_and_every_row_is_logged(server: Server) -> None:
     sent: dict[str, int] = {}
     versions = set()
     for pid, conn in server.by_worker.items():
@@ -242,7 +241,7 @@ def test_predictions_work_on_every_worker_and_every_row_is_logged(server: Server
     assert len({f.name for f in files}) == len(files) >= len(server.by_worker)
 
 
-def test_metrics_are_the_sum_over_the_workers(server: Server) -> None:
+def metrics_are_the_sum_over_the_workers(server: Server) -> None:
     per_worker = 7
     for conn in server.by_worker.values():  # requests only this test sends: unknown paths
         for _ in range(per_worker):
@@ -261,7 +260,7 @@ def test_metrics_are_the_sum_over_the_workers(server: Server) -> None:
     until_every_worker(server, scraped_total)  # every scrape sees every worker's requests
 
 
-def test_an_apply_from_another_process_reaches_every_worker(server: Server) -> None:
+def an_apply_from_another_process_reaches_every_worker(server: Server) -> None:
     for conn in server.by_worker.values():
         status, _ = call(conn, "POST", "/features", {
             "features": ["customer_stats_copy:spend_30d"], "entities": [{"customer_id": 1}]})
@@ -290,7 +289,7 @@ def test_an_apply_from_another_process_reaches_every_worker(server: Server) -> N
     until_every_worker(server, new_definitions_served)
 
 
-def test_the_server_stops_with_its_workers_and_its_metrics_folder(server: Server) -> None:
+def the_server_stops_with_its_workers_and_its_metrics_folder(server: Server) -> None:
     environ = Path(f"/proc/{server.workers[0]}/environ").read_bytes().split(b"\0")
     folder = Path(next(v for v in environ if v.startswith(b"HEADWATER_SERVE_METRICS_DIR="))
                   .split(b"=", 1)[1].decode())
@@ -303,6 +302,17 @@ def test_the_server_stops_with_its_workers_and_its_metrics_folder(server: Server
     assert [pid for pid in server.workers if running(pid)] == []
     assert not folder.exists()
     assert KEY not in server.log.read_text()
+
+
+@pytest.mark.slow
+def test_three_workers_on_postgresql_and_redis(server: Server) -> None:
+    """One server for every step (they run in this order: the last one stops it)."""
+    new_connections_reach_several_workers(server)
+    a_push_through_one_worker_is_read_through_every_other(server)
+    predictions_work_on_every_worker_and_every_row_is_logged(server)
+    metrics_are_the_sum_over_the_workers(server)
+    an_apply_from_another_process_reaches_every_worker(server)
+    the_server_stops_with_its_workers_and_its_metrics_folder(server)
 
 
 def test_shared_metrics_add_other_workers_snapshots(tmp_path: Path) -> None:
