@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import headwater as hw
-from headwater.config import parse_settings
 from headwater.offline.base import ViewRequest
 from headwater.offline.duckdb import DuckDBEngine
+from tests.offline.engines import ENGINES, open_engine
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 DRIVER = hw.Entity("driver", join_keys=["driver_id"])
@@ -69,8 +69,14 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(params=ENGINES)
+def engine_kind(request: pytest.FixtureRequest) -> str:
+    """Each offline engine in turn: the conformance suite runs on DuckDB and on Spark."""
+    return str(request.param)
+
+
 @pytest.fixture
-def engine(repo: Path) -> Iterator[DuckDBEngine]:
-    engine = DuckDBEngine(parse_settings({"project": "offline_test"}, repo))
-    yield engine
+def engine(repo: Path, engine_kind: str) -> Iterator[DuckDBEngine]:
+    engine = open_engine(engine_kind, repo)
+    yield engine  # type: ignore[misc]
     engine.close()

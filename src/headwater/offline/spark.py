@@ -131,8 +131,9 @@ class SparkEngine:
         """Per entity, the row with ``start <= ts <= end`` the point-in-time rule picks at
         ``end`` (columns as :meth:`DuckDBEngine.latest_rows`); collected on the driver."""
         start, end = to_utc(start), to_utc(end)
-        rows, _ = view_rows(self._sources, view, view.features)
+        rows, source = view_rows(self._sources, view, view.features)
         table = _spark_errors(latest_frame(rows, view, start, end).toArrow)
+        table = _unsigned(table, {f.name: source.field(f.name).type for f in view.features})
         out = latest.output_schema(view, table.schema)
         return self._reader(out, cast_batches(self._batches(table), out, view=view.name,
                                               values=set(view.feature_names),
@@ -144,8 +145,9 @@ class SparkEngine:
         :meth:`DuckDBEngine.read_events`); collected on the driver."""
         start, end = to_utc(start), to_utc(end)
         fields = events.fields(view)
-        rows, _ = view_rows(self._sources, view, fields)
+        rows, source = view_rows(self._sources, view, fields)
         table = _spark_errors(events_frame(rows, view, fields, start, end).toArrow)
+        table = _unsigned(table, {f.name: source.field(f.name).type for f in fields})
         out = events.output_schema(view, table.schema)
         return self._reader(out, cast_batches(self._batches(table), out, view=view.name,
                                               values={f.name for f in fields}, close=_nothing))
@@ -224,7 +226,7 @@ class SparkEngine:
             rows = to_spark_frame(self.spark, narrow)
             if plan.time_kind is TimeKind.STRING:
                 rows = rows.withColumn(TIME, instant(rows, TIME, narrow.schema.field(TIME).type,
-                                                     owner=ME))
+                                                     owner=ME, label=plan.time_column))
                 return rows, None, _range(rows)
             return rows, None, _arrow_range(narrow)
         full = plan.frame.withColumn(ROW, F.monotonically_increasing_id()).localCheckpoint()
@@ -269,16 +271,27 @@ class SparkEngine:
         names, types, internal, features = self._columns(plan)
         if plan.table is not None:
             joined = values.select(col(ROW), *(col(c) for c in internal)).orderBy(col(ROW))
-            table = _spark_errors(joined.toArrow)
+            table = _unsigned(_spark_errors(joined.toArrow), self._stored_types(plan))
             schema = output_schema(plan.table.schema, names, types)
             return self._reader(schema, stitch(plan.table, self._batches(table), schema,
                                                features, _nothing))
         joined = full.join(values, on=ROW, how="left").orderBy(col(ROW)).drop(ROW)
+        stored = self._stored_types(plan)
         table = _spark_errors(joined.toArrow)
         width = len(table.schema) - len(internal)
+        table = _unsigned(table, {table.schema.names[width + i]: stored[c]
+                                  for i, c in enumerate(internal) if c in stored})
         entity_schema = _arrow_module().schema(list(table.schema)[:width])
         schema = output_schema(entity_schema, names, types)
         return self._reader(schema, self._cast(table, schema, width, features))
+
+    @staticmethod
+    def _stored_types(plan: _Plan) -> dict[str, pa.DataType]:
+        """The source type of each latest-value feature column, by internal name."""
+        return {feature_column(i, j): schema.field(f.name).type
+                for i, (r, schema) in enumerate(zip(plan.requests, plan.source_schemas,
+                                                    strict=True))
+                if not r.view.is_aggregated for j, f in enumerate(r.features)}
 
     def _cast(self, table: pa.Table, schema: pa.Schema, width: int,
               features: Sequence[tuple[str, str]]) -> Iterator[pa.RecordBatch]:
@@ -320,6 +333,20 @@ def _arrow_module() -> Any:
     import pyarrow
 
     return pyarrow
+
+
+def _unsigned(table: pa.Table, stored: Mapping[str, pa.DataType]) -> pa.Table:
+    """Unsigned source columns back as their stored type: Spark has no unsigned integers
+    (it reads uint64 as DECIMAL(20), smaller ones widened), so a value that does not fit its
+    declared dtype is reported with the source's own type, as on DuckDB."""
+    import pyarrow as pa
+
+    for name, kind in stored.items():
+        if pa.types.is_unsigned_integer(kind) and name in table.schema.names:
+            index = table.schema.get_field_index(name)
+            if table.schema.field(index).type != kind:
+                table = table.set_column(index, name, table.column(index).cast(kind))
+    return table
 
 
 def _nothing() -> None:

@@ -100,7 +100,7 @@ class SparkSources:
                             "names")
         if isinstance(source, FileSource) and source.format == "parquet" and SEQ not in wanted:
             return SparkScan(self._parquet(source, wanted), schema)
-        return SparkScan(self._via_duckdb(source, schema, wanted), schema)
+        return self._via_duckdb(source, schema, wanted)
 
     def stored(self, source: Source) -> Any:
         """Every column of the source as stored (for entity queries naming it)."""
@@ -131,7 +131,9 @@ class SparkSources:
             F.col("_metadata.row_index"))
         return frame.select(*(col(c) for c in columns), seq.alias(SEQ))
 
-    def _via_duckdb(self, source: Source, schema: pa.Schema, columns: list[str]) -> Any:
+    def _via_duckdb(self, source: Source, schema: pa.Schema, columns: list[str]) -> SparkScan:
+        """The rows as the DuckDB engine copies them (CSV time columns as text), with the
+        schema of that copy."""
         import pyarrow as pa
 
         cursor = self._cursor()
@@ -151,7 +153,8 @@ class SparkSources:
             if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
                 kind = pa.string()
             fields.append(pa.field(field.name, kind))
-        return to_spark_frame(self._spark, table.cast(pa.schema(fields)))
+        copied = table.schema.remove(table.schema.get_field_index(SEQ))
+        return SparkScan(to_spark_frame(self._spark, table.cast(pa.schema(fields))), copied)
 
 
 def to_spark_frame(spark: Any, table: pa.Table) -> Any:
@@ -173,9 +176,11 @@ def to_spark_frame(spark: Any, table: pa.Table) -> Any:
     return spark.createDataFrame(table)
 
 
-def instant(frame: Any, column: str, arrow_type: pa.DataType, *, owner: str) -> Any:
+def instant(frame: Any, column: str, arrow_type: pa.DataType, *, owner: str,
+            label: str | None = None) -> Any:
     """A Spark expression giving ``column`` of ``frame`` as a UTC ``TIMESTAMP``; a string
-    column is checked first (:func:`check_strings`). DataError when it cannot hold times."""
+    column is checked first (:func:`check_strings`). DataError when it cannot hold times;
+    messages name the column ``label`` (default: ``column``)."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -183,10 +188,10 @@ def instant(frame: Any, column: str, arrow_type: pa.DataType, *, owner: str) -> 
     spark_type = frame.schema[column].dataType
     value = col(column)
     if kind is None:
-        raise DataError(f"{owner}: time column '{column}' has type {arrow_type}. Fix: use a "
-                        "timestamp, date or ISO-8601 string column")
+        raise DataError(f"{owner}: time column '{label or column}' has type {arrow_type}. "
+                        "Fix: use a timestamp, date or ISO-8601 string column")
     if kind is TimeKind.STRING:
-        check_strings(frame, column, owner=owner)
+        check_strings(frame, column, owner=owner, label=label)
         return value.try_cast("timestamp")
     if isinstance(spark_type, T.LongType | T.IntegerType):  # Parquet nanoseconds as int64
         return F.timestamp_micros(F.floor(value / F.lit(1000)).cast("long"))
@@ -195,7 +200,7 @@ def instant(frame: Any, column: str, arrow_type: pa.DataType, *, owner: str) -> 
     return value.cast("timestamp")  # naive (read as UTC: the session zone) or a date
 
 
-def check_strings(frame: Any, column: str, *, owner: str) -> None:
+def check_strings(frame: Any, column: str, *, owner: str, label: str | None = None) -> None:
     """DuckDB's :func:`~headwater.offline.timestamps.check_strings`, in one Spark pass."""
     from pyspark.sql import functions as F
 
@@ -207,6 +212,7 @@ def check_strings(frame: Any, column: str, *, owner: str) -> None:
         F.first(F.when(~zoned, value), ignorenulls=True),
     ).collect()[0]
     bad, with_zone, naive = row[0], row[1], row[2]
+    column = label or column
     if bad is not None:
         raise DataError(
             f"{owner}: time column '{column}' holds a value that is not an ISO-8601 "
