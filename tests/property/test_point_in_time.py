@@ -6,7 +6,8 @@ null created times, rows split across several Parquet files. Random entity rows 
 duplicates, unknown keys, times before any feature row and exactly at ``t - ttl``. The
 DuckDB engine must give, row for row and in order, what the oracle gives, with each
 encoding of the ASOF order key: BIGINT (which this data fits), and HUGEINT and struct,
-forced by allowing the narrower encodings no bits.
+forced by allowing the narrower encodings no bits. The Spark engine (local mode, fewer
+examples) must give the same.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from hypothesis import strategies as st
 import headwater as hw
 from headwater.config import parse_settings
 from headwater.offline import order_key
-from headwater.offline.base import ViewRequest
+from headwater.offline.base import OfflineEngine, ViewRequest
 from headwater.offline.duckdb import DuckDBEngine
+from tests.offline.engines import open_engine
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 DRIVER = hw.Entity("driver", join_keys=["driver_id"])
 ROUTE = hw.Entity("route", join_keys=["origin", "carrier"])
 KEY_TYPES = {"driver_id": pa.int64(), "origin": pa.string(), "carrier": pa.int64()}
 _folders = itertools.count()
+SPARK_EXAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,15 @@ def engine(repo: Path) -> Iterator[DuckDBEngine]:
     engine.close()
 
 
+@pytest.fixture(scope="module")
+def spark_engine(repo: Path) -> Iterator[OfflineEngine]:
+    """The Spark engine on the test process's shared session (fewer examples: each costs
+    a few Spark jobs)."""
+    engine = open_engine("spark", repo, "pit", batch_size=7)
+    yield engine
+    engine.close()
+
+
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(drivers=histories(("driver_id",), DRIVER_KEYS),
@@ -154,6 +166,24 @@ def test_join_matches_the_oracle(repo: Path, engine: DuckDBEngine, key_encoding:
                                  drivers: History, routes: History,
                                  rows: Sequence[tuple[tuple[int], tuple[str, int], int | None]],
                                  naive: bool) -> None:
+    check_join(repo, engine, drivers, routes, rows, naive)
+
+
+@settings(max_examples=SPARK_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(drivers=histories(("driver_id",), DRIVER_KEYS),
+       routes=histories(("origin", "carrier"), ROUTE_KEYS),
+       rows=ENTITY_ROWS, naive=st.booleans())
+def test_join_matches_the_oracle_on_spark(
+        repo: Path, spark_engine: OfflineEngine, *, drivers: History, routes: History,
+        rows: Sequence[tuple[tuple[int], tuple[str, int], int | None]], naive: bool) -> None:
+    check_join(repo, spark_engine, drivers, routes, rows, naive)
+
+
+def check_join(repo: Path, engine: OfflineEngine, drivers: History, routes: History,
+               rows: Sequence[tuple[tuple[int], tuple[str, int], int | None]],
+               naive: bool) -> None:
+    """The join of both views to ``rows`` on ``engine`` is the oracle's, row for row."""
     driver_view = write_view(repo, "drivers", DRIVER, drivers, pa.int64())
     route_view = write_view(repo, "routes", ROUTE, routes, pa.string())
     times = [None if t is None else minute(t) for _, _, t in rows]
@@ -197,6 +227,22 @@ def latest_oracle(history: History, key: tuple[object, ...], start: int,
 def test_latest_rows_are_the_join_at_the_end(repo: Path, engine: DuckDBEngine,
                                              key_encoding: str, *, drivers: History,
                                              start: int, length: int) -> None:
+    check_latest(repo, engine, drivers, start, length)
+
+
+@settings(max_examples=SPARK_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(drivers=histories(("driver_id",), DRIVER_KEYS), start=st.integers(0, 6),
+       length=st.integers(0, 6))
+def test_latest_rows_are_the_join_at_the_end_on_spark(
+        repo: Path, spark_engine: OfflineEngine, *, drivers: History, start: int,
+        length: int) -> None:
+    check_latest(repo, spark_engine, drivers, start, length)
+
+
+def check_latest(repo: Path, engine: OfflineEngine, drivers: History, start: int,
+                 length: int) -> None:
+    """latest_rows on ``engine`` is the oracle's."""
     view = write_view(repo, "latest", DRIVER, drivers, pa.int64())
     result = engine.latest_rows(view, minute(start), minute(start + length)).read_all()
     got = {row["driver_id"]: row["value"] for row in result.to_pylist()}

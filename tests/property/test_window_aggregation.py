@@ -7,7 +7,8 @@ rows split over several Parquet files, which is the ingestion order) and random 
 boundaries). Every one of the nine functions runs over an integer and a float column, with
 random windows and granularities. The DuckDB engine must give, row for row, the function
 over the events with ``floor_h(t - W) <= ts < t``: integers and counts exactly (count_distinct
-is exact offline), floats within 1e-9 relative. The float values are multiples of 1/4, so
+is exact offline), floats within 1e-9 relative. The Spark engine (local mode, fewer
+examples) must give the same. The float values are multiples of 1/4, so
 their sums are exact and only division rounds.
 """
 
@@ -29,8 +30,9 @@ from hypothesis import strategies as st
 import headwater as hw
 from headwater.config import parse_settings
 from headwater.definitions.aggregation import FUNCTION_NAMES
-from headwater.offline.base import ViewRequest
+from headwater.offline.base import OfflineEngine, ViewRequest
 from headwater.offline.duckdb import DuckDBEngine
+from tests.offline.engines import open_engine
 from tests.property.window_oracle import Spec, window_value
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -38,6 +40,7 @@ CARD = hw.Entity("card", join_keys=["card_id"])
 UTC_US = pa.timestamp("us", "UTC")
 MINUTE = 60  # times below are in seconds from T0
 _folders = itertools.count()
+SPARK_EXAMPLES = 10
 
 KEYS = st.one_of(st.integers(1, 3), st.just(None))
 EVENT_SECONDS = st.sampled_from([0, 60, 120, 150, 180, 240, 300, 360, 600])
@@ -146,6 +149,14 @@ def engine(repo: Path) -> Iterator[DuckDBEngine]:
     engine.close()
 
 
+@pytest.fixture(scope="module")
+def spark_engine(repo: Path) -> Iterator[OfflineEngine]:
+    """The Spark engine on the test process's shared session."""
+    engine = open_engine("spark", repo, "windows", batch_size=7)
+    yield engine
+    engine.close()
+
+
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(scenario=scenarios())
@@ -153,6 +164,24 @@ def test_aggregations_match_the_oracle(
         repo: Path, engine: DuckDBEngine,
         scenario: tuple[list[Event], tuple[int, ...], bool, list[Spec],
                         list[tuple[int | None, int | None]]]) -> None:
+    check_aggregations(repo, engine, scenario)
+
+
+@settings(max_examples=SPARK_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(scenario=scenarios())
+def test_aggregations_match_the_oracle_on_spark(
+        repo: Path, spark_engine: OfflineEngine,
+        scenario: tuple[list[Event], tuple[int, ...], bool, list[Spec],
+                        list[tuple[int | None, int | None]]]) -> None:
+    check_aggregations(repo, spark_engine, scenario)
+
+
+def check_aggregations(
+        repo: Path, engine: OfflineEngine,
+        scenario: tuple[list[Event], tuple[int, ...], bool, list[Spec],
+                        list[tuple[int | None, int | None]]]) -> None:
+    """Every aggregation of the scenario on ``engine`` is the oracle's, row for row."""
     events, splits, with_created, specs, rows = scenario
     view = write_view(repo, events, splits, with_created, specs)
     entity = pa.table({
