@@ -191,7 +191,7 @@ def test_a_redelivered_batch_is_skipped(setup: Setup) -> None:
             if len(messages) >= 500:
                 break
         by_topic = feeds[0]
-        runtime._commit(by_topic, messages)  # committed, not acknowledged
+        runtime._commit(by_topic, messages)()  # committed and finished, not acknowledged
         reader.close()
         assert runtime.counters.events == 500
         # NATS redelivers once ack_wait (the claim timeout, 10 s here) has passed

@@ -111,6 +111,21 @@ def apply_events(online: OnlineStore, view: FeatureView, generation: int, events
 
     ``events`` has the view's join keys, ``__hw_ts``, ``__hw_created`` (may be null),
     ``__hw_seq`` (unique, in offline ingestion order) and the aggregated columns."""
+    return send_events(online, view, generation, events, scope=scope, ids=ids,
+                       markers=markers, before_commit=before_commit, batch=batch,
+                       likely_unmarked=likely_unmarked)()
+
+
+def send_events(online: OnlineStore, view: FeatureView, generation: int, events: pa.Table,
+                *, scope: str | None = None, ids: Sequence[str] | None = None,
+                markers: Sequence[str] = (),
+                before_commit: Callable[[], object] | None = None,
+                batch: ViewBatch | None = None, likely_unmarked: bool = False,
+                defer: bool = False) -> Callable[[], ApplyResult]:
+    """:func:`apply_events`, returning the function that gives its result. With ``defer``
+    the online update is deferred (:meth:`~headwater.online.base.OnlineStore.update`):
+    call the function only after ``online.settle`` confirmed it, since a commit run again
+    merges again and may find other ids marked."""
     import numpy as np
 
     from headwater.aggregation.grouped import partials
@@ -131,14 +146,15 @@ def apply_events(online: OnlineStore, view: FeatureView, generation: int, events
         applied = int(np.count_nonzero(fresh))
         outcome.update(applied=applied, duplicates=n - applied, records=len(records),
                        late=late)
+        outcome_marked.clear()  # of an earlier run, when the update runs again
         outcome_marked.update(i for i in ids or () if i in marked)
         if before_commit is not None:
             before_commit()
         return records
 
     online.update(view.name, whole.keys, modify, scope=scope, ids=list(ids or ()),
-                  markers=markers, likely_unmarked=likely_unmarked)
-    return ApplyResult(**outcome, marked=frozenset(outcome_marked))
+                  markers=markers, likely_unmarked=likely_unmarked, defer=defer)
+    return lambda: ApplyResult(**outcome, marked=frozenset(outcome_marked))
 
 
 def _merge(view: FeatureView, generation: int, part: Any,

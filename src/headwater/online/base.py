@@ -59,7 +59,8 @@ class OnlineStore(Protocol):
 
     def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
                scope: str | None = None, ids: Sequence[str] = (),
-               markers: Sequence[str] = (), likely_unmarked: bool = False) -> int:
+               markers: Sequence[str] = (), likely_unmarked: bool = False,
+               defer: bool = False) -> int:
         """Read-modify-write ``keys`` of ``view`` in one transaction, exactly once.
 
         Inside the transaction: read the stored records of ``keys`` and which of ``ids``
@@ -73,7 +74,26 @@ class OnlineStore(Protocol):
         ``likely_unmarked``: the caller's hint that none of ``ids`` and ``markers`` is
         marked yet (a batch of first deliveries). A store may then call ``modify`` with no
         marks before reading them, and checks them in the transaction: if one was marked
-        after all, nothing is stored and ``modify`` is called again with the marks read."""
+        after all, nothing is stored and ``modify`` is called again with the marks read.
+
+        ``defer``: the caller will call :meth:`settle` before it relies on the update (a
+        stream consumer, to merge its next batch while this one is applied). A store may
+        then return before the update is confirmed, with the count ``modify`` gave; until
+        settled, the update may still have to run again (calling ``modify`` again). Later
+        updates of the same thread already see it or fail their own checks; one that has to
+        run again takes effect when settled, after those sent after it, so deferral suits
+        modifications that commute (tile merges do)."""
+        ...
+
+    def settle(self, keep: int = 0) -> None:
+        """Confirm this thread's deferred updates, oldest first, until the newest ``keep``
+        remain: each then took effect exactly once (one whose commit found something
+        changed is run again, reading what is stored). A store that never defers does
+        nothing. Raises StoreUnavailableError like :meth:`update`."""
+        ...
+
+    def pending(self) -> int:
+        """How many deferred updates of this thread are not settled yet."""
         ...
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:

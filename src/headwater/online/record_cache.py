@@ -77,10 +77,12 @@ class RecordCache:
         for slot in drop:
             self._bytes -= _size(slot[1], self._held.pop(slot))
 
-    def forget(self, field: bytes) -> None:
-        """Drop every record of one view field."""
+    def forget(self, field: bytes, keys: Sequence[bytes] | None = None) -> None:
+        """Drop the records of ``keys`` (every key when None) of one view field."""
         with self._lock:
-            for slot in [s for s in self._held if s[0] == field]:
+            slots = ([s for s in self._held if s[0] == field] if keys is None
+                     else [s for s in zip(repeat(field), keys) if s in self._held])
+            for slot in slots:
                 self._bytes -= _size(slot[1], self._held.pop(slot))
 
     @property

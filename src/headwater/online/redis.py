@@ -51,8 +51,11 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from itertools import compress
 from typing import Any, cast
@@ -183,6 +186,53 @@ _BACKOFF_MAX_S = 0.05
 _pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
 
 
+@dataclass(frozen=True)
+class _Update:
+    """One call of :meth:`RedisOnlineStore.update`, kept to be run again."""
+
+    view: str
+    keys: list[bytes]
+    modify: Modify
+    scope: str | None
+    checked: list[str]  # the ids, then the markers, each once
+    likely_unmarked: bool
+    field: bytes
+    vfield: bytes
+    hashes: list[bytes]
+    marks_key: bytes
+    action: str
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What an update read: per key the stored version and record, and the marked ids."""
+
+    versions: list[bytes | None]
+    stored: list[bytes | None]
+    marked: set[str]
+
+
+@dataclass(frozen=True)
+class _Commit:
+    """An update's commit: what it read, the record per key (b"" to leave it), the prefix
+    of the new versions, how many records ``modify`` returned, and the packed call."""
+
+    update: _Update
+    read: _Read
+    new: list[bytes]
+    prefix: bytes
+    stored: int
+    command: bytes
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A deferred commit sent on ``conn`` whose reply is not read yet."""
+
+    commit: _Commit
+    conn: Any
+
+
 class RedisOnlineStore:
     """Online records in Redis, namespaced by project; safe to share across threads."""
 
@@ -207,6 +257,7 @@ class RedisOnlineStore:
         self._idle: list[Any] = []
         self._pid = os.getpid()
         self._cache = RecordCache(cache_bytes)
+        self._local = threading.local()  # .pending: this thread's deferred updates
 
     def write(self, view: str, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
         """Compare-and-set each record; returns how many were stored."""
@@ -270,84 +321,186 @@ class RedisOnlineStore:
 
     def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
                scope: str | None = None, ids: Sequence[str] = (),
-               markers: Sequence[str] = (), likely_unmarked: bool = False) -> int:
+               markers: Sequence[str] = (), likely_unmarked: bool = False,
+               defer: bool = False) -> int:
         """Read, ``modify`` and write ``keys`` and mark ``ids`` and ``markers`` under
         ``scope`` as one optimistic transaction (see the module docstring); retried on a
         conflicting write, up to a bound. With ``likely_unmarked`` the first attempt does
-        not read the marks: its commit checks that every id is still unmarked."""
+        not read the marks: its commit checks that every id is still unmarked.
+
+        With ``defer`` the commit is sent and not waited for (:meth:`settle` confirms it).
+        When this client holds every key's record (it read or wrote them last) and no mark
+        needs reading, nothing is read either: ``modify`` runs on the held records, those
+        of a deferred update still unconfirmed included, and the commit's checks tell
+        whether they were current. So a stream consumer merges its next batch while the
+        server applies the one before."""
         check_update(view, scope, ids, markers)
-        keys = list(dict.fromkeys(keys))
-        checked = list(dict.fromkeys([*ids, *markers]))
+        unique = list(dict.fromkeys(keys))
         field = view.encode()
-        vfield = field + VERSION_SUFFIX
-        hashes = [self._prefix + key + b"}" for key in keys]
-        # without a scope the markers key is a placeholder the script never touches
-        marks = self._markers_key(scope) if scope is not None else self._markers + b"-"
-        action = f"update view '{view}' in"
-        for attempt in range(_UPDATE_ATTEMPTS):
-            held = self._cache.held(field, keys)
-            reads = []
-            read_marks = bool(scope is not None and checked
-                              and not (likely_unmarked and attempt == 0))
-            if read_marks:
-                reads.append(_pack((b"ZMSCORE", marks, *checked)))
-            if hashes:
-                reads.append(_pack((b"EVAL", _READ_SCRIPT, len(hashes), *hashes, field, vfield,
-                                    *[b"" if h is None else h[0] for h in held])))
-            replies = self._round_trip(reads, action)
-            now = time.time_ns() // 1_000
-            oldest = now - self._retention_us
-            marked: set[str] = set()
-            if read_marks:
-                marked = {marker for marker, score in zip(checked, replies.pop(0),
-                                                          strict=True)
-                          if score is not None and float(score) > oldest}
-            flat = replies[0] if hashes else []
-            versions: list[bytes | None] = flat[0::2]
-            stored: list[bytes | None] = [
-                h[1] if data == 1 and h is not None else data
-                for data, h in zip(flat[1::2], held, strict=True)]
-            records = modify(marked, dict(zip(keys, stored, strict=True)))
-            check_modified(view, keys, records)
-            marking = checked if scope is not None else []
-            unmarked = bytes(0x30 if m in marked else 0x31 for m in marking)
-            prefix = os.urandom(6).hex().encode()
-            new = [records.get(key, b"") for key in keys]
-            (done,) = self._round_trip([_pack((
-                b"EVAL", _COMMIT_SCRIPT, 1 + len(hashes), marks, *hashes,
-                field, vfield, now, oldest, int(scope is not None), len(hashes), len(marking),
-                unmarked, prefix,
-                *[x for version, data, record in zip(versions, stored, new, strict=True)
-                  for x in (version if version is not None
-                            else b"" if data is None else b"\0" + data, record)],
-                *marking))], action)
+        update = _Update(
+            view, unique, modify, scope, list(dict.fromkeys([*ids, *markers])),
+            likely_unmarked, field, field + VERSION_SUFFIX,
+            [self._prefix + key + b"}" for key in unique],
+            # without a scope the markers key is a placeholder the script never touches
+            self._markers_key(scope) if scope is not None else self._markers + b"-",
+            f"update view '{view}' in")
+        if defer:
+            return self._send_deferred(update)
+        return self._update_now(update)
+
+    def _update_now(self, update: _Update, *, first_attempt: int = 0) -> int:
+        """Run ``update`` to its confirmed end: read, modify, commit; again on a conflict."""
+        for attempt in range(first_attempt, _UPDATE_ATTEMPTS):
+            read = self._read_for(update, read_marks=not (update.likely_unmarked
+                                                          and attempt == 0))
+            commit = self._prepare_commit(update, read)
+            (done,) = self._round_trip([commit.command], update.action)
             if done:
-                self._remember(field, keys, versions=versions, stored=stored, new=new,
-                               prefix=prefix)
-                return len(records)
+                self._remember(commit)
+                return commit.stored
             # something read changed since: read again, after a short random pause
             time.sleep(random.uniform(0, min(_BACKOFF_S * 2**attempt, _BACKOFF_MAX_S)))
         raise StoreUnavailableError(
-            f"cannot {action} the Redis online store at {self._safe_url}: other writers "
-            f"changed the same entities or markers during {_UPDATE_ATTEMPTS} attempts in a "
-            "row. Fix: send each entity's events through fewer concurrent writers (one "
+            f"cannot {update.action} the Redis online store at {self._safe_url}: other "
+            f"writers changed the same entities or markers during {_UPDATE_ATTEMPTS} attempts "
+            "in a row. Fix: send each entity's events through fewer concurrent writers (one "
             "consumer per partition), or apply smaller batches")
 
-    def _remember(self, field: bytes, keys: list[bytes], *, versions: list[bytes | None],
-                  stored: list[bytes | None], new: list[bytes], prefix: bytes) -> None:
-        """Hold what a committed update left: the records it wrote at their new versions
-        (the prefix and the position from 1, as the commit script names them) and those it
-        read at a version and left."""
+    def _read_for(self, update: _Update, *, read_marks: bool) -> _Read:
+        """One round trip: the marks of the update's ids (when ``read_marks`` and it has a
+        scope) and each key's version, with its record unless it is the one held."""
+        read_marks = read_marks and update.scope is not None and bool(update.checked)
+        held = self._cache.held(update.field, update.keys)
+        reads = []
+        if read_marks:
+            reads.append(_pack((b"ZMSCORE", update.marks_key, *update.checked)))
+        if update.hashes:
+            reads.append(_pack((b"EVAL", _READ_SCRIPT, len(update.hashes), *update.hashes,
+                                update.field, update.vfield,
+                                *[b"" if h is None else h[0] for h in held])))
+        replies = self._round_trip(reads, update.action)
+        marked: set[str] = set()
+        if read_marks:
+            oldest = time.time_ns() // 1_000 - self._retention_us
+            marked = {marker for marker, score in zip(update.checked, replies.pop(0),
+                                                      strict=True)
+                      if score is not None and float(score) > oldest}
+        flat = replies[0] if update.hashes else []
+        stored: list[bytes | None] = [
+            h[1] if data == 1 and h is not None else data
+            for data, h in zip(flat[1::2], held, strict=True)]
+        return _Read(flat[0::2], stored, marked)
+
+    def _prepare_commit(self, update: _Update, read: _Read) -> _Commit:
+        """Run ``modify`` on what was read and pack the commit script's call."""
+        records = update.modify(read.marked, dict(zip(update.keys, read.stored, strict=True)))
+        check_modified(update.view, update.keys, records)
+        now = time.time_ns() // 1_000
+        marking = update.checked if update.scope is not None else []
+        unmarked = bytes(0x30 if m in read.marked else 0x31 for m in marking)
+        prefix = os.urandom(6).hex().encode()
+        new = [records.get(key, b"") for key in update.keys]
+        command = _pack((
+            b"EVAL", _COMMIT_SCRIPT, 1 + len(update.hashes), update.marks_key, *update.hashes,
+            update.field, update.vfield, now, now - self._retention_us,
+            int(update.scope is not None), len(update.hashes), len(marking), unmarked, prefix,
+            *[x for version, data, record in zip(read.versions, read.stored, new, strict=True)
+              for x in (version if version is not None
+                        else b"" if data is None else b"\0" + data, record)],
+            *marking))
+        return _Commit(update, read, new, prefix, len(records), command)
+
+    def _send_deferred(self, update: _Update) -> int:
+        """Send ``update``'s commit without waiting for its reply (:meth:`settle`)."""
+        held = self._cache.held(update.field, update.keys)
+        no_marks = update.likely_unmarked or update.scope is None or not update.checked
+        if update.keys and no_marks and all(held):
+            entries = cast("list[tuple[bytes, bytes]]", held)
+            read = _Read([h[0] for h in entries], [h[1] for h in entries], set())
+        else:
+            read = self._read_for(update, read_marks=not update.likely_unmarked)
+        commit = self._prepare_commit(update, read)
+        pending = self._pending()
+        # after the commits before it on the same connection, so Redis runs them in order
+        conn = pending[-1].conn if pending else None
+        try:
+            if conn is None:
+                conn = self._connection()
+            conn.send_packed_command([commit.command], check_health=False)
+        except _UNAVAILABLE as exc:
+            self._abandon(conn)
+            raise self._unavailable(update.action, exc) from exc
+        self._remember(commit)  # a failed commit forgets these again when settled
+        pending.append(_Pending(commit, conn))
+        return commit.stored
+
+    def settle(self, keep: int = 0) -> None:
+        """Confirm this thread's deferred updates, oldest first, until ``keep`` remain. A
+        commit whose checks failed (something it read, or held, changed meanwhile) is run
+        again now, reading what is stored, as :meth:`update` does; so after this, every
+        settled update took effect exactly once (its ``modify`` may have run again).
+        Raises StoreUnavailableError when Redis cannot be reached or refuses; the updates
+        not confirmed by then may or may not have taken effect (their marks say which)."""
+        pending = self._pending()
+        while len(pending) > keep:
+            first = pending.popleft()
+            commit, conn = first.commit, first.conn
+            try:
+                done = conn.read_response()
+            except ResponseError as exc:
+                self._abandon(conn)
+                raise self._refused(commit.update.action, exc) from exc
+            except _UNAVAILABLE as exc:
+                self._abandon(conn)
+                raise self._unavailable(commit.update.action, exc) from exc
+            if not pending or pending[-1].conn is not conn:
+                self._idle.append(conn)
+            if not done:
+                self._cache.forget(commit.update.field, commit.update.keys)
+                self._update_now(commit.update, first_attempt=1)
+
+    def pending(self) -> int:
+        """How many deferred updates of this thread are not settled yet."""
+        return len(self._pending())
+
+    def _pending(self) -> deque[_Pending]:
+        try:
+            return cast("deque[_Pending]", self._local.pending)
+        except AttributeError:
+            self._local.pending = deque()
+            return cast("deque[_Pending]", self._local.pending)
+
+    def _abandon(self, conn: Any) -> None:
+        """After an error on a deferred commit's connection: drop it and every deferred
+        update of this thread (their outcome is unknown) and forget what they held."""
+        pending = self._pending()
+        for entry in pending:
+            self._cache.forget(entry.commit.update.field, entry.commit.update.keys)
+        conns = {id(entry.conn): entry.conn for entry in pending}
+        if conn is not None:
+            conns[id(conn)] = conn
+        pending.clear()
+        for broken in conns.values():
+            broken.disconnect()
+            self._pool.release(broken)
+
+    def _remember(self, commit: _Commit) -> None:
+        """Hold what a commit leaves: the records it writes at their new versions (the
+        prefix and the position from 1, as the commit script names them) and those it read
+        at a version and leaves."""
+        keys, new = commit.update.keys, commit.new
         held_keys = list(compress(keys, new))  # b"" (not written) is false
-        held_versions = [b"%s%d" % (prefix, i) for i, record in enumerate(new, 1) if record]
+        held_versions = [b"%s%d" % (commit.prefix, i) for i, record in enumerate(new, 1)
+                         if record]
         held_records = list(filter(None, new))
         if len(held_keys) < len(keys):  # some were read and left
-            for key, version, data, record in zip(keys, versions, stored, new, strict=True):
+            for key, version, data, record in zip(keys, commit.read.versions,
+                                                  commit.read.stored, new, strict=True):
                 if not record and version is not None and data is not None:
                     held_keys.append(key)
                     held_versions.append(version)
                     held_records.append(data)
-        self._cache.keep(field, held_keys, held_versions, held_records)
+        self._cache.keep(commit.update.field, held_keys, held_versions, held_records)
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are marked under ``scope`` within the retention (one
@@ -390,7 +543,9 @@ class RedisOnlineStore:
         self._round_trip([_pack((b"PING",))], "reach")
 
     def close(self) -> None:
-        """Close the pooled connections (a later call would open new ones)."""
+        """Close the pooled connections (a later call would open new ones); this thread's
+        unsettled deferred updates are dropped (their outcome is unknown)."""
+        self._abandon(None)
         self._idle.clear()
         self._pool.disconnect()  # also those that were idle here: the pool counts them in use
 

@@ -143,10 +143,12 @@ class SQLiteOnlineStore:
 
     def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
                scope: str | None = None, ids: Sequence[str] = (),
-               markers: Sequence[str] = (), likely_unmarked: bool = False) -> int:
+               markers: Sequence[str] = (), likely_unmarked: bool = False,
+               defer: bool = False) -> int:
         """Read, ``modify`` and write ``keys`` and mark ``ids`` and ``markers`` under
         ``scope``, in one ``BEGIN IMMEDIATE`` transaction (see the protocol; reading the
-        marks there costs little, so ``likely_unmarked`` changes nothing)."""
+        marks there costs little, so ``likely_unmarked`` changes nothing; the transaction is
+        local and short, so ``defer`` changes nothing either: every update is settled)."""
         check_update(view, scope, ids, markers)
         keys = list(dict.fromkeys(keys))
         checked = list(dict.fromkeys([*ids, *markers]))
@@ -175,6 +177,13 @@ class SQLiteOnlineStore:
         except sqlite3.Error as exc:
             raise self._unavailable(f"update view '{view}' in", exc) from exc
         return len(records)
+
+    def settle(self, keep: int = 0) -> None:
+        """Nothing to confirm: updates here are never deferred."""
+
+    def pending(self) -> int:
+        """Always 0: updates here are never deferred."""
+        return 0
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are marked under ``scope`` within the retention."""

@@ -54,10 +54,11 @@ from headwater.streaming.event_files import (
 from headwater.streaming.event_files import write_files as write_event_files
 from headwater.streaming.ingest import (
     Feed,
-    apply_online,
+    OnlineEffect,
     last_scope,
     prepare_online,
     resolve_feed,
+    send_online,
     warm_up,
 )
 from headwater.streaming.messages import Decoded, Message, decode
@@ -66,6 +67,8 @@ from headwater.streaming.push import source_schema
 from headwater.streaming.reader import StreamReader
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import pyarrow as pa
 
@@ -220,6 +223,9 @@ class Consumer:
                   if hasattr(self.reader, "reads_ahead") else None)
         ahead: Future[tuple[list[Message], dict[str, Ahead]]] | None = None
         acking: Future[None] | None = None
+        online = self.store.online
+        # the batch sent and not confirmed yet: its finishing step and its messages
+        flight: list[tuple[Callable[[], None], list[Message]]] = []
         self._file_writer = ThreadPoolExecutor(1, "headwater-event-files")
         try:
             while True:
@@ -252,14 +258,26 @@ class Consumer:
                         and getattr(self.reader, "reads_ahead", False)):
                     self._asked = self._count(max_events, handled)
                     ahead = helper.submit(self._read_ahead, self._asked, self.block_ms)
-                self.process(messages, ready, ack=ahead is None)
-                if ahead is not None and helper is not None:
-                    if acking is not None:
-                        acking.result()
-                    acking = helper.submit(self.reader.ack, messages)
+                before = online.pending()
+                finish = self._send_batch(messages, ready, defer=ahead is not None)
+                # Confirm the batch before this one (its commit ran on the server while
+                # this one was merged), or this one too when no batch is read ahead.
+                online.settle(keep=online.pending() - before if ahead is not None else 0)
+                for done, batch in flight:
+                    done()
+                    acking = self._ack(helper, acking, batch)
+                flight = [(finish, messages)]
+                if ahead is None:
+                    finish()
+                    acking = self._ack(helper, acking, messages)
+                    flight = []
                 last_message = time.monotonic()  # idle time counts from the end of the work
                 if on_batch is not None:
                     on_batch(self.counters)
+            online.settle()
+            for done, batch in flight:
+                done()
+                acking = self._ack(helper, acking, batch)
             if acking is not None:
                 acking.result()
         finally:
@@ -268,6 +286,17 @@ class Consumer:
             self._file_writer.shutdown(wait=True)
             self._file_writer = None
         return self.counters
+
+    def _ack(self, helper: ThreadPoolExecutor | None, acking: Future[None] | None,
+             messages: list[Message]) -> Future[None] | None:
+        """Acknowledge ``messages`` (committed): on the helper thread when there is one,
+        after the acknowledgement before; here otherwise."""
+        if helper is None:
+            self.reader.ack(messages)
+            return acking
+        if acking is not None:
+            acking.result()
+        return helper.submit(self.reader.ack, messages)
 
     def _count(self, max_events: int | None, handled: int) -> int:
         return self.batch_size if max_events is None else min(self.batch_size,
@@ -292,15 +321,28 @@ class Consumer:
         """Commit one batch exactly once, then acknowledge it (module docstring; with
         ``ack`` False the caller acknowledges it). ``ready``: per topic, what
         :meth:`_read_ahead` made of the batch's messages of that topic."""
-        for topic, batch in _by_topic(messages).items():
-            self._commit(self._feeds[topic], batch, (ready or {}).get(topic))
+        self._send_batch(messages, ready)()
         if ack:
             self.reader.ack(messages)
-        self.counters.batches += 1
 
-    def _commit(self, feed: Feed, messages: list[Message], ahead: Ahead | None = None
-                ) -> None:
-        import numpy as np
+    def _send_batch(self, messages: Sequence[Message], ready: Mapping[str, Ahead] | None,
+                    *, defer: bool = False) -> Callable[[], None]:
+        """Send one batch's commits and return the step that finishes it (publish the
+        files, count); with ``defer`` the online updates are deferred, and the step runs
+        only once the online store's ``settle`` confirmed them."""
+        finishing = [self._commit(self._feeds[topic], batch, (ready or {}).get(topic),
+                                  defer=defer)
+                     for topic, batch in _by_topic(messages).items()]
+
+        def finish() -> None:
+            for step in finishing:
+                step()
+            self.counters.batches += 1
+
+        return finish
+
+    def _commit(self, feed: Feed, messages: list[Message], ahead: Ahead | None = None,
+                *, defer: bool = False) -> Callable[[], None]:
         import pyarrow as pa
 
         folder = self._folders[feed.name]
@@ -310,7 +352,7 @@ class Consumer:
             self.reader.dead_letter(decoded.refused)
             self.counters.dead_lettered += len(decoded.refused)
         if decoded.events is None or decoded.offline is None:
-            return
+            return _nothing
         ids = [m.id for m in decoded.messages]
         # a batch of first deliveries cannot hold an applied event: skip the round trip (the
         # update checks the marks again in its transaction, and its files drop any it finds)
@@ -321,7 +363,7 @@ class Consumer:
         if not all(keep):
             self.counters.duplicates += len(ids) - sum(keep)
             if not any(keep):
-                return
+                return _nothing
             mask = pa.array(keep)
             events, offline = events.filter(mask), offline.filter(mask)
             ids = [i for i, kept in zip(ids, keep, strict=True) if kept]
@@ -334,22 +376,31 @@ class Consumer:
         self._planned_ms = max(self._planned_ms, *(f.ms for f in files))
         if self._file_writer is None:
             paths = write_event_files(folder, offline, files, pending=self.consumer)
-            effect = apply_online(self.store, feed, events, seq, ids=ids,
-                                  markers=[f.marker for f in files], prepared=prepared,
-                                  likely_unmarked=fresh)
+            sent = send_online(self.store, feed, events, seq, ids=ids,
+                               markers=[f.marker for f in files], prepared=prepared,
+                               likely_unmarked=fresh, defer=defer)
         else:
             writing = self._file_writer.submit(write_event_files, folder, offline, files,
                                                pending=self.consumer)
             try:
-                effect = apply_online(self.store, feed, events, seq, ids=ids,
-                                      markers=[f.marker for f in files],
-                                      before_commit=writing.result, prepared=prepared,
-                                      likely_unmarked=fresh)
+                sent = send_online(self.store, feed, events, seq, ids=ids,
+                                   markers=[f.marker for f in files],
+                                   before_commit=writing.result, prepared=prepared,
+                                   likely_unmarked=fresh, defer=defer)
             finally:
                 wait([writing])  # a failed batch leaves no file being written behind it
             paths = writing.result()
         if self._schemas[feed.name] is None:
             self._schemas[feed.name] = offline.schema
+        return partial(self._finish, folder, offline, files, ids=ids, paths=paths, sent=sent)
+
+    def _finish(self, folder: PushFolder, offline: pa.Table, files: list[EventFile], *,
+                ids: list[str], paths: list[Path], sent: Callable[[], OnlineEffect]) -> None:
+        """Once a batch's online commit is confirmed: count it and make its files visible
+        (keeping only the rows of events no other consumer committed first)."""
+        import numpy as np
+
+        effect = sent()
         self.counters.events += effect.applied
         self.counters.duplicates += effect.duplicates
         if effect.taken:
@@ -386,6 +437,10 @@ def _ahead(feed: Feed, decoded: Decoded) -> Ahead:
     files, seq = plan_files(events.column(LATEST_TS))
     ids = [m.id for m in decoded.messages]
     return Ahead(decoded, (files, seq), prepare_online(feed, events, seq, ids))
+
+
+def _nothing() -> None:
+    """The finishing step of a batch that sent nothing."""
 
 
 def _by_topic(messages: Sequence[Message]) -> dict[str, list[Message]]:

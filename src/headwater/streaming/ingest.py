@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-    from headwater.materialize.tiles import ViewBatch
+    from headwater.materialize.tiles import ApplyResult, ViewBatch
     from headwater.online.base import OnlineStore
     from headwater.store import FeatureStore
 
@@ -212,6 +212,21 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
     :func:`prepare_online` of these events, seq and ids, when computed already.
     ``likely_unmarked``: none of the ids can be marked yet (first deliveries), a hint for
     the online store (:meth:`~headwater.online.base.OnlineStore.update`)."""
+    return send_online(store, feed, events, seq, ids=ids, markers=markers, online=online,
+                       before_commit=before_commit, prepared=prepared,
+                       likely_unmarked=likely_unmarked)()
+
+
+def send_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarray, *,
+                ids: Sequence[str] | None = None, markers: Sequence[str] = (),
+                online: OnlineStore | None = None,
+                before_commit: Callable[[], object] | None = None,
+                prepared: Mapping[str, ViewBatch] | None = None,
+                likely_unmarked: bool = False,
+                defer: bool = False) -> Callable[[], OnlineEffect]:
+    """:func:`apply_online`, returning the function that gives its effect. With ``defer``
+    the aggregated views' updates are deferred (:meth:`~headwater.online.base.OnlineStore.
+    update`): call the function only after the online store's ``settle`` confirmed them."""
     target = online if online is not None else store.online
     pending = before_commit
 
@@ -221,8 +236,9 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
             ready, pending = pending, None
             ready()
 
-    stored = applied = duplicates = 0
-    taken: set[str] = set()
+    stored = 0
+    taken: set[str] = set()  # a plain last view's ids found marked
+    results: list[Callable[[], ApplyResult]] = []
     views = feed.online_views
     last = views[-1]
     for view in views:
@@ -240,19 +256,21 @@ def apply_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndar
                 target.update(view.name, (), note_marked, scope=feed.scope(view), ids=ids,
                               markers=markers)
             continue
-        from headwater.materialize.tiles import apply_events
+        from headwater.materialize.tiles import send_events
 
-        result = apply_events(target, view, generation, table,
-                              scope=None if ids is None else feed.scope(view), ids=ids,
-                              markers=markers if view is last else (), before_commit=wait,
-                              batch=(prepared or {}).get(view.name),
-                              likely_unmarked=likely_unmarked)
-        if view is last:
-            applied, duplicates = result.applied, result.duplicates
-            taken.update(result.marked)
-    if not last.is_aggregated:
-        applied = events.num_rows
-    return OnlineEffect(stored, applied, duplicates, frozenset(taken))
+        results.append(send_events(
+            target, view, generation, table, scope=None if ids is None else feed.scope(view),
+            ids=ids, markers=markers if view is last else (), before_commit=wait,
+            batch=(prepared or {}).get(view.name), likely_unmarked=likely_unmarked,
+            defer=defer))
+
+    def effect() -> OnlineEffect:
+        if not last.is_aggregated:
+            return OnlineEffect(stored, events.num_rows, 0, frozenset(taken))
+        result = results[-1]()  # the last view's
+        return OnlineEffect(stored, result.applied, result.duplicates, result.marked)
+
+    return effect
 
 
 def prepare_online(feed: Feed, events: pa.Table, seq: np.ndarray,

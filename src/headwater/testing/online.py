@@ -175,8 +175,56 @@ class UpdateSuite:
             forgetful.close()
             keeping.close()
 
-    def test_processes_updating_the_same_entities_lose_nothing_and_apply_once(
+    def test_deferred_updates_settle_to_each_effect_once(self, store: OnlineStore) -> None:
+        view, keys, scope = new_view(), int_keys(2), new_view("scope")
+        for batch, event_id in enumerate(["a", "b", "c"]):
+            sent = store.update(view, keys, append_unmarked([(keys[batch % 2], event_id)]),
+                                scope=scope, ids=[event_id], likely_unmarked=True, defer=True)
+            assert sent == 2  # modify's records, counted when sent
+            assert store.pending() <= batch + 1
+        store.settle(keep=1)
+        assert store.pending() <= 1
+        store.settle()
+        assert store.pending() == 0
+        assert [applied_ids(r) for r in store.read([ViewKeys(view, keys)])[0]] == [
+            ["a", "c"], ["b"]]
+        assert store.markers_present(scope, ["a", "b", "c"]) == {"a", "b", "c"}
+
+    def test_a_deferred_update_on_records_another_writer_changed_runs_again(
             self, online_store_factory: StoreFactory) -> None:
+        mine, other = online_store_factory(), online_store_factory()
+        try:
+            view, (key,), scope = new_view(), int_keys(1), new_view("scope")
+            mine.update(view, [key], append_unmarked([(key, "a")]), scope=scope, ids=["a"])
+            # another writer applies "b" and marks "c", unknown to `mine`
+            other.update(view, [key], append_unmarked([(key, "b")]), scope=scope, ids=["b"])
+            other.update(view, [key], append_unmarked([(key, "c")]), scope=scope, ids=["c"])
+            calls: list[set[str]] = []
+            inner = append_unmarked([(key, "c"), (key, "d")])
+
+            def modify(marked: set[str], current: dict[bytes, bytes | None]
+                       ) -> dict[bytes, bytes]:
+                calls.append(marked)
+                return inner(marked, current)
+
+            # the first deferred update merges onto what `mine` last wrote (stale), the
+            # second onto the first's unconfirmed records: settling runs both again
+            mine.update(view, [key], modify, scope=scope, ids=["c", "d"],
+                        likely_unmarked=True, defer=True)
+            mine.update(view, [key], append_unmarked([(key, "e")]), scope=scope, ids=["e"],
+                        likely_unmarked=True, defer=True)
+            mine.settle()
+            assert calls[-1] == {"c"}
+            assert applied_ids(other.read([ViewKeys(view, [key])])[0][0]) == [
+                "a", "b", "c", "d", "e"]
+            assert mine.markers_present(scope, list("abcde")) == set("abcde")
+        finally:
+            mine.close()
+            other.close()
+
+    @pytest.mark.parametrize("defer", [False, True], ids=["settled", "deferred"])
+    def test_processes_updating_the_same_entities_lose_nothing_and_apply_once(
+            self, online_store_factory: StoreFactory, defer: bool) -> None:
         view, scope, keys = new_view(), new_view("scope"), [*BINARY_KEYS[:4], *int_keys(2)]
         rng = random.Random(7)
         plans: list[list[Delivery]] = []
@@ -198,8 +246,8 @@ class UpdateSuite:
         barrier = ctx.Barrier(2)
         with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_writer_process,
                                  initargs=(barrier, ctx.Array("i", 2))) as pool:
-            futures = [pool.submit(update_in_process, online_store_factory, view, scope, plan)
-                       for plan in plans]
+            futures = [pool.submit(update_in_process, online_store_factory, view, scope, plan,
+                                   defer) for plan in plans]
             for future in futures:
                 future.result()
         reader = online_store_factory()
@@ -208,6 +256,8 @@ class UpdateSuite:
             for key, data in zip(keys, got, strict=True):
                 ids = applied_ids(data)
                 assert sorted(ids) == sorted(expected[key])  # none lost, none twice
+                if defer:  # one that ran again lands after those sent after it
+                    continue
                 for writer in range(2):  # each writer's events in its own order
                     mine = [i for i in ids if i.startswith(f"w{writer}-")]
                     assert mine == [i for i in expected[key] if i.startswith(f"w{writer}-")]

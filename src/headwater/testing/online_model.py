@@ -183,9 +183,11 @@ def applied_ids(data: bytes | None) -> list[str]:
 
 
 def update_in_process(factory: StoreFactory, view: str, scope: str,
-                      deliveries: list[Delivery]) -> None:
+                      deliveries: list[Delivery], defer: bool = False) -> None:
     """Run in a worker process: open a store, wait for the other writer, apply each
-    delivery with its ids under ``scope``."""
+    delivery with its ids under ``scope``. With ``defer`` as a stream consumer does: each
+    update deferred with the hint that its ids are unmarked (wrong for redeliveries), and
+    the one before it settled once it is sent."""
     ((barrier, _),) = _process_state
     store = factory()
     try:
@@ -193,6 +195,9 @@ def update_in_process(factory: StoreFactory, view: str, scope: str,
         for delivery in deliveries:
             keys = [key for key, _ in delivery]
             store.update(view, keys, append_unmarked(delivery), scope=scope,
-                         ids=[event_id for _, event_id in delivery])
+                         ids=[event_id for _, event_id in delivery], likely_unmarked=defer,
+                         defer=defer)
+            store.settle(keep=1)
+        store.settle()
     finally:
         store.close()
