@@ -293,8 +293,8 @@ def the_server_stops_with_its_workers_and_its_metrics_folder(server: Server) -> 
     environ = Path(f"/proc/{server.workers[0]}/environ").read_bytes().split(b"\0")
     folder = Path(next(v for v in environ if v.startswith(b"HEADWATER_SERVE_METRICS_DIR="))
                   .split(b"=", 1)[1].decode())
-    assert sorted(p.name for p in folder.glob("*.json")) == sorted(
-        f"{pid}.json" for pid in server.workers)  # one snapshot per worker
+    assert sorted(int(p.name.split("-")[0]) for p in folder.glob("*.json")) == sorted(
+        server.workers)  # one snapshot per worker
     for conn in server.by_worker.values():
         conn.close()
     stop_process(server.process, timeout=60)

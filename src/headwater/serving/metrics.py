@@ -17,7 +17,8 @@ paths, which keeps the number of series bounded.
 Several workers (``headwater serve --workers N``) share one port, and a scrape reaches
 whichever worker accepts it, so per-process counts would jump around between scrapes. They
 are summed instead (:class:`SharedMetrics`): every worker writes a snapshot of its counts
-to a folder of the server's own (``<worker pid>.json``, replaced atomically every
+to a folder of the server's own (``<worker pid>-<random>.json``: a worker started later
+with a dead one's pid does not replace its counts; replaced atomically every
 :data:`SYNC_SECONDS` and at shutdown), and ``/metrics`` answers the sum of its live counts
 and the other workers' snapshots. So every scrape shows the whole server, with other
 workers' counts at most :data:`SYNC_SECONDS` old. The snapshot of a worker that died stays
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from bisect import bisect_left
 from collections.abc import Sequence
 from pathlib import Path
@@ -189,7 +191,7 @@ class SharedMetrics:
     def __init__(self, folder: Path, own: ServerMetrics) -> None:
         self.folder = Path(folder)
         self.own = own
-        self.name = f"{os.getpid()}.json"
+        self.name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
 
     def save(self, snapshot: bytes) -> None:
         """Replace this worker's snapshot file with ``snapshot`` (made on the event loop
