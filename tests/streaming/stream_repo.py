@@ -36,10 +36,12 @@ def definitions(topic: str) -> list[Any]:
     return [DRIVER, aggregated, latest]
 
 
-def make_repo(folder: Path, topic: str, stream: str = "", online: str = "") -> Path:
-    """A repo with an empty seed file in ``data/trips/`` (the schema), applied."""
+def make_repo(folder: Path, topic: str, stream: str = "", online: str = "", *,
+              project: str = "stream_test") -> Path:
+    """A repo with an empty seed file in ``data/trips/`` (the schema), applied. A test that
+    keeps online records in the shared Redis needs a ``project`` of its own."""
     (folder / "data" / "trips").mkdir(parents=True)
-    (folder / "headwater.yaml").write_text(f"project: stream_test\n{stream}{online}")
+    (folder / "headwater.yaml").write_text(f"project: {project}\n{stream}{online}")
     seed = trip_events(1, 1, datetime(2020, 1, 1), datetime(2020, 1, 2)).slice(0, 0)
     pq.write_table(seed, folder / "data" / "trips" / "part-0.parquet")
     with hw.FeatureStore(folder) as store:

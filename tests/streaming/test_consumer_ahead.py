@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,66 @@ def test_a_batch_planned_ahead_of_a_redelivery_is_planned_again_after_it(
             ["driver_last_trip:fare"]).to_arrow().column("fare").to_pylist()
     # both keep the event applied last (a tie on event and created time: the later write)
     assert online == offline == [2.0]
+
+
+def test_a_consumer_catching_up_defers_each_commit_and_settles_it_exactly_once(
+        redis_url: str, tmp_path: Path) -> None:
+    """Over Redis (streams and online store), full batches are read ahead and their online
+    commits deferred: each is confirmed while the next is merged, and the result is exact.
+    A second consumer of the same group, changing the same drivers at once in another
+    process, makes some deferred commits fail their checks and run again."""
+    import os
+    import subprocess
+    import sys
+
+    from headwater.streaming.consumer import open_reader
+    from tests.streaming.stream_repo import events, payloads, publisher, stream_yaml, unique_topic
+    from tests.streaming.test_consumer import check_offline, check_online, consume
+
+    topic = unique_topic()
+    online = f"online: {{type: redis, url: '{redis_url}'}}\n"
+    repo = make_repo(tmp_path / "repo", topic, stream_yaml("redis", redis_url, batch_size=200),
+                     online, project=f"deferred_{uuid.uuid4().hex[:12]}")
+    published = events(4_000, seed=21, drivers=5)  # few drivers: the consumers collide
+    deferred: list[bool] = []
+    with publisher("redis", redis_url, topic) as pub:
+        other = subprocess.Popen(
+            [sys.executable, "-m", "headwater.cli.main", "stream", "--repo", str(repo),
+             "--consumer", "other", "--idle-exit", "3"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            assert other.stderr is not None
+            for line in other.stderr:  # it prints this line once it is about to read
+                if line.startswith("consuming"):
+                    break
+            with hw.FeatureStore(repo) as store:
+                update = store.online.update
+
+                def watched(*args: Any, **kwargs: Any) -> int:
+                    deferred.append(bool(kwargs.get("defer")))
+                    return update(*args, **kwargs)
+
+                store.online.update = watched  # type: ignore[method-assign]
+                feeds = stream_feeds(store)
+                reader = open_reader(store.settings.stream, [f.topic for f in feeds], "mine")
+                try:
+                    runtime = Consumer(store, feeds, reader, consumer="mine", batch_size=200,
+                                       block_ms=200)
+                    pub.publish(payloads(published))  # both consumers wait for it now
+                    mine = runtime.run(idle_exit=3)
+                finally:
+                    reader.close()
+                assert store.online.pending() == 0
+            out, err = other.communicate(timeout=120)
+        finally:
+            if other.poll() is None:
+                other.kill()
+    assert other.returncode == 0, err
+    theirs = int(out.strip().splitlines()[-1].split(" events")[0].replace(",", ""))
+    assert mine.events + theirs == 4_000  # each event applied by exactly one of them
+    assert theirs > 0 and mine.events > 0  # both took part
+    assert any(deferred), "no commit was deferred: the read-ahead path did not run"
+    check_online(repo, published)
+    check_offline(repo, published)
+    assert consume(repo).events == 0  # all acknowledged
