@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 DEMO_DIR ?= demo_repo
 DEMO_ARGS ?=
 
-.PHONY: help venv install demo test check bench browser
+.PHONY: help venv install demo test check bench browser audit
 
 help: ## List the targets
 	@echo "Headwater make targets:"
@@ -51,6 +51,9 @@ test: $(STAMP) browser ## Run the test suite (on 2 workers)
 check: $(STAMP) ## Lint (ruff) and type-check (mypy --strict)
 	$(PY) -m ruff check src tests examples $(wildcard benchmarks)
 	$(PY) -m mypy src/headwater
+
+audit: $(STAMP) ## Audit the installed packages for known vulnerabilities (pip-audit; needs PyPI's JSON API)
+	$(VENV)/bin/pip-audit --strict --skip-editable --progress-spinner off
 
 bench: $(STAMP) ## Run the benchmarks in benchmarks/
 	$(PY) -m benchmarks
