@@ -1,0 +1,460 @@
+"""The optimistic, exactly-once ``update`` of the Redis online stores, in one implementation.
+
+Each record ``update`` writes gets a *version*: a random token, new at every write, so equal
+versions mean equal records. The store keeps the records it last read or wrote with their
+versions (:mod:`~headwater.online.record_cache`). An update reads (one script, one reply for
+all entities) each entity's version and, unless it is the version the store holds, the
+record, and which ids are marked (``ZMSCORE``); runs ``modify`` in Python; then commits with
+one script, atomic as every script is: it checks that each version read is still the stored
+one (for a record without a version, one a plain ``write`` stored, the record byte for byte;
+absent still absent) and that no id found unmarked was marked meanwhile, and only then
+stores each changed record with a new version, prunes the markers past the retention
+(``ZREMRANGEBYSCORE``) and marks the ids (``ZADD NX``). A failed check writes nothing: the
+update reads again and retries (64 attempts at most, with a short random backoff) before a
+StoreUnavailableError. Deferred commits (``defer=True``) are sent without waiting for their
+reply and confirmed by ``settle``; one whose checks failed runs again then.
+
+Where records, versions and markers live is the store's :class:`Layout`: the single server
+keeps them in the entity hashes (:data:`ENTITY_LAYOUT`), the cluster in hashes of the view's
+own slot (:data:`VIEW_LAYOUT`), so that one update's keys are always in one slot. The store
+classes (:mod:`~headwater.online.redis`, :mod:`~headwater.online.redis_cluster`) subclass
+:class:`OptimisticUpdates` and say which node an update goes to.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import compress
+from typing import Any, cast
+
+from redis.exceptions import ResponseError
+
+from headwater.errors import StoreUnavailableError
+from headwater.online import check_modified, check_update
+from headwater.online.base import Modify
+from headwater.online.record_cache import RecordCache
+from headwater.online.redis_node import UNAVAILABLE, RedisNode, pack
+
+UPDATE_ATTEMPTS = 64
+_BACKOFF_S = 0.001
+_BACKOFF_MAX_S = 0.05
+
+# The commit script. KEYS: the markers key, then the layout's keys. ARGV: the view (field),
+# its version field, now, the oldest score still marking, 1 with a scope (else 0), n, c, a
+# string of c bytes ('1' for an id read as unmarked, which must still be), and the prefix of
+# the new versions; then per entity what it held (its version; '' when it had neither
+# version nor record; a NUL byte and the record when it had a record without a version) and
+# its new record ('' to leave it), whose version is the prefix and the entity's position;
+# then the c ids to mark; then the layout's tail. 1 when committed, 0 (nothing written) when
+# something read has changed since. @RK@/@RF@ name entity i's record, @VK@/@VF@ its version.
+_COMMIT_TEMPLATE = """
+local field, vfield, now, oldest = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local scoped, n, c = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
+local unmarked, prefix = ARGV[8], ARGV[9]
+local ids_at = 9 + 2 * n
+local tail_at = ids_at + c
+for i = 1, n do
+  local held = ARGV[8 + 2 * i]
+  local version = redis.call('HGET', @VK@, @VF@) or ''
+  if string.byte(held, 1) == 0 then
+    if version ~= '' or redis.call('HGET', @RK@, @RF@) ~= string.sub(held, 2) then return 0 end
+  elseif version ~= held then
+    return 0
+  elseif held == '' and redis.call('HEXISTS', @RK@, @RF@) == 1 then
+    return 0
+  end
+end
+if string.find(unmarked, '1', 1, true) then
+  for i = 1, c, 1000 do
+    local last = math.min(i + 999, c)
+    local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, ids_at + i, ids_at + last))
+    for k = 1, last - i + 1 do
+      local score = scores[k]
+      if score and string.byte(unmarked, i + k - 1) == 49 and tonumber(score) > oldest then
+        return 0
+      end
+    end
+  end
+end
+for i = 1, n do
+  local record = ARGV[9 + 2 * i]
+  if record ~= '' then
+    @SET@
+  end
+end
+if scoped then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', oldest)
+  for i = ids_at + 1, ids_at + c, 1000 do
+    local args = {}
+    for k = i, math.min(i + 999, ids_at + c) do
+      args[#args + 1] = now
+      args[#args + 1] = ARGV[k]
+    end
+    redis.call('ZADD', KEYS[1], 'NX', unpack(args))
+  end
+end
+return 1
+"""
+
+
+def _commit_script(rk: str, rf: str, vk: str, vf: str, set_: str) -> bytes:
+    return (_COMMIT_TEMPLATE.replace("@RK@", rk).replace("@RF@", rf).replace("@VK@", vk)
+            .replace("@VF@", vf).replace("@SET@", set_)).encode()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an update's records and versions live, as its two scripts see them.
+
+    The read script gets KEYS (the layout's keys), ARGV (the layout's read prefix, then per
+    entity the version held, '' for none) and returns per entity two replies: the stored
+    version (nil if none), then 1 when it is the one held (the record is not sent), else
+    the record (nil if none)."""
+
+    read_script: bytes
+    commit_script: bytes
+
+
+# Single server: KEYS are the entity hashes, field '<view>' holds the record and field
+# '<view>#v' its version; the read prefix is the two field names.
+ENTITY_LAYOUT = Layout(
+    read_script=b"""
+local field, vfield = ARGV[1], ARGV[2]
+local out = {}
+for i = 1, #KEYS do
+  local version = redis.call('HGET', KEYS[i], vfield)
+  out[2 * i - 1] = version
+  if version and version == ARGV[i + 2] then
+    out[2 * i] = 1
+  else
+    out[2 * i] = redis.call('HGET', KEYS[i], field)
+  end
+end
+return out
+""",
+    commit_script=_commit_script(
+        "KEYS[i + 1]", "field", "KEYS[i + 1]", "vfield",
+        "redis.call('HSET', KEYS[i + 1], field, record, vfield, prefix .. i)"))
+
+# Cluster: KEYS are the view's records hash and versions hash (one slot), fields are the
+# entity keys; the read prefix is the n entity keys, and the commit's tail too.
+VIEW_LAYOUT = Layout(
+    read_script=b"""
+local n = #ARGV / 2
+local out = {}
+for i = 1, n do
+  local version = redis.call('HGET', KEYS[2], ARGV[i])
+  out[2 * i - 1] = version
+  if version and version == ARGV[n + i] then
+    out[2 * i] = 1
+  else
+    out[2 * i] = redis.call('HGET', KEYS[1], ARGV[i])
+  end
+end
+return out
+""",
+    commit_script=_commit_script(
+        "KEYS[2]", "ARGV[tail_at + i]", "KEYS[3]", "ARGV[tail_at + i]",
+        "redis.call('HSET', KEYS[2], ARGV[tail_at + i], record) "
+        "redis.call('HSET', KEYS[3], ARGV[tail_at + i], prefix .. i)"))
+
+
+@dataclass(frozen=True)
+class UpdateCall:
+    """One call of ``update``, kept to be run again: the layout's keys (``script_keys``),
+    read prefix and commit tail, the markers key, and the node that holds them all."""
+
+    view: str
+    keys: list[bytes]
+    modify: Modify
+    scope: str | None
+    checked: list[str]  # the ids, then the markers, each once
+    likely_unmarked: bool
+    field: bytes
+    vfield: bytes
+    script_keys: list[bytes]
+    read_prefix: list[bytes]
+    tail: list[bytes]
+    marks_key: bytes
+    node: RedisNode
+    action: str
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What an update read: per key the stored version and record (``stored``), the record
+    ``modify`` is given (``current``: a plain record the store merged in, else ``stored``),
+    and the marked ids."""
+
+    versions: list[bytes | None]
+    stored: list[bytes | None]
+    current: list[bytes | None]
+    marked: set[str]
+
+
+@dataclass(frozen=True)
+class _Commit:
+    """An update's commit: what it read, the record per key (b"" to leave it), the prefix
+    of the new versions, how many records ``modify`` returned, and the packed call."""
+
+    update: UpdateCall
+    read: _Read
+    new: list[bytes]
+    prefix: bytes
+    stored: int
+    command: bytes
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A deferred commit sent on ``conn`` (of the update's node) whose reply is not read."""
+
+    commit: _Commit
+    conn: Any
+
+
+class OptimisticUpdates:
+    """``update``, ``settle`` and ``pending`` for a Redis store (see the module docstring).
+
+    A subclass sets ``_layout``, ``_cache``, ``_local`` (a ``threading.local``) and
+    ``_retention_us``, and implements :meth:`_update_call` (the keys and node of an update),
+    :meth:`_unavailable` and :meth:`_refused`; it may override :meth:`_read_plain` and the
+    hooks :meth:`_before_commit` and :meth:`_after_commit`."""
+
+    _layout: Layout
+    _cache: RecordCache
+    _local: threading.local
+    _retention_us: int
+    _safe_url: str
+
+    def _update_call(self, view: str, keys: list[bytes], modify: Modify, *,
+                     scope: str | None, checked: list[str], likely_unmarked: bool
+                     ) -> UpdateCall:
+        raise NotImplementedError
+
+    def _unavailable(self, action: str, exc: BaseException,
+                     node: RedisNode | None = None) -> StoreUnavailableError:
+        raise NotImplementedError
+
+    def _refused(self, action: str, error: ResponseError,
+                 node: RedisNode | None = None) -> StoreUnavailableError:
+        raise NotImplementedError
+
+    def _read_plain(self, update: UpdateCall, commands: list[bytes]
+                    ) -> tuple[list[Any], list[bytes | None] | None]:
+        """Run the update's read commands on its node; a layout whose ``write`` keeps plain
+        records elsewhere also returns them, per key (None: none), to merge in."""
+        return self._trip(update.node, commands, update.action), None
+
+    def _before_commit(self, update: UpdateCall) -> None:
+        """Called before an update's commit is sent."""
+
+    def _after_commit(self, commit: _Commit) -> None:
+        """Called after a commit is confirmed."""
+
+    def _trip(self, node: RedisNode, commands: list[bytes], action: str) -> list[Any]:
+        """One round trip to ``node``; an error reply or a broken connection raises
+        StoreUnavailableError."""
+        try:
+            replies = node.round_trip(commands)
+        except UNAVAILABLE as exc:
+            raise self._unavailable(action, exc, node) from exc
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise self._refused(action, reply, node)
+        return replies
+
+    def update(self, view: str, keys: Sequence[bytes], modify: Modify, *,
+               scope: str | None = None, ids: Sequence[str] = (),
+               markers: Sequence[str] = (), likely_unmarked: bool = False,
+               defer: bool = False) -> int:
+        """Read, ``modify`` and write ``keys`` and mark ``ids`` and ``markers`` under
+        ``scope`` as one optimistic transaction (see the module docstring); retried on a
+        conflicting write, up to a bound. With ``likely_unmarked`` the first attempt does
+        not read the marks: its commit checks that every id is still unmarked.
+
+        With ``defer`` the commit is sent and not waited for (:meth:`settle` confirms it).
+        When this client holds every key's record (it read or wrote them last) and no mark
+        needs reading, nothing is read either: ``modify`` runs on the held records, those
+        of a deferred update still unconfirmed included, and the commit's checks tell
+        whether they were current. So a stream consumer merges its next batch while the
+        server applies the one before."""
+        check_update(view, scope, ids, markers)
+        update = self._update_call(view, list(dict.fromkeys(keys)), modify, scope=scope,
+                                   checked=list(dict.fromkeys([*ids, *markers])),
+                                   likely_unmarked=likely_unmarked)
+        if defer:
+            return self._send_deferred(update)
+        return self._update_now(update)
+
+    def _update_now(self, update: UpdateCall, *, first_attempt: int = 0) -> int:
+        """Run ``update`` to its confirmed end: read, modify, commit; again on a conflict."""
+        for attempt in range(first_attempt, UPDATE_ATTEMPTS):
+            read = self._read_for(update, read_marks=not (update.likely_unmarked
+                                                          and attempt == 0))
+            commit = self._prepare_commit(update, read)
+            self._before_commit(update)
+            (done,) = self._trip(update.node, [commit.command], update.action)
+            if done:
+                self._remember(commit)
+                self._after_commit(commit)
+                return commit.stored
+            # something read changed since: read again, after a short random pause
+            time.sleep(random.uniform(0, min(_BACKOFF_S * 2**attempt, _BACKOFF_MAX_S)))
+        raise StoreUnavailableError(
+            f"cannot {update.action} the Redis online store at {self._safe_url}: other "
+            f"writers changed the same entities or markers during {UPDATE_ATTEMPTS} attempts "
+            "in a row. Fix: send each entity's events through fewer concurrent writers (one "
+            "consumer per partition), or apply smaller batches")
+
+    def _read_for(self, update: UpdateCall, *, read_marks: bool) -> _Read:
+        """One round trip: the marks of the update's ids (when ``read_marks`` and it has a
+        scope) and each key's version, with its record unless it is the one held."""
+        read_marks = read_marks and update.scope is not None and bool(update.checked)
+        held = self._cache.held(update.field, update.keys)
+        reads = []
+        if read_marks:
+            reads.append(pack((b"ZMSCORE", update.marks_key, *update.checked)))
+        if update.keys:
+            reads.append(pack((b"EVAL", self._layout.read_script, len(update.script_keys),
+                               *update.script_keys, *update.read_prefix,
+                               *[b"" if h is None else h[0] for h in held])))
+        replies, plain = self._read_plain(update, reads)
+        marked: set[str] = set()
+        if read_marks:
+            oldest = time.time_ns() // 1_000 - self._retention_us
+            marked = {marker for marker, score in zip(update.checked, replies.pop(0),
+                                                      strict=True)
+                      if score is not None and float(score) > oldest}
+        flat = replies[0] if update.keys else []
+        stored: list[bytes | None] = [
+            h[1] if data == 1 and h is not None else data
+            for data, h in zip(flat[1::2], held, strict=True)]
+        current = stored
+        if plain is not None:  # a plain record that sorts at least as high is the current one
+            current = [p if p is not None and (s is None or p[:20] >= s[:20]) else s
+                       for p, s in zip(plain, stored, strict=True)]
+        return _Read(flat[0::2], stored, current, marked)
+
+    def _prepare_commit(self, update: UpdateCall, read: _Read) -> _Commit:
+        """Run ``modify`` on what was read and pack the commit script's call."""
+        records = update.modify(read.marked, dict(zip(update.keys, read.current, strict=True)))
+        check_modified(update.view, update.keys, records)
+        now = time.time_ns() // 1_000
+        marking = update.checked if update.scope is not None else []
+        unmarked = bytes(0x30 if m in read.marked else 0x31 for m in marking)
+        prefix = os.urandom(6).hex().encode()
+        new = [records.get(key, b"") for key in update.keys]
+        command = pack((
+            b"EVAL", self._layout.commit_script, 1 + len(update.script_keys), update.marks_key,
+            *update.script_keys, update.field, update.vfield, now, now - self._retention_us,
+            int(update.scope is not None), len(update.keys), len(marking), unmarked, prefix,
+            *[x for version, data, record in zip(read.versions, read.stored, new, strict=True)
+              for x in (version if version is not None
+                        else b"" if data is None else b"\0" + data, record)],
+            *marking, *update.tail))
+        return _Commit(update, read, new, prefix, len(records), command)
+
+    def _send_deferred(self, update: UpdateCall) -> int:
+        """Send ``update``'s commit without waiting for its reply (:meth:`settle`)."""
+        held = self._cache.held(update.field, update.keys)
+        no_marks = update.likely_unmarked or update.scope is None or not update.checked
+        if update.keys and no_marks and all(held):
+            entries = cast("list[tuple[bytes, bytes]]", held)
+            records: list[bytes | None] = [h[1] for h in entries]
+            read = _Read([h[0] for h in entries], records, records, set())
+        else:
+            read = self._read_for(update, read_marks=not update.likely_unmarked)
+        commit = self._prepare_commit(update, read)
+        self._before_commit(update)
+        pending = self._pending()
+        node = update.node
+        # after the commits before it on the same node's connection, so they run in order
+        conn = next((p.conn for p in reversed(pending) if p.commit.update.node is node), None)
+        try:
+            if conn is None:
+                conn = node.connection()
+            conn.send_packed_command([commit.command], check_health=False)
+        except UNAVAILABLE as exc:
+            self._abandon(conn, node)
+            raise self._unavailable(update.action, exc, node) from exc
+        self._remember(commit)  # a failed commit forgets these again when settled
+        pending.append(_Pending(commit, conn))
+        return commit.stored
+
+    def settle(self, keep: int = 0) -> None:
+        """Confirm this thread's deferred updates, oldest first, until ``keep`` remain. A
+        commit whose checks failed (something it read, or held, changed meanwhile) is run
+        again now, reading what is stored, as :meth:`update` does; so after this, every
+        settled update took effect exactly once (its ``modify`` may have run again).
+        Raises StoreUnavailableError when Redis cannot be reached or refuses; the updates
+        not confirmed by then may or may not have taken effect (their marks say which)."""
+        pending = self._pending()
+        while len(pending) > keep:
+            first = pending.popleft()
+            commit, conn, node = first.commit, first.conn, first.commit.update.node
+            try:
+                done = conn.read_response()
+            except ResponseError as exc:
+                self._abandon(conn, node)
+                raise self._refused(commit.update.action, exc, node) from exc
+            except UNAVAILABLE as exc:
+                self._abandon(conn, node)
+                raise self._unavailable(commit.update.action, exc, node) from exc
+            if not any(p.conn is conn for p in pending):
+                node.idle.append(conn)
+            if done:
+                self._after_commit(commit)
+            else:
+                self._cache.forget(commit.update.field, commit.update.keys)
+                self._update_now(commit.update, first_attempt=1)
+
+    def pending(self) -> int:
+        """How many deferred updates of this thread are not settled yet."""
+        return len(self._pending())
+
+    def _pending(self) -> deque[_Pending]:
+        try:
+            return cast("deque[_Pending]", self._local.pending)
+        except AttributeError:
+            self._local.pending = deque()
+            return cast("deque[_Pending]", self._local.pending)
+
+    def _abandon(self, conn: Any, node: RedisNode | None) -> None:
+        """After an error on a deferred commit's connection: drop it and every deferred
+        update of this thread (their outcome is unknown) and forget what they held."""
+        pending = self._pending()
+        for entry in pending:
+            self._cache.forget(entry.commit.update.field, entry.commit.update.keys)
+        conns = {id(entry.conn): (entry.conn, entry.commit.update.node) for entry in pending}
+        if conn is not None and node is not None:
+            conns[id(conn)] = (conn, node)
+        pending.clear()
+        for broken, owner in conns.values():
+            owner.drop(broken)
+
+    def _remember(self, commit: _Commit) -> None:
+        """Hold what a commit leaves: the records it writes at their new versions (the
+        prefix and the position from 1, as the commit script names them) and those it read
+        at a version and leaves."""
+        keys, new = commit.update.keys, commit.new
+        held_keys = list(compress(keys, new))  # b"" (not written) is false
+        held_versions = [b"%s%d" % (commit.prefix, i) for i, record in enumerate(new, 1)
+                         if record]
+        held_records = list(filter(None, new))
+        if len(held_keys) < len(keys):  # some were read and left
+            for key, version, data, current, record in zip(
+                    keys, commit.read.versions, commit.read.stored, commit.read.current, new,
+                    strict=True):
+                if (not record and version is not None and data is not None
+                        and current is data):
+                    held_keys.append(key)
+                    held_versions.append(version)
+                    held_records.append(data)
+        self._cache.keep(commit.update.field, held_keys, held_versions, held_records)
