@@ -44,6 +44,15 @@ def test_postgres_registry_and_connections_with_env_expansion(
         ("project: p\noffline: {engine: bigquery}\n", "not available"),
         ("project: p\noffline: {threads: 0}\n", "positive integer"),
         ("project: p\noffline: {connections: [a]}\n", "map names to URLs"),
+        ("project: p\noffline: {master: 'local[2]'}\n", "add 'engine: spark'"),
+        ("project: p\noffline: {engine: duckdb, spark_conf: {a: b}}\n",
+         "offline.spark_conf is a Spark setting"),
+        ("project: p\noffline: {engine: spark, spark_conf: {spark.sql.shuffle.partitions: 8}}\n",
+         "quote each value"),
+        ("project: p\noffline: {engine: spark, spark_conf: [a]}\n", "map Spark setting names"),
+        ("project: p\noffline: {engine: spark, master: 3}\n", "Spark master URL"),
+        ("project: p\noffline: {engine: spark, spark_conf: {spark.jars.packages: 'a:b:1'}}\n",
+         "download"),
         ("project: p\nregistry: {url: '${HW_NOT_SET_ANYWHERE}'}\n", "HW_NOT_SET_ANYWHERE"),
         ("project: [unclosed\n", "not valid YAML"),
     ],
@@ -52,6 +61,17 @@ def test_bad_settings_are_clear_errors(tmp_path: Path, text: str, words: str) ->
     with pytest.raises(ConfigError) as err:
         load_settings(write(tmp_path, text))
     assert words in str(err.value)
+
+
+def test_spark_engine_settings(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, (
+        "project: p\noffline:\n  engine: spark\n  master: local[2]\n  spark_conf:\n"
+        "    spark.sql.shuffle.partitions: '8'\n")))
+    assert settings.offline.engine == "spark"
+    assert settings.offline.master == "local[2]"
+    assert settings.offline.spark_conf == {"spark.sql.shuffle.partitions": "8"}
+    default = load_settings(write(tmp_path, "project: p\noffline: {engine: spark}\n"))
+    assert default.offline.master is None and default.offline.spark_conf == {}
 
 
 def test_a_folder_without_headwater_yaml_says_how_to_create_one(tmp_path: Path) -> None:

@@ -239,7 +239,7 @@ class SparkEngine:
                   entity_range: tuple[datetime | None, datetime | None]) -> Any:
         """``__hw_row`` and every feature column ``__hw_v{i}_{j}``, one row per entity row
         (not ordered)."""
-        result = rows.select(col(ROW))
+        result = None
         for index, (request, schema) in enumerate(zip(plan.requests, plan.source_schemas,
                                                       strict=True)):
             view = request.view
@@ -253,8 +253,8 @@ class SparkEngine:
                 source_rows, _ = view_rows(self._sources, view, request.features)
                 part = join_view(rows, source_rows, view.join_keys, keys_as,
                                  len(request.features), index, view.ttl, entity_range)
-            result = result.join(part, on=ROW, how="left")
-        return result
+            result = part if result is None else result.join(part, on=ROW, how="left")
+        return rows.select(col(ROW)) if result is None else result
 
     def _columns(self, plan: _Plan) -> tuple[list[str], list[pa.DataType], list[str],
                                               list[tuple[str, str]]]:
@@ -270,14 +270,14 @@ class SparkEngine:
         values = self._features(plan, rows, entity_range)
         names, types, internal, features = self._columns(plan)
         if plan.table is not None:
-            joined = values.select(col(ROW), *(col(c) for c in internal)).orderBy(col(ROW))
-            table = _unsigned(_spark_errors(joined.toArrow), self._stored_types(plan))
+            joined = values.select(col(ROW), *(col(c) for c in internal))
+            table = _unsigned(_by_row(_spark_errors(joined.toArrow)), self._stored_types(plan))
             schema = output_schema(plan.table.schema, names, types)
             return self._reader(schema, stitch(plan.table, self._batches(table), schema,
                                                features, _nothing))
-        joined = full.join(values, on=ROW, how="left").orderBy(col(ROW)).drop(ROW)
+        joined = full.join(values, on=ROW, how="left")
         stored = self._stored_types(plan)
-        table = _spark_errors(joined.toArrow)
+        table = _by_row(_spark_errors(joined.toArrow)).drop_columns([ROW])
         width = len(table.schema) - len(internal)
         table = _unsigned(table, {table.schema.names[width + i]: stored[c]
                                   for i, c in enumerate(internal) if c in stored})
@@ -347,6 +347,14 @@ def _unsigned(table: pa.Table, stored: Mapping[str, pa.DataType]) -> pa.Table:
             if table.schema.field(index).type != kind:
                 table = table.set_column(index, name, table.column(index).cast(kind))
     return table
+
+
+def _by_row(table: pa.Table) -> pa.Table:
+    """A collected result in entity row order (sorting on the driver, where the rows are
+    anyway, saves Spark a range-partitioning pass)."""
+    import pyarrow.compute as pc
+
+    return table.take(pc.sort_indices(table.column(ROW)))
 
 
 def _nothing() -> None:
