@@ -1,8 +1,11 @@
-"""Every online store runs the same conformance suite: SQLite and the real Redis."""
+"""Every online store runs the same conformance suite: SQLite, the real Redis, and a real
+three-node Redis Cluster of this test session's own."""
 
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from headwater.online.redis import RedisOnlineStore
+from headwater.online.redis_cluster import RedisClusterOnlineStore
 from headwater.online.sqlite import SQLiteOnlineStore
 from headwater.testing.online import StoreFactory
+from headwater.testing.redis_cluster import LocalRedisCluster
+from tests.conftest import service_unavailable
 
 
 def delete_project_keys(url: str, project: str) -> None:
@@ -35,10 +41,54 @@ def redis_project(redis_url: str) -> Iterator[str]:
     delete_project_keys(redis_url, project)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+def start_cluster(workdir: Path) -> LocalRedisCluster:
+    """A started three-node Redis Cluster in ``workdir``; skips (fails in CI) without a
+    redis-server binary."""
+    binary = os.environ.get("HEADWATER_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    if binary is None:
+        service_unavailable("redis-server", "no redis-server binary on PATH for Redis Cluster")
+    assert binary is not None
+    cluster = LocalRedisCluster(binary, workdir)
+    cluster.start()
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A three-node Redis Cluster for the test session (each test keeps to a project of
+    its own); stopped at the end."""
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_project(redis_cluster: LocalRedisCluster) -> Iterator[str]:
+    """A project name of this test's own on the session's cluster; its keys go at
+    teardown."""
+    project = f"hwtest_{uuid.uuid4().hex[:12]}"
+    yield project
+    for node in range(len(redis_cluster.ports)):
+        client = redis_cluster.client(node)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key in client.scan_iter(match=f"hw:{project}:*", count=1000):
+                pipe.unlink(key)  # one key a command: the keys are in many slots
+            pipe.execute(raise_on_error=False)
+        finally:
+            client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def online_store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if request.param == "sqlite":
         return functools.partial(SQLiteOnlineStore, tmp_path / "state" / "online.db")
+    if request.param == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        project = request.getfixturevalue("cluster_project")
+        return functools.partial(RedisClusterOnlineStore, cluster.url, project)
     url = request.getfixturevalue("redis_url")
     project = request.getfixturevalue("redis_project")
     return functools.partial(RedisOnlineStore, url, project)

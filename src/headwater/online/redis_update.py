@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import Any, cast
 
-from redis.exceptions import ResponseError
+from redis.exceptions import AskError, ResponseError
 
 from headwater.errors import StoreUnavailableError
 from headwater.online import check_modified, check_update
@@ -199,7 +199,7 @@ class _Read:
 
 
 @dataclass(frozen=True)
-class _Commit:
+class Commit:
     """An update's commit: what it read, the record per key (b"" to leave it), the prefix
     of the new versions, how many records ``modify`` returned, and the packed call."""
 
@@ -213,10 +213,11 @@ class _Commit:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A deferred commit sent on ``conn`` (of the update's node) whose reply is not read."""
+    """A deferred commit sent on ``conn`` of ``node`` whose reply is not read yet."""
 
-    commit: _Commit
+    commit: Commit
     conn: Any
+    node: RedisNode
 
 
 class OptimisticUpdates:
@@ -250,12 +251,23 @@ class OptimisticUpdates:
                     ) -> tuple[list[Any], list[bytes | None] | None]:
         """Run the update's read commands on its node; a layout whose ``write`` keeps plain
         records elsewhere also returns them, per key (None: none), to merge in."""
-        return self._trip(update.node, commands, update.action), None
+        return self._update_trip(update, commands), None
+
+    def _update_trip(self, update: UpdateCall, commands: list[bytes]) -> list[Any]:
+        """One round trip of an update's commands to the node that holds its keys."""
+        return self._trip(update.node, commands, update.action)
+
+    def _update_node(self, update: UpdateCall) -> RedisNode:
+        """The node a deferred commit of ``update`` is sent to."""
+        return update.node
+
+    def _redirected(self) -> None:
+        """Called when a deferred commit was answered MOVED or ASK (it did not run)."""
 
     def _before_commit(self, update: UpdateCall) -> None:
         """Called before an update's commit is sent."""
 
-    def _after_commit(self, commit: _Commit) -> None:
+    def _after_commit(self, commit: Commit) -> None:
         """Called after a commit is confirmed."""
 
     def _trip(self, node: RedisNode, commands: list[bytes], action: str) -> list[Any]:
@@ -300,7 +312,7 @@ class OptimisticUpdates:
                                                           and attempt == 0))
             commit = self._prepare_commit(update, read)
             self._before_commit(update)
-            (done,) = self._trip(update.node, [commit.command], update.action)
+            (done,) = self._update_trip(update, [commit.command])
             if done:
                 self._remember(commit)
                 self._after_commit(commit)
@@ -342,7 +354,7 @@ class OptimisticUpdates:
                        for p, s in zip(plain, stored, strict=True)]
         return _Read(flat[0::2], stored, current, marked)
 
-    def _prepare_commit(self, update: UpdateCall, read: _Read) -> _Commit:
+    def _prepare_commit(self, update: UpdateCall, read: _Read) -> Commit:
         """Run ``modify`` on what was read and pack the commit script's call."""
         records = update.modify(read.marked, dict(zip(update.keys, read.current, strict=True)))
         check_modified(update.view, update.keys, records)
@@ -359,7 +371,7 @@ class OptimisticUpdates:
               for x in (version if version is not None
                         else b"" if data is None else b"\0" + data, record)],
             *marking, *update.tail))
-        return _Commit(update, read, new, prefix, len(records), command)
+        return Commit(update, read, new, prefix, len(records), command)
 
     def _send_deferred(self, update: UpdateCall) -> int:
         """Send ``update``'s commit without waiting for its reply (:meth:`settle`)."""
@@ -374,9 +386,9 @@ class OptimisticUpdates:
         commit = self._prepare_commit(update, read)
         self._before_commit(update)
         pending = self._pending()
-        node = update.node
+        node = self._update_node(update)
         # after the commits before it on the same node's connection, so they run in order
-        conn = next((p.conn for p in reversed(pending) if p.commit.update.node is node), None)
+        conn = next((p.conn for p in reversed(pending) if p.node is node), None)
         try:
             if conn is None:
                 conn = node.connection()
@@ -385,7 +397,7 @@ class OptimisticUpdates:
             self._abandon(conn, node)
             raise self._unavailable(update.action, exc, node) from exc
         self._remember(commit)  # a failed commit forgets these again when settled
-        pending.append(_Pending(commit, conn))
+        pending.append(_Pending(commit, conn, node))
         return commit.stored
 
     def settle(self, keep: int = 0) -> None:
@@ -398,9 +410,12 @@ class OptimisticUpdates:
         pending = self._pending()
         while len(pending) > keep:
             first = pending.popleft()
-            commit, conn, node = first.commit, first.conn, first.commit.update.node
+            commit, conn, node = first.commit, first.conn, first.node
             try:
                 done = conn.read_response()
+            except AskError:  # MOVED too: the slot moved and the commit did not run
+                self._redirected()
+                done = 0
             except ResponseError as exc:
                 self._abandon(conn, node)
                 raise self._refused(commit.update.action, exc, node) from exc
@@ -432,14 +447,14 @@ class OptimisticUpdates:
         pending = self._pending()
         for entry in pending:
             self._cache.forget(entry.commit.update.field, entry.commit.update.keys)
-        conns = {id(entry.conn): (entry.conn, entry.commit.update.node) for entry in pending}
+        conns = {id(entry.conn): (entry.conn, entry.node) for entry in pending}
         if conn is not None and node is not None:
             conns[id(conn)] = (conn, node)
         pending.clear()
         for broken, owner in conns.values():
             owner.drop(broken)
 
-    def _remember(self, commit: _Commit) -> None:
+    def _remember(self, commit: Commit) -> None:
         """Hold what a commit leaves: the records it writes at their new versions (the
         prefix and the position from 1, as the commit script names them) and those it read
         at a version and leaves."""

@@ -1,0 +1,470 @@
+"""The online store on Redis Cluster (``online: {type: redis, cluster: true}``).
+
+Layout, so that what must be atomic is in one hash slot (Redis runs a script only on keys of
+one slot):
+
+- Plain (latest-value) views, written by ``write``: one hash per entity key,
+  ``hw:<project>:{<entity key>}``, one field per view, as on a single server. The braces
+  are the hash tag, so one entity's plain views share a slot and reading them is one
+  ``HMGET`` to one node.
+- Records changed by ``update`` (tile views of aggregations): per view, in the view's slot,
+  ``hw:<project>:{v:<view>}:r`` (field: entity key, value: record) and
+  ``hw:<project>:{v:<view>}:v`` (field: entity key, value: version), and each scope's
+  markers in ``hw:<project>:{v:<view>}:m:<scope>`` (a sorted set scored by the applied time
+  in microseconds). One update is one slot, so one node: the optimistic read and commit
+  scripts, versions, record cache and deferred commits of :mod:`~headwater.online.redis_update`
+  work as on a single server. The limit: one aggregated view lives in one slot, so on one
+  node; many aggregated views spread over the nodes, one view does not.
+- ``markers_present(scope, ids)`` names no view, so the store records which views a scope
+  marks under: before an update's first commit under (scope, view) it adds the view to the
+  set ``hw:<project>:{s:<scope>}:views`` (``SADD``, idempotent; the pairs known are cached
+  in the client), and ``markers_present`` reads that set and asks each view's markers key.
+
+``read`` asks, for each (view, entity), both the entity hash's field and the view's records
+hash, and returns the record whose first :data:`~headwater.online.encoding.ORDER_BYTES` bytes
+sort higher (a newer definition generation always does), so a view that changed from plain
+to aggregated or back reads right. An ``update`` reads the entity hash's field too, and a
+plain record there that sorts at least as high as the view's is the current one ``modify``
+gets; once the update has stored its record, that plain record is deleted if unchanged.
+
+Routing: slots are computed here (CRC16 of the hash tag, as Redis does), the slot -> node map
+comes from ``CLUSTER SLOTS``, and each node has its own connection pool
+(:mod:`~headwater.online.redis_node`). A batch's commands are grouped per node, sent to every
+node, then all replies read: one round trip per node, the nodes in parallel. A ``MOVED``
+or ``ASK`` reply (resharding, failover: the command was not run) reloads the map and sends
+those commands again. A node that cannot be reached gives a StoreUnavailableError naming it
+(never a password); the map is reloaded before the next request, so the store recovers once
+the node, or a replica promoted in its place, answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import redis
+from redis.crc import key_slot
+from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
+
+from headwater.config import redact_url
+from headwater.errors import ConfigError, StoreUnavailableError
+from headwater.online import check_write_batch
+from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
+from headwater.online.encoding import ORDER_BYTES
+from headwater.online.record_cache import DEFAULT_MAX_BYTES, RecordCache
+from headwater.online.redis_node import UNAVAILABLE, RedisNode, pack
+from headwater.online.redis_update import VIEW_LAYOUT, Commit, OptimisticUpdates, UpdateCall
+
+SLOTS = 16_384
+
+# KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record.
+_CAS_SCRIPT = f"""
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local new = ARGV[2]
+if old then
+  for i = 1, {ORDER_BYTES} do
+    local a, b = string.byte(new, i), string.byte(old, i)
+    if a ~= b then
+      if a == nil or (b ~= nil and a < b) then return 0 end
+      break
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+""".encode()
+_CAS_SHA = hashlib.sha1(_CAS_SCRIPT).hexdigest().encode()
+# Delete a plain record an update merged into its view's records, unless it changed since.
+_DROP_MERGED = b"""
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+_TIMEOUT_S = 2.0
+_WRITE_PIPELINE = 1_000
+_SCAN_COUNT = 1_000
+_REDIRECTS = 8
+
+Item = tuple[int, bytes]
+"""A command to send: its key's slot and the packed command."""
+
+
+class RedisClusterOnlineStore(OptimisticUpdates):
+    """Online records in a Redis Cluster, namespaced by project; safe to share across
+    threads. ``url`` is any node of the cluster (the seed)."""
+
+    _layout = VIEW_LAYOUT
+
+    def __init__(self, url: str, project: str, *, timeout: float = _TIMEOUT_S,
+                 marker_retention: timedelta = MARKER_RETENTION,
+                 cache_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.url = url
+        self.project = project
+        self._safe_url = redact_url(url)
+        base = b"hw:" + project.encode() + b":"
+        self._prefix = base + b"{"
+        self._base = base
+        self._retention_us = marker_retention // timedelta(microseconds=1)
+        try:
+            seed = redis.ConnectionPool.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        except ValueError as exc:
+            raise ConfigError(
+                f"the Redis Cluster online store URL {self._safe_url} is invalid: {exc}. Fix: "
+                "set 'online: url:' in headwater.yaml to redis://host:port of any node") from exc
+        kwargs = dict(seed.connection_kwargs)
+        if "host" not in kwargs:
+            raise ConfigError(
+                f"the Redis Cluster online store URL {self._safe_url} names no host and port. "
+                "Fix: set 'online: url:' in headwater.yaml to redis://host:port of any node")
+        kwargs["db"] = 0  # a cluster has database 0 only
+        self._connection_class = seed.connection_class
+        self._kwargs = kwargs
+        self._seed = (str(kwargs["host"]), int(kwargs.get("port") or 6379))
+        self._nodes: dict[tuple[str, int], RedisNode] = {}
+        self._slots: list[RedisNode | None] = []
+        self._stale = True
+        self._map_lock = threading.Lock()
+        self._registered: set[tuple[str, str]] = set()  # (scope, view) pairs in the set
+        self._cache = RecordCache(cache_bytes)
+        self._local = threading.local()  # .pending: this thread's deferred updates
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def _entity(self, key: bytes) -> bytes:
+        return self._prefix + key + b"}"
+
+    def _view_key(self, view: str, suffix: bytes) -> bytes:
+        return self._prefix + b"v:" + view.encode() + b"}:" + suffix
+
+    def _scope_views(self, scope: str) -> bytes:
+        return self._prefix + b"s:" + scope.encode() + b"}:views"
+
+    # -- the OnlineStore protocol ---------------------------------------------------------
+
+    def write(self, view: str, keys: Sequence[bytes], records: Sequence[bytes]) -> int:
+        """Compare-and-set each record in its entity's hash; returns how many were stored."""
+        check_write_batch(view, keys, records)
+        field = view.encode()
+        action = f"write view '{view}' to"
+        stored = 0
+        for start in range(0, len(keys), _WRITE_PIPELINE):
+            items = []
+            for key, record in zip(keys[start:start + _WRITE_PIPELINE],
+                                   records[start:start + _WRITE_PIPELINE], strict=True):
+                name = self._entity(key)
+                items.append((key_slot(name),
+                              pack((b"EVALSHA", _CAS_SHA, 1, name, field, record))))
+            replies = self._many(items, action, error_replies=True)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing:
+                for node in self._masters():
+                    self._trip(node, [pack((b"SCRIPT", b"LOAD", _CAS_SCRIPT))],
+                               "load the write script into")
+                retried = self._many([items[i] for i in missing], action)
+                for i, reply in zip(missing, retried, strict=True):
+                    replies[i] = reply
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise self._refused(action, reply)
+                stored += reply
+        return stored
+
+    def read(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:
+        """For each request, the stored record of each key (None if none), in order: one
+        ``HMGET`` per distinct entity (its plain views) and one per view (its records
+        hash), grouped per node, all nodes at once; of the two records of a (view, entity)
+        the one that sorts higher."""
+        fields_of: dict[bytes, dict[bytes, int]] = {}
+        keys_of: dict[str, dict[bytes, int]] = {}
+        for request in requests:
+            field = request.view.encode()
+            keyed = keys_of.setdefault(request.view, {})
+            for key in request.keys:
+                fields = fields_of.get(key)
+                if fields is None:
+                    fields_of[key] = {field: 0}
+                elif field not in fields:
+                    fields[field] = len(fields)
+                if key not in keyed:
+                    keyed[key] = len(keyed)
+        items = []
+        for key, fields in fields_of.items():
+            name = self._entity(key)
+            items.append((key_slot(name), pack((b"HMGET", name, *fields))))
+        views = [view for view, keyed in keys_of.items() if keyed]
+        for view in views:
+            name = self._view_key(view, b"r")
+            items.append((key_slot(name), pack((b"HMGET", name, *keys_of[view]))))
+        replies = self._many(items, "read")
+        plain = dict(zip(fields_of, replies, strict=False))
+        merged = dict(zip(views, replies[len(fields_of):], strict=True))
+        out: list[list[bytes | None]] = []
+        for request in requests:
+            field = request.view.encode()
+            tiles = merged.get(request.view)
+            keyed = keys_of[request.view]
+            row: list[bytes | None] = []
+            for key in request.keys:
+                first = plain[key][fields_of[key][field]]
+                second = tiles[keyed[key]] if tiles is not None else None
+                if first is None or (second is not None
+                                     and second[:ORDER_BYTES] >= first[:ORDER_BYTES]):
+                    first = second
+                row.append(first)
+            out.append(row)
+        return out
+
+    def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are marked under ``scope`` within the retention: the views the
+        scope marks under (``SMEMBERS``), then one ``ZMSCORE`` per view."""
+        checked = list(dict.fromkeys(ids))
+        if not checked:
+            return set()
+        action = "read markers from"
+        name = self._scope_views(scope)
+        (views,) = self._many([(key_slot(name), pack((b"SMEMBERS", name)))], action)
+        items = []
+        for view in sorted(views):
+            marks = self._view_key(view.decode(), b"m:" + scope.encode())
+            items.append((key_slot(marks), pack((b"ZMSCORE", marks, *checked))))
+        oldest = time.time_ns() // 1_000 - self._retention_us
+        return {marker for scores in self._many(items, action)
+                for marker, score in zip(checked, scores, strict=True)
+                if score is not None and float(score) > oldest}
+
+    def delete_view(self, view: str) -> int:
+        """Remove ``view``'s field from every entity hash on every master (``SCAN``, then
+        ``HDEL``) and its records and versions hashes; returns how many records went."""
+        field = view.encode()
+        self._cache.forget(field)
+        action = f"delete view '{view}' from"
+        records, versions = self._view_key(view, b"r"), self._view_key(view, b"v")
+        (count,) = self._many([(key_slot(records), pack((b"HLEN", records)))], action)
+        self._many([(key_slot(records), pack((b"DEL", records, versions)))], action)
+        removed = int(count)
+        skip = (self._prefix + b"v:", self._prefix + b"s:")
+        pattern = self._prefix + b"*"
+        for node in self._masters():
+            cursor: bytes | int = 0
+            while True:
+                (reply,) = self._trip(node, [pack((b"SCAN", cursor, b"MATCH", pattern,
+                                                   b"COUNT", _SCAN_COUNT, b"TYPE", b"hash"))],
+                                      action)
+                cursor, keys = reply
+                items = [(key_slot(key), pack((b"HDEL", key, field)))
+                         for key in keys if not key.startswith(skip)]
+                removed += sum(1 for reply in self._many(items, action) if reply)
+                if int(cursor) == 0:
+                    break
+        return removed
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless every master answers."""
+        for node in self._masters():
+            self._trip(node, [pack((b"PING",))], "reach")
+
+    def close(self) -> None:
+        """Close every node's pooled connections (a later call would open new ones); this
+        thread's unsettled deferred updates are dropped (their outcome is unknown)."""
+        self._abandon(None, None)
+        for node in list(self._nodes.values()):
+            node.disconnect()
+
+    # -- update: one view's slot -----------------------------------------------------------
+
+    def _update_call(self, view: str, keys: list[bytes], modify: Modify, *,
+                     scope: str | None, checked: list[str], likely_unmarked: bool
+                     ) -> UpdateCall:
+        field = view.encode()
+        records, versions = self._view_key(view, b"r"), self._view_key(view, b"v")
+        # without a scope the markers key is a placeholder the script never touches
+        marks = self._view_key(view, b"m-" if scope is None else b"m:" + scope.encode())
+        return UpdateCall(
+            view, keys, modify, scope, checked, likely_unmarked, field, field,
+            [records, versions], keys, keys, marks, self._owner(key_slot(records)),
+            f"update view '{view}' in")
+
+    def _update_trip(self, update: UpdateCall, commands: list[bytes]) -> list[Any]:
+        slot = key_slot(update.marks_key)
+        return self._many([(slot, command) for command in commands], update.action)
+
+    def _update_node(self, update: UpdateCall) -> RedisNode:
+        return self._owner(key_slot(update.marks_key))
+
+    def _redirected(self) -> None:
+        self._stale = True
+
+    def _read_plain(self, update: UpdateCall, commands: list[bytes]
+                    ) -> tuple[list[Any], list[bytes | None] | None]:
+        slot = key_slot(update.marks_key)
+        items = [(slot, command) for command in commands]
+        names = [self._entity(key) for key in update.keys]
+        items += [(key_slot(name), pack((b"HGET", name, update.field))) for name in names]
+        replies = self._many(items, update.action)
+        return replies[:len(commands)], replies[len(commands):]
+
+    def _before_commit(self, update: UpdateCall) -> None:
+        if update.scope is None or (update.scope, update.view) in self._registered:
+            return
+        name = self._scope_views(update.scope)
+        self._many([(key_slot(name), pack((b"SADD", name, update.field)))], update.action)
+        self._registered.add((update.scope, update.view))
+
+    def _after_commit(self, commit: Commit) -> None:
+        update, read = commit.update, commit.read
+        items = []
+        for key, stored, current, record in zip(update.keys, read.stored, read.current,
+                                                 commit.new, strict=True):
+            if record and current is not None and current is not stored:
+                name = self._entity(key)
+                items.append((key_slot(name), pack((b"EVAL", _DROP_MERGED, 1, name,
+                                                    update.field, current))))
+        self._many(items, update.action)
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def _node(self, host: str, port: int) -> RedisNode:
+        node = self._nodes.get((host, port))
+        if node is None:
+            pool = redis.ConnectionPool(connection_class=self._connection_class,
+                                        **{**self._kwargs, "host": host, "port": port})
+            node = self._nodes.setdefault((host, port), RedisNode(pool, f"{host}:{port}"))
+        return node
+
+    def _slot_map(self) -> list[RedisNode | None]:
+        """The slot -> master map, loaded again (``CLUSTER SLOTS``) when marked stale."""
+        if not self._stale and self._slots:
+            return self._slots
+        with self._map_lock:
+            if not self._stale and self._slots:
+                return self._slots
+            candidates = [self._node(*self._seed), *self._nodes.values()]
+            errors = []
+            for node in dict.fromkeys(candidates):
+                try:
+                    (reply,) = node.round_trip([pack((b"CLUSTER", b"SLOTS"))])
+                except UNAVAILABLE as exc:
+                    errors.append(f"{node.name}: {exc}")
+                    continue
+                if isinstance(reply, ResponseError):
+                    errors.append(f"{node.name}: {reply}")
+                    continue
+                slots: list[RedisNode | None] = [None] * SLOTS
+                for start, end, master, *_ in reply:
+                    host = master[0].decode() if master[0] else node.name.rsplit(":", 1)[0]
+                    owner = self._node(host, int(master[1]))
+                    slots[int(start):int(end) + 1] = [owner] * (int(end) - int(start) + 1)
+                self._slots = slots
+                self._stale = False
+                return slots
+            raise StoreUnavailableError(
+                f"cannot load the slot map of the Redis Cluster online store at "
+                f"{self._safe_url}: no node answered CLUSTER SLOTS ({'; '.join(errors)}). "
+                "Fix: start the cluster's nodes or make them reachable from here, or set "
+                "'online: url:' in headwater.yaml to a node of the cluster")
+
+    def _owner(self, slot: int) -> RedisNode:
+        node = self._slot_map()[slot]
+        if node is None:
+            raise StoreUnavailableError(
+                f"slot {slot} of the Redis Cluster at {self._safe_url} has no node. Fix: "
+                "assign every slot (redis-cli --cluster fix <host:port>) and check "
+                "'redis-cli -c -h <host> -p <port> cluster info' says cluster_state:ok")
+        return node
+
+    def _masters(self) -> list[RedisNode]:
+        return list(dict.fromkeys(node for node in self._slot_map() if node is not None))
+
+    def _many(self, items: list[Item], action: str,
+              *, error_replies: bool = False) -> list[Any]:
+        """Send each command to the node of its slot (per node one write, all nodes before
+        any reply is read) and return the replies in order. ``MOVED``/``ASK`` replies are
+        followed; other error replies raise StoreUnavailableError, or with
+        ``error_replies`` come back as ResponseError values."""
+        replies: list[Any] = [None] * len(items)
+        todo = list(range(len(items)))
+        asking: dict[int, RedisNode] = {}
+        for _ in range(_REDIRECTS):
+            if not todo:
+                break
+            groups: dict[RedisNode, list[int]] = {}
+            for i in todo:
+                node = asking.get(i) or self._owner(items[i][0])
+                groups.setdefault(node, []).append(i)
+            sent: list[tuple[RedisNode, list[int], Any, int]] = []
+            failed: tuple[RedisNode, BaseException] | None = None
+            for node, indexes in groups.items():
+                commands = []
+                for i in indexes:
+                    if i in asking:
+                        commands.append(pack((b"ASKING",)))
+                    commands.append(items[i][1])
+                try:
+                    sent.append((node, indexes, node.send(commands), len(commands)))
+                except UNAVAILABLE as exc:
+                    failed = failed or (node, exc)
+            todo, retry_ask = [], {}
+            for node, indexes, conn, count in sent:
+                if failed is not None:
+                    node.drop(conn)  # its replies are not read: never reuse it
+                    continue
+                try:
+                    got = node.receive(conn, count)
+                except UNAVAILABLE as exc:
+                    failed = (node, exc)
+                    continue
+                position = 0
+                for i in indexes:
+                    if i in asking:
+                        position += 1  # the ASKING reply
+                    reply = got[position]
+                    position += 1
+                    if isinstance(reply, AskError):  # MOVED is an AskError too
+                        todo.append(i)
+                        self._stale = True
+                        if not isinstance(reply, MovedError):
+                            retry_ask[i] = self._node(str(reply.host), int(reply.port))
+                    elif isinstance(reply, TryAgainError):
+                        todo.append(i)
+                    else:
+                        replies[i] = reply
+            if failed is not None:
+                self._stale = True
+                raise self._unavailable(action, failed[1], failed[0])
+            asking = retry_ask
+            if todo and not asking:
+                time.sleep(0.01)  # a slot in migration: let it settle
+        if todo:
+            raise StoreUnavailableError(
+                f"cannot {action} the Redis Cluster online store at {self._safe_url}: its "
+                f"slots kept moving during {_REDIRECTS} attempts. Fix: retry once the "
+                "resharding or failover is over")
+        if not error_replies:
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise self._refused(action, reply)
+        return replies
+
+    def _unavailable(self, action: str, exc: BaseException,
+                     node: RedisNode | None = None) -> StoreUnavailableError:
+        where = f"node {node.name} of " if node is not None else ""
+        return StoreUnavailableError(
+            f"cannot {action} the Redis Cluster online store: {where}the cluster at "
+            f"{self._safe_url} cannot be reached: {exc}. Fix: start that node or make it "
+            "reachable from here ('redis-cli -c -h <host> -p <port> cluster info' must say "
+            "cluster_state:ok), or set 'online: url:' in headwater.yaml")
+
+    def _refused(self, action: str, error: ResponseError,
+                 node: RedisNode | None = None) -> StoreUnavailableError:
+        where = f"node {node.name} of " if node is not None else ""
+        return StoreUnavailableError(
+            f"Redis Cluster {where}{self._safe_url} refused to {action} the online store: "
+            f"{error}. Fix: check the cluster (cluster_state:ok, memory limit, ACL) and that "
+            f"nothing else writes keys under 'hw:{self.project}:'")
