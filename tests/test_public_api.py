@@ -20,6 +20,8 @@ PUBLIC = {
     "Job", "LabelSource", "ModelSpec", "PromotionRule", "RandomSplit", "TimeSplit",
     # issue 6: monitoring
     "Monitor", "detect_drift",
+    # issue 9: access control
+    "ForbiddenError",
 }
 
 

@@ -10,6 +10,7 @@ Every error Headwater raises on purpose derives from :class:`HeadwaterError`::
     ├── DataError              malformed input data: bad timestamps, wrong types, missing columns
     ├── StoreUnavailableError  a service Headwater integrates with cannot be reached
     └── AuthError              a request lacks the right credentials
+        └── ForbiddenError     valid credentials without the scope a request needs
 
 Messages name the object, the field and the fix. The transport edges (CLI, HTTP) map these
 errors to exit codes and status codes; the core never imports a web or CLI framework.
@@ -63,3 +64,7 @@ class StoreUnavailableError(HeadwaterError, ConnectionError):
 
 class AuthError(HeadwaterError):
     """A request lacks valid credentials or the scope it needs."""
+
+
+class ForbiddenError(AuthError):
+    """A request's credentials are valid but lack the scope it needs (HTTP 403)."""

@@ -8,6 +8,7 @@ import click
 
 from headwater.cli.commands import apply, init, list_objects, plan
 from headwater.cli.demo import demo
+from headwater.cli.keys import keys
 from headwater.cli.materialize import materialize, materialize_incremental
 from headwater.cli.models import models, train
 from headwater.cli.monitor import monitor
@@ -54,6 +55,7 @@ cli.add_command(list_objects)
 cli.add_command(materialize)
 cli.add_command(materialize_incremental)
 cli.add_command(serve)
+cli.add_command(keys)
 cli.add_command(stream)
 cli.add_command(train)
 cli.add_command(models)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from headwater.registry.tables import SQLHost
+from headwater.registry.tables import SQLHost, optional_stored_time, stored_time
 from headwater.scheduler.base import FAILED, RETRYING, RUNNING, STATUSES, JobRun
 
 _COLUMNS = ("id, project, job, scheduled_for, attempt, owner, status, started_at, lease_until, "
@@ -75,7 +75,7 @@ class JobTables(SQLHost):
                 cur.execute(self._sql("SELECT MAX(scheduled_for) FROM {p}hw_job_runs "
                                       "WHERE project = ? AND job = ?"), (project, job))
                 row = cur.fetchone()
-                if row and row[0] is not None and _time(row[0]) >= slot:
+                if row and row[0] is not None and stored_time(row[0]) >= slot:
                     return None
             cur.execute(self._sql(
                 "INSERT INTO {p}hw_job_runs (project, job, scheduled_for, attempt, owner, "
@@ -165,22 +165,11 @@ def _minute(moment: datetime) -> datetime:
     return value.replace(second=0, microsecond=0)
 
 
-def _time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(str(value))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _optional_time(value: Any) -> datetime | None:
-    return None if value is None else _time(value)
-
-
 def _run(row: Sequence[Any]) -> JobRun:
     return JobRun(
-        id=int(row[0]), project=row[1], job=row[2], scheduled_for=_time(row[3]),
-        attempt=int(row[4]), owner=row[5], status=row[6], started_at=_time(row[7]),
-        lease_until=_time(row[8]), finished_at=_optional_time(row[9]),
+        id=int(row[0]), project=row[1], job=row[2], scheduled_for=stored_time(row[3]),
+        attempt=int(row[4]), owner=row[5], status=row[6], started_at=stored_time(row[7]),
+        lease_until=stored_time(row[8]), finished_at=optional_stored_time(row[9]),
         duration_s=None if row[10] is None else float(row[10]),
         rows=None if row[11] is None else int(row[11]), error=row[12], detail=row[13],
-        retry_at=_optional_time(row[14]))
+        retry_at=optional_stored_time(row[14]))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater.errors import RegistryError
 from headwater.monitoring.findings import Finding, HasFindings
-from headwater.registry.tables import SQLHost
+from headwater.registry.tables import SQLHost, optional_stored_time, stored_time
 
 if TYPE_CHECKING:
     from headwater.monitoring.profile import Profile
@@ -223,9 +223,9 @@ def _run(row: Sequence[Any]) -> MonitorRun:
 
         profiles = {k: Profile.from_dict(v) for k, v in profiles.items()}
     return MonitorRun(
-        id=int(row[0]), project=row[1], monitor=row[2], started_at=_time(row[3]),
-        finished_at=_time(row[4]), window_start=_optional_time(row[5]),
-        window_end=_optional_time(row[6]), status=row[7],
+        id=int(row[0]), project=row[1], monitor=row[2], started_at=stored_time(row[3]),
+        finished_at=stored_time(row[4]), window_start=optional_stored_time(row[5]),
+        window_end=optional_stored_time(row[6]), status=row[7],
         findings=tuple(Finding.from_dict(f) for f in json.loads(row[8])), error=row[9],
         alerts_sent=int(row[10]),
         profiles=profiles)
@@ -237,14 +237,6 @@ def _utc(moment: datetime) -> datetime:
 
 def _optional_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else _utc(moment)
-
-
-def _time(value: Any) -> datetime:
-    return _utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
-
-
-def _optional_time(value: Any) -> datetime | None:
-    return None if value is None else _time(value)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.config import redact_url
 from headwater.definitions.base import check_identifier
 from headwater.errors import RegistryError, StoreUnavailableError
-from headwater.registry import job_tables, model_tables, monitor_tables
+from headwater.registry import job_tables, key_tables, model_tables, monitor_tables
 from headwater.registry.sql import SQLRegistryBackend
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ _DDL = (
     *model_tables.POSTGRES_DDL,
     *job_tables.POSTGRES_DDL,
     *monitor_tables.POSTGRES_DDL,
+    *key_tables.POSTGRES_DDL,
 )
 
 _DDL_LOCK = 0x68770001  # advisory lock key taken while creating tables

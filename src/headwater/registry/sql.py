@@ -29,11 +29,12 @@ from headwater.registry.base import (
     RegistryRecord,
 )
 from headwater.registry.job_tables import JobTables
+from headwater.registry.key_tables import KeyTables
 from headwater.registry.model_tables import ModelTables
 from headwater.registry.monitor_tables import MonitorTables
 
 
-class SQLRegistryBackend(ModelTables, JobTables, MonitorTables, ABC):
+class SQLRegistryBackend(ModelTables, JobTables, MonitorTables, KeyTables, ABC):
     """Registry storage over a DB-API connection; see the module docstring for the tables
     (model, scheduler and monitor tables: :mod:`~headwater.registry.model_tables`,
     :mod:`~headwater.registry.job_tables`, :mod:`~headwater.registry.monitor_tables`)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.errors import RegistryError
-from headwater.registry import job_tables, model_tables, monitor_tables
+from headwater.registry import job_tables, key_tables, model_tables, monitor_tables
 from headwater.registry.sql import SQLRegistryBackend
 
 _DDL = (
@@ -45,6 +45,7 @@ _DDL = (
     *model_tables.SQLITE_DDL,
     *job_tables.SQLITE_DDL,
     *monitor_tables.SQLITE_DDL,
+    *key_tables.SQLITE_DDL,
 )
 
 _BUSY_TIMEOUT_S = 60.0
