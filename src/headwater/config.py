@@ -18,7 +18,8 @@ embedded default::
     online:
       type: sqlite                            # or: redis
       path: .headwater/online.db              # sqlite only
-      url: redis://127.0.0.1:6379/0           # redis only
+      url: redis://127.0.0.1:6379/0           # redis only (with cluster: any node)
+      cluster: false                          # redis only: true for Redis Cluster
     server:                                   # headwater serve
       auth: true                              # false only for local work
       api_keys: ['${HEADWATER_API_KEY}']      # plus HEADWATER_API_KEYS (comma-separated)
@@ -83,11 +84,14 @@ class OfflineSettings:
 
 @dataclass(frozen=True)
 class OnlineSettings:
-    """The online store: an embedded SQLite file (default) or Redis."""
+    """The online store: an embedded SQLite file (default) or Redis; with ``cluster`` (Redis
+    only) a Redis Cluster whose seed node is ``url``
+    (:mod:`headwater.online.redis_cluster`)."""
 
     type: str = "sqlite"
     path: str | None = None
     url: str | None = None
+    cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,8 +281,16 @@ def _online(value: Any, repo: Path) -> OnlineSettings:
         return OnlineSettings(path=default_path)
     if not isinstance(value, dict):
         raise ConfigError(f"{CONFIG_FILE}: 'online' must be a mapping, e.g. 'type: redis'")
-    _known(value, {"type", "path", "url"}, "online")
+    _known(value, {"type", "path", "url", "cluster"}, "online")
     kind = value.get("type", "sqlite")
+    cluster = value.get("cluster", False)
+    if not isinstance(cluster, bool):
+        raise ConfigError(f"{CONFIG_FILE}: online.cluster must be true or false, got "
+                          f"{cluster!r}. Fix: 'cluster: true' for Redis Cluster")
+    if cluster and kind != "redis":
+        raise ConfigError(f"{CONFIG_FILE}: online.cluster is for 'type: redis' only, but the "
+                          f"online store type is '{kind}'. Fix: set 'type: redis' or drop "
+                          "'cluster'")
     if kind == "sqlite":
         path = str(value.get("path") or default_path)
         if not Path(path).is_absolute():
@@ -288,7 +300,11 @@ def _online(value: Any, repo: Path) -> OnlineSettings:
         url = value.get("url", "redis://127.0.0.1:6379/0")
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"{CONFIG_FILE}: online.url must be a redis:// URL, got {url!r}")
-        return OnlineSettings("redis", url=url)
+        if cluster and not url.startswith(("redis://", "rediss://")):
+            raise ConfigError(f"{CONFIG_FILE}: online.cluster needs a redis:// URL of a "
+                              f"cluster node (host and port), got {url!r}. Fix: 'url: "
+                              "redis://127.0.0.1:7000/0'")
+        return OnlineSettings("redis", url=url, cluster=cluster)
     raise ConfigError(f"{CONFIG_FILE}: online store type '{kind}' is not available. "
                       "Fix: use 'type: sqlite' or 'type: redis'")
 

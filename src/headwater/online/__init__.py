@@ -28,7 +28,9 @@ def open_online_store(settings: Settings) -> OnlineStore:
     """The online store configured for a repo.
 
     SQLite keeps one file (``online: path:``, default ``.headwater/online.db``). Redis keys
-    start with ``hw:<project>:``, so several projects can share one Redis database.
+    start with ``hw:<project>:``, so several projects can share one Redis database. With
+    ``online: cluster: true`` the URL is any node of a Redis Cluster
+    (:mod:`headwater.online.redis_cluster`).
     """
     online = settings.online
     if online.type == "sqlite":
@@ -38,10 +40,14 @@ def open_online_store(settings: Settings) -> OnlineStore:
     if online.type == "redis":
         try:
             from headwater.online.redis import RedisOnlineStore
+            from headwater.online.redis_cluster import RedisClusterOnlineStore
         except ImportError as exc:
             raise ConfigError(
                 f"headwater.yaml sets 'online: type: redis' but {exc.name or 'redis'} is not "
                 "installed. Fix: pip install 'headwater[redis]'") from exc
+        if online.cluster:
+            return RedisClusterOnlineStore(online.url or DEFAULT_REDIS_URL,
+                                           project=settings.project)
         return RedisOnlineStore(online.url or DEFAULT_REDIS_URL, project=settings.project)
     raise ConfigError(f"headwater.yaml: online store type '{online.type}' is not available. "
                       "Fix: use 'type: sqlite' or 'type: redis'")
