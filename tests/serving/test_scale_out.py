@@ -31,7 +31,7 @@ from headwater.serving.metrics import ServerMetrics, SharedMetrics
 from headwater.testing.models import FEATURE_NAMES, applied_store
 from headwater.testing.processes import free_port, stop_process
 from tests.cli.test_cli_subprocess import headwater_script
-from tests.cli.test_serve import KEY, running, wait_healthy, worker_pids
+from tests.cli.test_serve import KEY, START_TIMEOUT_S, running, wait_healthy, worker_pids
 from tests.inference.conftest import recent_churn_repo
 
 WORKERS = 3
@@ -51,6 +51,7 @@ class Server:
     port: int
     log: Path
     workers: list[int]
+    metrics_dir: Path
     by_worker: dict[int, http.client.HTTPConnection]
     """One keep-alive connection per worker reached, by worker pid."""
 
@@ -111,6 +112,19 @@ def connect_to_workers(port: int, workers: list[int]) -> dict[int, http.client.H
     return by_worker
 
 
+def wait_all_started(workers: list[int]) -> Path:
+    """The server's metrics folder, once every worker has written its first snapshot
+    there (a worker does so when it has started: stores open, models loaded)."""
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+    folder = Path(next(v for v in environ if v.startswith(b"HEADWATER_SERVE_METRICS_DIR="))
+                  .split(b"=", 1)[1].decode())
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while len(list(folder.glob("*.json"))) < len(workers):
+        assert time.monotonic() < deadline, f"not every worker started: {workers}"
+        time.sleep(POLL_S)
+    return folder
+
+
 def production_yaml(project: str, postgres_url: str, schema: str, redis_url: str) -> str:
     return (f"project: {project}\n"
             f"registry:\n  url: {postgres_url}\n  schema: {schema}\n"
@@ -146,8 +160,9 @@ def server(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Server
                  "--workers", str(WORKERS)], stdout=out, stderr=subprocess.STDOUT, env=env)
         wait_healthy(process, f"http://127.0.0.1:{port}", log)
         workers = worker_pids(process.pid)
+        metrics_dir = wait_all_started(workers)
         by_worker = connect_to_workers(port, workers)
-        yield Server(repo, project, process, port, log, workers, by_worker)
+        yield Server(repo, project, process, port, log, workers, metrics_dir, by_worker)
     finally:
         if process is not None:
             stop_process(process, timeout=60)
@@ -290,9 +305,7 @@ def an_apply_from_another_process_reaches_every_worker(server: Server) -> None:
 
 
 def the_server_stops_with_its_workers_and_its_metrics_folder(server: Server) -> None:
-    environ = Path(f"/proc/{server.workers[0]}/environ").read_bytes().split(b"\0")
-    folder = Path(next(v for v in environ if v.startswith(b"HEADWATER_SERVE_METRICS_DIR="))
-                  .split(b"=", 1)[1].decode())
+    folder = server.metrics_dir
     assert sorted(int(p.name.split("-")[0]) for p in folder.glob("*.json")) == sorted(
         server.workers)  # one snapshot per worker
     for conn in server.by_worker.values():
