@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import headwater as hw
-from headwater.serving.auth import ApiKeys
 from headwater.serving.http import create_app
+from headwater.serving.keys import KeyRing
 from tests.streaming.conftest import DRIVER, T0, make_repo, views
 
 KEY = "test-key-0123456789"
@@ -36,6 +36,6 @@ def served_repo(tmp_path: Path) -> Path:
 def client(served_repo: Path) -> Iterator[TestClient]:
     """An in-process server over the repo with one API key, sent by default."""
     with hw.FeatureStore(served_repo) as store, TestClient(
-            create_app(store, api_keys=ApiKeys((KEY.encode(),))),
+            create_app(store, api_keys=KeyRing([KEY.encode()])),
             headers={"Authorization": f"Bearer {KEY}"}) as test_client:
         yield test_client

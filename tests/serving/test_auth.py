@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 import headwater as hw
 from headwater.cli.main import cli
 from headwater.config import ServerSettings
-from headwater.serving.auth import API_KEYS_ENV, ApiKeys, presented_key, resolve_keys
+from headwater.serving.auth import API_KEYS_ENV, presented_key, resolve_keys
 from headwater.serving.http import create_app
+from headwater.serving.keys import KeyRing
 from tests.serving.conftest import KEY
 
 REQUESTS = [
@@ -27,7 +28,7 @@ REQUESTS = [
 @pytest.fixture
 def bare_client(served_repo: Path) -> Iterator[TestClient]:
     """A server with keys, and a client that sends none unless told."""
-    keys = ApiKeys((KEY.encode(), b"second-key"))
+    keys = KeyRing([KEY.encode(), b"second-key"])
     with hw.FeatureStore(served_repo) as store, TestClient(
             create_app(store, api_keys=keys)) as test_client:
         yield test_client
@@ -85,9 +86,10 @@ def test_keys_come_from_config_and_environment() -> None:
     settings = ServerSettings(api_keys=("from-yaml",))
     keys = resolve_keys(settings, environ={API_KEYS_ENV: " env-1, ,env-2 "})
     assert keys is not None
-    assert keys.keys == (b"from-yaml", b"env-1", b"env-2")
+    assert keys.operator == (b"from-yaml", b"env-1", b"env-2")
     assert "from-yaml" not in repr(keys)
-    assert resolve_keys(ServerSettings(), environ={API_KEYS_ENV: "k"}) == ApiKeys((b"k",))
+    only = resolve_keys(ServerSettings(), environ={API_KEYS_ENV: "k"})
+    assert only is not None and only.operator == (b"k",)
 
 
 def test_auth_is_off_only_when_asked() -> None:

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from headwater.inference.log import PredictionLog
-from headwater.serving.auth import ApiKeys
+from headwater.serving.keys import KeyRing
 from headwater.serving.http import create_app
 from headwater.testing.models import FEATURE_NAMES, applied_store
 from tests.conftest import PrivateRedis
@@ -36,7 +36,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
 @pytest.fixture
 def client(served: Trained, tmp_path: Path) -> Iterator[TestClient]:
     log = PredictionLog(tmp_path / "log")
-    with TestClient(create_app(served.store, api_keys=ApiKeys((KEY.encode(),)),
+    with TestClient(create_app(served.store, api_keys=KeyRing([KEY.encode()]),
                                prediction_log=log),
                     headers={"Authorization": f"Bearer {KEY}"}) as test_client:
         yield test_client

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 import headwater as hw
 from headwater.repo import init_repo
 from headwater.repo.loader import load_definitions
-from headwater.serving.auth import ApiKeys
+from headwater.serving.keys import KeyRing
 from headwater.testing.processes import free_port, stop_process
 from headwater.ui.app import COOKIE, PAGES, create_ui
 from tests.cli.test_cli_subprocess import headwater_script
@@ -38,7 +38,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client(repo: Path) -> Iterator[TestClient]:
     store = hw.FeatureStore(repo)
     try:
-        yield TestClient(create_ui(store, api_keys=ApiKeys((KEY.encode(),))),
+        yield TestClient(create_ui(store, api_keys=KeyRing([KEY.encode()])),
                          follow_redirects=False)
     finally:
         store.close()

@@ -28,7 +28,9 @@ def serve(repo: Path, host: str, port: int, workers: int, no_auth: bool) -> None
 
     Endpoints: POST /features, POST /push, GET /health, GET /metrics, and the OpenAPI
     schema at /openapi.json (browsable at /docs). Requests need an API key, sent as
-    'Authorization: Bearer KEY' or 'X-API-Key: KEY', from server.api_keys in
+    'Authorization: Bearer KEY' or 'X-API-Key: KEY': a scoped key from 'headwater keys
+    create' (read for /features, /health and /metrics, push for /push, predict for
+    /predict, admin for all), or an operator key from server.api_keys in
     headwater.yaml or the HEADWATER_API_KEYS environment variable (comma-separated); with
     no key configured the server does not start unless auth is off (--no-auth or
     'server: {auth: false}').
@@ -48,7 +50,12 @@ def serve(repo: Path, host: str, port: int, workers: int, no_auth: bool) -> None
             f"{exc.name} is not installed. Fix: pip install 'headwater[serve]'") from exc
 
     settings = load_settings(repo)
-    keys = resolve_keys(settings.server, no_auth=no_auth)  # refuse to start without keys
+    from headwater.serving.keys import registry_loader
+    from headwater.store import FeatureStore
+
+    with FeatureStore(repo) as store:  # refuse to start without keys
+        keys = resolve_keys(settings.server, no_auth=no_auth, registry=registry_loader(store))
+        auth = "off" if keys is None else keys.describe()
     from headwater.serving.http import METRICS_DIR_ENV, NO_AUTH_ENV, REPO_ENV
 
     os.environ[REPO_ENV] = str(settings.repo_path)  # read by each worker's app factory
@@ -56,7 +63,6 @@ def serve(repo: Path, host: str, port: int, workers: int, no_auth: bool) -> None
     # several workers sum their metrics through snapshot files in a folder of this run's
     metrics_dir = tempfile.mkdtemp(prefix="headwater-metrics-") if workers > 1 else ""
     os.environ[METRICS_DIR_ENV] = metrics_dir
-    auth = "off" if keys is None else f"{len(keys.keys)} API key(s)"
     click.echo(f"Serving project '{settings.project}' on http://{host}:{port} "
                f"({workers} worker(s), auth {auth}). Press Ctrl+C to stop.")
     try:

@@ -28,13 +28,15 @@ def ui(repo: Path, host: str, port: int, no_auth: bool) -> None:
             f"{exc.name} is not installed. Fix: pip install 'headwater[serve]'") from exc
 
     from headwater.serving.auth import resolve_keys
+    from headwater.serving.keys import registry_loader
     from headwater.store import FeatureStore
     from headwater.ui.app import create_ui
 
     store = FeatureStore(repo)
     try:
-        keys = resolve_keys(store.settings.server, no_auth=no_auth, command="headwater ui")
-        auth = "off" if keys is None else f"{len(keys.keys)} API key(s)"
+        keys = resolve_keys(store.settings.server, no_auth=no_auth, command="headwater ui",
+                            registry=registry_loader(store))
+        auth = "off" if keys is None else keys.describe()
         click.echo(f"Dashboard of project '{store.project}' on http://{host}:{port} "
                    f"(auth {auth}). Press Ctrl+C to stop.")
         uvicorn.run(create_ui(store, api_keys=keys), host=host, port=port, access_log=False,

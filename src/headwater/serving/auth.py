@@ -1,47 +1,46 @@
-"""API-key authentication for the feature server.
+"""API-key authentication for the feature server and the dashboard.
 
-Keys come from ``headwater.yaml`` (``server: api_keys: [...]``, ``${VAR}`` allowed) and from
-the environment variable ``HEADWATER_API_KEYS`` (comma-separated); both lists count. A
-request presents one as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Every
-configured key is compared with :func:`hmac.compare_digest`, so the time taken does not
-reveal which key or how much of it matched. Keys are never logged or echoed.
+Two kinds of key are accepted (:class:`~headwater.serving.keys.KeyRing`):
+
+* **scoped keys** made with ``headwater keys create`` (:mod:`headwater.serving.keys`): the
+  registry keeps their SHA-256 and scopes (read, push, predict, admin); a key created or
+  revoked in another process counts here within
+  :data:`~headwater.serving.keys.REFRESH_SECONDS`;
+* **operator keys** from ``headwater.yaml`` (``server: api_keys: [...]``, ``${VAR}``
+  allowed) and from the environment variable ``HEADWATER_API_KEYS`` (comma-separated),
+  which may do everything.
+
+A request presents one as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Each
+endpoint needs a scope (:data:`SCOPE_OF`): a missing or unknown key is answered 401, a
+valid key without the scope 403. Keys are compared with :func:`hmac.compare_digest` and
+never logged or echoed.
 
 Auth is on unless turned off explicitly (``headwater serve --no-auth`` or
-``server: {auth: false}``); with auth on and no key configured the server refuses to start.
+``server: {auth: false}``); with auth on and no key at all (no operator key, no active
+registry key) the server refuses to start.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 
 from headwater.config import ServerSettings
-from headwater.errors import AuthError, ConfigError
+from headwater.errors import ConfigError
+from headwater.registry.key_tables import StoredKey
+from headwater.serving.keys import PREDICT, PUSH, READ, KeyRing
 
 API_KEYS_ENV = "HEADWATER_API_KEYS"
 _BEARER = b"bearer "
 
+SCOPE_OF = {"/features": READ, "/push": PUSH, "/predict": PREDICT, "/health": READ,
+            "/metrics": READ}
+"""The scope each endpoint needs; any other path needs ``read`` (it answers 404 or 405)."""
 
-@dataclass(frozen=True)
-class ApiKeys:
-    """The accepted keys (kept out of ``repr``)."""
 
-    keys: tuple[bytes, ...] = field(repr=False)
-
-    def check(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        """Raise AuthError unless the raw ASGI ``headers`` present an accepted key."""
-        presented = presented_key(headers)
-        if presented is None:
-            raise AuthError("missing API key. Fix: send 'Authorization: Bearer <key>' or "
-                            "'X-API-Key: <key>'")
-        accepted = False
-        for key in self.keys:  # compare with every key: no early exit to time
-            accepted |= hmac.compare_digest(presented, key)
-        if not accepted:
-            raise AuthError("the API key is not valid. Fix: use a key listed in server.api_keys "
-                            f"of headwater.yaml or in {API_KEYS_ENV}")
+def needed_scope(path: str) -> str:
+    """The scope a request to ``path`` needs (:data:`SCOPE_OF`)."""
+    return SCOPE_OF.get(path, READ)
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
@@ -62,18 +61,23 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 def resolve_keys(settings: ServerSettings, *, no_auth: bool = False,
                  environ: Mapping[str, str] | None = None,
-                 command: str = "headwater serve") -> ApiKeys | None:
-    """The keys the server accepts, or None when auth is off; ConfigError when auth is on
-    and no key is configured (naming ``command``'s ``--no-auth``)."""
+                 command: str = "headwater serve",
+                 registry: Callable[[], list[StoredKey]] | None = None) -> KeyRing | None:
+    """The keys the server accepts, or None when auth is off: the operator keys of the
+    settings and the environment, and the registry's scoped keys read by ``registry``
+    (:func:`~headwater.serving.keys.registry_loader`). ConfigError when auth is on and
+    there is no key at all (naming ``command``'s ``--no-auth``)."""
     if no_auth or not settings.auth:
         return None
     env = os.environ if environ is None else environ
     from_env = [k.strip() for k in env.get(API_KEYS_ENV, "").split(",") if k.strip()]
     keys = tuple(dict.fromkeys([*settings.api_keys, *from_env]))
-    if not keys:
+    ring = KeyRing(tuple(k.encode() for k in keys), registry)
+    if ring.empty:
         raise ConfigError(
-            f"{command} needs API keys and none is configured. Fix: list keys in "
-            f"headwater.yaml (server: {{api_keys: ['${{HEADWATER_API_KEY}}']}}) or set "
-            f"{API_KEYS_ENV}=key1,key2; for local work only, turn auth off with "
-            f"'{command} --no-auth' or 'server: {{auth: false}}'")
-    return ApiKeys(tuple(k.encode() for k in keys))
+            f"{command} needs API keys and none is configured. Fix: create one with "
+            "'headwater keys create NAME --scope read' (add --scope push, predict or admin "
+            f"as needed), or list operator keys in headwater.yaml (server: {{api_keys: "
+            f"['${{HEADWATER_API_KEY}}']}}) or {API_KEYS_ENV}=key1,key2; for local work only, "
+            f"turn auth off with '{command} --no-auth' or 'server: {{auth: false}}'")
+    return ring

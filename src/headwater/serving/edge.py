@@ -32,17 +32,19 @@ from headwater.errors import (
     AuthError,
     DataError,
     DefinitionError,
+    ForbiddenError,
     HeadwaterError,
     NotFoundError,
     StoreUnavailableError,
 )
 from headwater.inference.online import MissingRequestField
+from headwater.serving.auth import needed_scope, presented_key
 from headwater.serving.plans import MAX_PLANS
 from headwater.serving.requests import RequestBodyError, parse_features
 
 if TYPE_CHECKING:
     from headwater.definitions import FeatureService
-    from headwater.serving.auth import ApiKeys
+    from headwater.serving.keys import KeyRing
     from headwater.serving.metrics import ServerMetrics
     from headwater.serving.response import OnlineResponse
     from headwater.store import FeatureStore
@@ -74,6 +76,8 @@ def error_status(exc: HeadwaterError, default_field: str | None) -> tuple[int, s
         return 422, "data_error", default_field
     if isinstance(exc, NotFoundError):
         return 404, "not_found", None
+    if isinstance(exc, ForbiddenError):
+        return 403, "forbidden", None
     if isinstance(exc, AuthError):
         return 401, "unauthorized", None
     if isinstance(exc, StoreUnavailableError):
@@ -102,7 +106,7 @@ class FeatureServer:
     """The ASGI app: the edge (module docstring) in front of the FastAPI app ``api``."""
 
     def __init__(self, api: ASGIApp, store: FeatureStore, metrics: ServerMetrics,
-                 api_keys: ApiKeys | None,
+                 api_keys: KeyRing | None,
                  predict: Callable[[bytes], bytes] | None = None) -> None:
         self.api = api
         self.store = store
@@ -129,7 +133,10 @@ class FeatureServer:
         try:
             if self.api_keys is not None and path not in PUBLIC_PATHS:
                 try:
-                    self.api_keys.check(scope["headers"])
+                    self.api_keys.check(presented_key(scope["headers"]), needed_scope(path))
+                except ForbiddenError as exc:
+                    await _respond(counted, 403, error_body("forbidden", str(exc), None))
+                    return
                 except AuthError as exc:
                     await _respond(counted, 401, error_body("unauthorized", str(exc), None),
                                    [(b"www-authenticate", b"Bearer")])

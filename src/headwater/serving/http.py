@@ -55,8 +55,9 @@ from starlette.exceptions import HTTPException
 
 from headwater.errors import HeadwaterError, StoreUnavailableError
 from headwater.inference.log import PredictionLog
-from headwater.serving.auth import ApiKeys, resolve_keys
+from headwater.serving.auth import resolve_keys
 from headwater.serving.edge import FeatureServer, error_body, error_status
+from headwater.serving.keys import KeyRing, registry_loader
 from headwater.serving.metrics import CONTENT_TYPE, SYNC_SECONDS, ServerMetrics, SharedMetrics
 from headwater.serving.openapi import ERROR_RESPONSES, document, request_body
 from headwater.serving.predict import REFRESH_SECONDS, PredictHandler
@@ -75,7 +76,7 @@ _DEFAULT_FIELD = {"/push": "rows"}
 _log = logging.getLogger("headwater.serving")
 
 
-def create_app(store: FeatureStore, *, api_keys: ApiKeys | None, own_store: bool = False,
+def create_app(store: FeatureStore, *, api_keys: KeyRing | None, own_store: bool = False,
                prediction_log: PredictionLog | None = None,
                model_refresh_seconds: float = REFRESH_SECONDS,
                metrics_dir: Path | None = None) -> FeatureServer:
@@ -176,7 +177,8 @@ def app_from_env() -> FeatureServer:
         raise HeadwaterError(f"{REPO_ENV} is not set. Fix: start the server with "
                              "'headwater serve --repo PATH'")
     store = FeatureStore(repo)
-    keys = resolve_keys(store.settings.server, no_auth=os.environ.get(NO_AUTH_ENV) == "1")
+    keys = resolve_keys(store.settings.server, no_auth=os.environ.get(NO_AUTH_ENV) == "1",
+                        registry=registry_loader(store))
     folder = os.environ.get(METRICS_DIR_ENV)
     return create_app(store, api_keys=keys, own_store=True,
                       metrics_dir=Path(folder) if folder else None)

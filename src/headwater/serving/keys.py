@@ -119,6 +119,23 @@ def allows(scopes: Iterable[str], needed: str) -> bool:
     return needed in held or ADMIN in held
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who a checked key is: ``ident`` (``operator:<n>`` for the n-th operator key, else the
+    key's id), the key's ``digest`` and its ``scopes``."""
+
+    ident: str
+    digest: str = field(repr=False)
+    scopes: tuple[str, ...]
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """How logs and pages name the key (never the key itself)."""
+        return "operator" if self.ident.startswith("operator:") else (
+            f"key {self.ident} ({self.name})")
+
+
 @dataclass
 class KeyRing:
     """The keys a server accepts: ``operator`` keys (every scope) and the registry's
@@ -132,30 +149,62 @@ class KeyRing:
     _loaded_at: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def check(self, presented: bytes | None, needed: str) -> str:
-        """Who ``presented`` is (``operator`` or ``key <id> (<name>)``) if it may do what
-        needs the scope ``needed``; AuthError (401) for a missing or unknown key,
-        ForbiddenError (403) for a valid key without the scope. Comparisons take the same
-        time whatever matched."""
+    def __post_init__(self) -> None:
+        self._operators = {f"operator:{n}": digest(key) for n, key in enumerate(self.operator)}
+
+    def check(self, presented: bytes | None, needed: str) -> Identity:
+        """Who ``presented`` is, if it may do what needs the scope ``needed``; AuthError
+        (401) for a missing or unknown key, ForbiddenError (403) for a valid key without
+        the scope. Comparisons take the same time whatever matched."""
         if presented is None:
             raise AuthError("missing API key. Fix: send 'Authorization: Bearer <key>' or "
                             "'X-API-Key: <key>'")
-        accepted = False
-        for key in self.operator:  # compare with every key: no early exit to time
-            accepted |= hmac.compare_digest(presented, key)
-        if accepted:
-            return "operator"
+        matched = -1
+        for n, key in enumerate(self.operator):  # compare with every key: no early exit
+            if hmac.compare_digest(presented, key):
+                matched = n
+        if matched >= 0:
+            return self._operator(f"operator:{matched}")
         ident = key_id(presented)
         stored = self._stored(ident) if ident is not None else None
         if stored is None or not hmac.compare_digest(digest(presented), stored.digest):
             raise AuthError("the API key is not valid (unknown, revoked or mistyped). Fix: "
                             "use a key from 'headwater keys create', or one of server.api_keys")
-        if not allows(stored.scopes, needed):
+        return self._allowed(Identity(stored.key_id, stored.digest, stored.scopes,
+                                      stored.name), needed)
+
+    def lookup(self, ident: str, needed: str) -> Identity | None:
+        """The identity ``ident`` names now, if it is still accepted and may do what needs
+        ``needed`` (None otherwise): for a session that stored only the id (the
+        dashboard's cookie), so a revoked key's sessions end with it."""
+        if ident.startswith("operator:"):
+            return self._operator(ident) if ident in self._operators else None
+        stored = self._stored(ident)
+        if stored is None or not allows(stored.scopes, needed):
+            return None
+        return Identity(stored.key_id, stored.digest, stored.scopes, stored.name)
+
+    def describe(self) -> str:
+        """How many keys are accepted, for a start-up line (never the keys)."""
+        scoped = len(self.load()) if self.load is not None else 0
+        return f"{len(self.operator)} operator key(s), {scoped} scoped key(s)"
+
+    @property
+    def empty(self) -> bool:
+        """No operator key and no active registry key (a server would accept nothing)."""
+        return not self.operator and (self.load is None or not self.load())
+
+    def _operator(self, ident: str) -> Identity:
+        return Identity(ident, self._operators[ident], (ADMIN,))
+
+    @staticmethod
+    def _allowed(identity: Identity, needed: str) -> Identity:
+        if not allows(identity.scopes, needed):
             raise ForbiddenError(
-                f"API key {stored.key_id} ({stored.name}) has the scope(s) "
-                f"{', '.join(stored.scopes)}, and this needs '{needed}'. Fix: use a key "
+                f"API key {identity.ident} ({identity.name}) has the scope(s) "
+                f"{', '.join(identity.scopes)}, and this needs '{needed}'. Fix: use a key "
                 f"with that scope (headwater keys create --scope {needed})")
-        return f"key {stored.key_id} ({stored.name})"
+        return identity
 
     def _stored(self, ident: str) -> StoredKey | None:
         now = time.monotonic()

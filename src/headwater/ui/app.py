@@ -4,12 +4,14 @@ Routes: ``GET /`` (to the catalog), ``GET /<page>`` for each of :data:`PAGES`,
 ``GET /report?monitor=NAME`` (a monitor's full report), ``GET|POST /login``, ``GET /logout``,
 ``GET /static/ui.css``, the icon (``GET /static/icon.svg``, also as ``/favicon.ico``) and
 ``GET /health``. With auth on
-(the same keys as ``headwater serve``: ``server.api_keys`` and ``HEADWATER_API_KEYS``) a page
-needs a key, sent as the server takes it (``Authorization: Bearer``, ``X-API-Key``) or, from
-a browser, entered once on the login page, which keeps it in an HttpOnly, SameSite=Strict
-cookie; a request without one is sent to the login page (back to the page asked for, query
-included). The cookie never holds the key itself: it holds an HMAC of the key under a secret
-drawn when the app starts (so a restart signs everyone out), and is marked Secure when the
+(the same keys as ``headwater serve``, :mod:`~headwater.serving.auth`: a scoped key with
+``read`` or ``admin``, or an operator key) a page needs a key, sent as the server takes it
+(``Authorization: Bearer``, ``X-API-Key``) or, from a browser, entered once on the login
+page, which keeps a session in an HttpOnly, SameSite=Strict cookie; a request without one
+is sent to the login page (back to the page asked for, query included). The cookie never
+holds the key itself: it holds the key's id and an HMAC of the id and the key's digest
+under a secret drawn when the app starts (so a restart signs everyone out); each request
+looks the id up again, so revoking a key ends its sessions. It is marked Secure when the
 request came over https. Every answer carries a Content-Security-Policy that allows no
 script and no other origin, and pages are not cached. Pages render in a worker thread
 (they read the registry and the offline store); a Headwater error becomes a page that says
@@ -30,11 +32,19 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from headwater.errors import AuthError, HeadwaterError, NotFoundError, StoreUnavailableError
+from headwater.errors import (
+    AuthError,
+    ForbiddenError,
+    HeadwaterError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from headwater.serving.auth import presented_key
+from headwater.serving.keys import READ
 from headwater.ui.html import CSS, ICON, ICON_SVG, STYLESHEET, esc, layout
 
 if TYPE_CHECKING:
-    from headwater.serving.auth import ApiKeys
+    from headwater.serving.keys import KeyRing
     from headwater.store import FeatureStore
 
 Render = Callable[["FeatureStore", Mapping[str, str]], str]
@@ -59,27 +69,25 @@ SECURITY_HEADERS = {
 }
 
 
-def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
+def create_ui(store: FeatureStore, *, api_keys: KeyRing | None) -> FastAPI:
     """The dashboard over ``store``; ``api_keys`` None turns auth off."""
     app = FastAPI(title="Headwater dashboard", docs_url=None, redoc_url=None,
                   openapi_url=None)
     names = {path: title for path, (title, _) in PAGES.items()}
     secret = secrets.token_bytes(32)
-    sessions = [] if api_keys is None else [_session(secret, key) for key in api_keys.keys]
 
     def allowed(request: Request) -> bool:
         if api_keys is None:
             return True
         try:  # a key sent as the server takes it
-            api_keys.check(request.scope["headers"])
+            api_keys.check(presented_key(request.scope["headers"]), READ)
             return True
         except AuthError:
             pass
-        cookie = request.cookies.get(COOKIE, "").encode()
-        accepted = False
-        for session in sessions:  # every one compared: no early exit to time
-            accepted |= hmac.compare_digest(cookie, session)
-        return accepted
+        ident, _, mac = request.cookies.get(COOKIE, "").partition(".")
+        identity = api_keys.lookup(ident, READ) if ident and mac else None
+        return identity is not None and hmac.compare_digest(
+            mac.encode(), _session(secret, identity.ident, identity.digest))
 
     @app.middleware("http")
     async def secure(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -126,12 +134,14 @@ def create_ui(store: FeatureStore, *, api_keys: ApiKeys | None) -> FastAPI:
         if api_keys is None:
             return RedirectResponse(target, status_code=303)
         try:
-            api_keys.check([(b"x-api-key", key.encode())])
+            identity = api_keys.check(key.encode() or None, READ)
         except AuthError as exc:
-            return _login_page(store.project, target, str(exc), status=401)
+            return _login_page(store.project, target, str(exc),
+                               status=403 if isinstance(exc, ForbiddenError) else 401)
         answer = RedirectResponse(target, status_code=303)
-        answer.set_cookie(COOKIE, _session(secret, key.encode()).decode(), httponly=True,
-                          samesite="strict", secure=request.url.scheme == "https")
+        cookie = f"{identity.ident}.{_session(secret, identity.ident, identity.digest).decode()}"
+        answer.set_cookie(COOKIE, cookie, httponly=True, samesite="strict",
+                          secure=request.url.scheme == "https")
         return answer
 
     @app.get("/logout")
@@ -202,9 +212,11 @@ def _problem(exc: HeadwaterError) -> str:
     return f'<p class="badge bad">{esc(type(exc).__name__)}</p><p>{esc(exc)}</p>'
 
 
-def _session(secret: bytes, key: bytes) -> bytes:
-    """The cookie value of a signed-in key: an HMAC of it, hex (never the key itself)."""
-    return hmac.new(secret, key, hashlib.sha256).hexdigest().encode()
+def _session(secret: bytes, ident: str, key_digest: str) -> bytes:
+    """The signature of a signed-in key's session: an HMAC of its id and digest, hex (the
+    cookie holds the id and this, never the key)."""
+    return hmac.new(secret, f"{ident}\n{key_digest}".encode(), hashlib.sha256).hexdigest(
+    ).encode()
 
 
 def _local(target: str) -> str:
@@ -222,7 +234,8 @@ def _login_page(project: str, target: str, error: str, *, status: int = 200) -> 
     message = f'<p class="badge bad">{esc(error)}</p>' if error else ""
     body = (f"{message}<form method=post action=/login class=search>"
             f'<input type=hidden name=next value="{esc(_local(target))}">'
-            "<p>Enter an API key of this server (server.api_keys in headwater.yaml, or "
+            "<p>Enter an API key of this server with the read scope ('headwater keys create "
+            "NAME --scope read'), or an operator key (server.api_keys in headwater.yaml, or "
             "HEADWATER_API_KEYS).</p><input type=password name=key autofocus> "
             "<button type=submit>Sign in</button></form>")
     return HTMLResponse(layout("Sign in", body, pages={}, current="", project=project),
