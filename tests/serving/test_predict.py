@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from headwater.inference.log import PredictionLog
-from headwater.serving.keys import KeyRing
 from headwater.serving.http import create_app
+from headwater.serving.keys import KeyRing
 from headwater.testing.models import FEATURE_NAMES, applied_store
 from tests.conftest import PrivateRedis
 from tests.inference.conftest import Trained, recent_churn_repo, train_recent
