@@ -127,8 +127,22 @@ def test_a_consumer_catching_up_defers_each_commit_and_settles_it_exactly_once(
                 try:
                     runtime = Consumer(store, feeds, reader, consumer="mine", batch_size=200,
                                        block_ms=200)
-                    pub.publish(payloads(published))  # both consumers wait for it now
-                    mine = runtime.run(idle_exit=3)
+                    results: list[Any] = []
+
+                    def consume_here() -> None:
+                        try:
+                            results.append(runtime.run(idle_exit=3))
+                        except BaseException as exc:  # noqa: BLE001  raised below, here
+                            results.append(exc)
+
+                    running = threading.Thread(target=consume_here)
+                    running.start()  # both consumers wait for the events now
+                    pub.publish(payloads(published))
+                    running.join(timeout=120)
+                    assert not running.is_alive() and results, "the consumer did not finish"
+                    if isinstance(results[0], BaseException):
+                        raise results[0]
+                    mine = results[0]
                 finally:
                     reader.close()
                 assert store.online.pending() == 0
