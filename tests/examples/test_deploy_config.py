@@ -37,6 +37,7 @@ def test_the_sample_configuration_picks_the_production_backends(repo: Path) -> N
     assert settings.registry.schema == "headwater"
     assert settings.online.type == "redis"
     assert settings.online.url == "redis://:redis-secret-2@redis-online.internal:6379/0"
+    assert settings.online.cluster is False
     assert settings.offline.engine == "spark"
     assert settings.offline.master == "spark://spark-master.internal:7077"
     assert settings.offline.spark_conf["spark.sql.shuffle.partitions"] == "64"
@@ -66,7 +67,7 @@ def test_the_guide_names_real_commands_and_options() -> None:
     runner = CliRunner()
     used = set(re.findall(r"headwater ([a-z][a-z-]+)((?: --?[a-z][a-z-]*(?: [^\s`|-][^\s`|]*)?)*)",
                           text))
-    assert {command for command, _ in used} >= {"serve", "stream", "scheduler", "ui",
+    assert {command for command, _ in used} >= {"serve", "stream", "scheduler", "ui", "keys",
                                                 "materialize-incremental", "apply"}
     for command, options in used:
         helped = runner.invoke(cli, [command, "--help"])
