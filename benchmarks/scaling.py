@@ -13,6 +13,7 @@ at random drivers and times. Three engines run the same retrieval, each in a fre
 * **spark**: the same call with ``offline: {engine: spark, master: local[2]}`` and
   :data:`SPARK_CONF` (8 GB driver). Measured only when the installed Headwater accepts
   ``engine: spark`` (checked at run time); otherwise its rows say why they were skipped.
+  Not at tiny (:data:`SPARK_SIZES`): a JVM start per measurement would dominate CI.
 * **baseline**: the hand-written DuckDB ASOF join over the same files with the same memory
   limit, written with ``COPY ... TO 'out.parquet'`` (no entity order, no ties broken: the
   hourly data has no ties, so the values are the same).
@@ -47,6 +48,10 @@ SIZES: dict[str, tuple[int, ...]] = {
     "full": (1_000_000, 10_000_000, 100_000_000),
 }
 ENTITY_ROWS = {"tiny": 10_000, "small": 1_000_000, "full": 1_000_000}
+SPARK_SIZES: dict[str, tuple[int, ...]] = {"tiny": ()}
+"""Where Spark runs at fewer sizes than the others: not at tiny (CI), since every measurement
+starts a JVM and a session (15-20 s on an idle machine, minutes on a loaded one), which would
+dominate the suite; ``--size small`` runs it."""
 ENGINES = ("baseline", "duckdb", "spark")
 DUCKDB_MEMORY = "4GB"
 THREADS = 2
@@ -121,6 +126,12 @@ def run(size: str, repeat: int = 1, workdir: Path | None = None,
                                              skipped=f"spark engine not available: "
                                                      f"{spark_missing}")
                 continue
+            if engine == "spark" and n not in SPARK_SIZES.get(size, (n,)):
+                measured[engine, n] = Result(engine, n, data.entity_rows,
+                                             skipped=f"not run at --size {size}: each Spark "
+                                                     "measurement starts a JVM, which would "
+                                                     "dominate; --size small runs it")
+                continue
             measured[engine, n] = _measure(engine, data, repeat, workdir)
     return [measured[engine, n] for engine in engines for n in SIZES[size]]
 
@@ -136,6 +147,8 @@ def _measure(engine: str, data: DataSet, repeat: int, workdir: Path | None) -> R
     if engine == "spark" and not all("Spark" in r["engine_class"] for r in reports):
         raise RuntimeError(f"engine: spark ran on {reports[0]['engine_class']}, not Spark")
     jvm = [r["jvm_peak_mb"] for r in reports if r.get("jvm_peak_mb")]
+    print(f"  {engine} at {data.feature_rows:,} feature rows: "
+          + ", ".join(f"{r['seconds']:.1f} s" for r in reports), flush=True)
     return Result(
         engine, data.feature_rows, data.entity_rows,
         seconds=statistics.median(r["seconds"] for r in reports),
@@ -194,8 +207,9 @@ def describe(size: str, repeat: int) -> str:
             f"features, Parquet files of <= 5M rows), {ENTITY_ROWS[size]:,} entity rows; "
             f"get_historical_features(...).to_parquet; duckdb: memory_limit {DUCKDB_MEMORY}, "
             f"{THREADS} threads; spark: {SPARK_MASTER}, driver memory "
-            f"{SPARK_CONF['spark.driver.memory']}; median of {repeat} run(s) after a warm-up "
-            f"(one run, no warm-up, from {ONE_RUN_FROM:,} rows), each in a fresh process")
+            f"{SPARK_CONF['spark.driver.memory']}; median of {repeat} run(s)"
+            + (f" after a warm-up (one run, no warm-up, from {ONE_RUN_FROM:,} rows)"
+               if repeat > 1 else ", no warm-up") + ", each in a fresh process")
 
 
 # -- the child process ------------------------------------------------------------------------

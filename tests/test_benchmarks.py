@@ -166,6 +166,9 @@ def test_tiny_scaling_benchmark(tmp_path: Path) -> None:
         if r.engine == "spark" and spark_missing:
             assert r.seconds is None and r.skipped and spark_missing in r.skipped
             continue
+        if r.engine == "spark" and r.feature_rows not in scaling.SPARK_SIZES["tiny"]:
+            assert r.seconds is None and r.skipped and "not run at --size tiny" in r.skipped
+            continue
         assert r.rows == r.entity_rows and r.seconds and r.seconds > 0
         assert r.peak_mb and r.peak_mb > 0
         baseline = next(b for b in results
