@@ -34,7 +34,6 @@ one server; :mod:`~headwater.online.redis_cluster` lays tile records out by view
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -48,37 +47,17 @@ from headwater.config import redact_url
 from headwater.errors import ConfigError, StoreUnavailableError
 from headwater.online import check_write_batch
 from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
-from headwater.online.encoding import ORDER_BYTES
 from headwater.online.record_cache import DEFAULT_MAX_BYTES, RecordCache
 from headwater.online.redis_node import UNAVAILABLE, RedisNode
 from headwater.online.redis_node import pack as _pack
-from headwater.online.redis_update import ENTITY_LAYOUT, OptimisticUpdates, UpdateCall
+from headwater.online.redis_scripts import ENTITY_LAYOUT, cas_script
+from headwater.online.redis_update import OptimisticUpdates, UpdateCall
 
 VERSION_SUFFIX = b"#v"
 """A record's version is in the field of its view's name and this suffix, in the entity's
 hash (a view name never holds ``#``)."""
 
-# KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record. A record
-# of another definition generation loses its version (the field '<view>#v').
-_CAS_SCRIPT = f"""
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-local new = ARGV[2]
-if old then
-  for i = 1, {ORDER_BYTES} do
-    local a, b = string.byte(new, i), string.byte(old, i)
-    if a ~= b then
-      if a == nil or (b ~= nil and a < b) then return 0 end
-      break
-    end
-  end
-end
-if old and string.sub(old, 1, 4) ~= string.sub(new, 1, 4) then
-  redis.call('HDEL', KEYS[1], ARGV[1] .. '#v')
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-""".encode()
-_CAS_SHA = hashlib.sha1(_CAS_SCRIPT).hexdigest().encode()
+_CAS_SCRIPT, _CAS_SHA = cas_script(drop_version=True)
 
 _TIMEOUT_S = 2.0
 _WRITE_PIPELINE = 1_000

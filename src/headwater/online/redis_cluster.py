@@ -27,11 +27,11 @@ to aggregated or back reads right. An ``update`` reads the entity hash's field t
 plain record there that sorts at least as high as the view's is the current one ``modify``
 gets; once the update has stored its record, that plain record is deleted if unchanged.
 
-Routing: slots are computed here (CRC16 of the hash tag, as Redis does), the slot -> node map
-comes from ``CLUSTER SLOTS``, and each node has its own connection pool
-(:mod:`~headwater.online.redis_node`). A batch's commands are grouped per node, sent to every
-node, then all replies read: one round trip per node, the nodes in parallel. A ``MOVED``
-or ``ASK`` reply (resharding, failover: the command was not run) reloads the map and sends
+Routing (:mod:`~headwater.online.redis_routing`): slots are computed here (CRC16 of the hash
+tag, as Redis does), the slot -> node map comes from ``CLUSTER SLOTS``, and each node has its
+own connection pool (:mod:`~headwater.online.redis_node`). A batch's commands are grouped per
+node, sent to every node, then all replies read: one round trip per node, the nodes in
+parallel. A ``MOVED`` or ``ASK`` reply (resharding, failover: the command was not run) reloads the map and sends
 those commands again. A node that cannot be reached gives a StoreUnavailableError naming it
 (never a password); the map is reloaded before the next request, so the store recovers once
 the node, or a replica promoted in its place, answers.
@@ -39,7 +39,6 @@ the node, or a replica promoted in its place, answers.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -48,7 +47,7 @@ from typing import Any
 
 import redis
 from redis.crc import key_slot
-from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
+from redis.exceptions import NoScriptError, ResponseError
 
 from headwater.config import redact_url
 from headwater.errors import ConfigError, StoreUnavailableError
@@ -56,28 +55,12 @@ from headwater.online import check_write_batch
 from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
 from headwater.online.encoding import ORDER_BYTES
 from headwater.online.record_cache import DEFAULT_MAX_BYTES, RecordCache
-from headwater.online.redis_node import UNAVAILABLE, RedisNode, pack
-from headwater.online.redis_update import VIEW_LAYOUT, Commit, OptimisticUpdates, UpdateCall
+from headwater.online.redis_node import RedisNode, pack
+from headwater.online.redis_routing import SlotRouting
+from headwater.online.redis_scripts import VIEW_LAYOUT, cas_script
+from headwater.online.redis_update import Commit, OptimisticUpdates, UpdateCall
 
-SLOTS = 16_384
-
-# KEYS[1]: the entity hash; ARGV[1]: the view (field); ARGV[2]: the new record.
-_CAS_SCRIPT = f"""
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-local new = ARGV[2]
-if old then
-  for i = 1, {ORDER_BYTES} do
-    local a, b = string.byte(new, i), string.byte(old, i)
-    if a ~= b then
-      if a == nil or (b ~= nil and a < b) then return 0 end
-      break
-    end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-""".encode()
-_CAS_SHA = hashlib.sha1(_CAS_SCRIPT).hexdigest().encode()
+_CAS_SCRIPT, _CAS_SHA = cas_script(drop_version=False)
 # Delete a plain record an update merged into its view's records, unless it changed since.
 _DROP_MERGED = b"""
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -89,13 +72,8 @@ return 0
 _TIMEOUT_S = 2.0
 _WRITE_PIPELINE = 1_000
 _SCAN_COUNT = 1_000
-_REDIRECTS = 8
 
-Item = tuple[int, bytes]
-"""A command to send: its key's slot and the packed command."""
-
-
-class RedisClusterOnlineStore(OptimisticUpdates):
+class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
     """Online records in a Redis Cluster, namespaced by project; safe to share across
     threads. ``url`` is any node of the cluster (the seed)."""
 
@@ -327,130 +305,6 @@ class RedisClusterOnlineStore(OptimisticUpdates):
                 items.append((key_slot(name), pack((b"EVAL", _DROP_MERGED, 1, name,
                                                     update.field, current))))
         self._many(items, update.action)
-
-    # -- routing ---------------------------------------------------------------------------
-
-    def _node(self, host: str, port: int) -> RedisNode:
-        node = self._nodes.get((host, port))
-        if node is None:
-            pool = redis.ConnectionPool(connection_class=self._connection_class,
-                                        **{**self._kwargs, "host": host, "port": port})
-            node = self._nodes.setdefault((host, port), RedisNode(pool, f"{host}:{port}"))
-        return node
-
-    def _slot_map(self) -> list[RedisNode | None]:
-        """The slot -> master map, loaded again (``CLUSTER SLOTS``) when marked stale."""
-        if not self._stale and self._slots:
-            return self._slots
-        with self._map_lock:
-            if not self._stale and self._slots:
-                return self._slots
-            candidates = [self._node(*self._seed), *self._nodes.values()]
-            errors = []
-            for node in dict.fromkeys(candidates):
-                try:
-                    (reply,) = node.round_trip([pack((b"CLUSTER", b"SLOTS"))])
-                except UNAVAILABLE as exc:
-                    errors.append(f"{node.name}: {exc}")
-                    continue
-                if isinstance(reply, ResponseError):
-                    errors.append(f"{node.name}: {reply}")
-                    continue
-                slots: list[RedisNode | None] = [None] * SLOTS
-                for start, end, master, *_ in reply:
-                    host = master[0].decode() if master[0] else node.name.rsplit(":", 1)[0]
-                    owner = self._node(host, int(master[1]))
-                    slots[int(start):int(end) + 1] = [owner] * (int(end) - int(start) + 1)
-                self._slots = slots
-                self._stale = False
-                return slots
-            raise StoreUnavailableError(
-                f"cannot load the slot map of the Redis Cluster online store at "
-                f"{self._safe_url}: no node answered CLUSTER SLOTS ({'; '.join(errors)}). "
-                "Fix: start the cluster's nodes or make them reachable from here, or set "
-                "'online: url:' in headwater.yaml to a node of the cluster")
-
-    def _owner(self, slot: int) -> RedisNode:
-        node = self._slot_map()[slot]
-        if node is None:
-            raise StoreUnavailableError(
-                f"slot {slot} of the Redis Cluster at {self._safe_url} has no node. Fix: "
-                "assign every slot (redis-cli --cluster fix <host:port>) and check "
-                "'redis-cli -c -h <host> -p <port> cluster info' says cluster_state:ok")
-        return node
-
-    def _masters(self) -> list[RedisNode]:
-        return list(dict.fromkeys(node for node in self._slot_map() if node is not None))
-
-    def _many(self, items: list[Item], action: str,
-              *, error_replies: bool = False) -> list[Any]:
-        """Send each command to the node of its slot (per node one write, all nodes before
-        any reply is read) and return the replies in order. ``MOVED``/``ASK`` replies are
-        followed; other error replies raise StoreUnavailableError, or with
-        ``error_replies`` come back as ResponseError values."""
-        replies: list[Any] = [None] * len(items)
-        todo = list(range(len(items)))
-        asking: dict[int, RedisNode] = {}
-        for _ in range(_REDIRECTS):
-            if not todo:
-                break
-            groups: dict[RedisNode, list[int]] = {}
-            for i in todo:
-                node = asking.get(i) or self._owner(items[i][0])
-                groups.setdefault(node, []).append(i)
-            sent: list[tuple[RedisNode, list[int], Any, int]] = []
-            failed: tuple[RedisNode, BaseException] | None = None
-            for node, indexes in groups.items():
-                commands = []
-                for i in indexes:
-                    if i in asking:
-                        commands.append(pack((b"ASKING",)))
-                    commands.append(items[i][1])
-                try:
-                    sent.append((node, indexes, node.send(commands), len(commands)))
-                except UNAVAILABLE as exc:
-                    failed = failed or (node, exc)
-            todo, retry_ask = [], {}
-            for node, indexes, conn, count in sent:
-                if failed is not None:
-                    node.drop(conn)  # its replies are not read: never reuse it
-                    continue
-                try:
-                    got = node.receive(conn, count)
-                except UNAVAILABLE as exc:
-                    failed = (node, exc)
-                    continue
-                position = 0
-                for i in indexes:
-                    if i in asking:
-                        position += 1  # the ASKING reply
-                    reply = got[position]
-                    position += 1
-                    if isinstance(reply, AskError):  # MOVED is an AskError too
-                        todo.append(i)
-                        self._stale = True
-                        if not isinstance(reply, MovedError):
-                            retry_ask[i] = self._node(str(reply.host), int(reply.port))
-                    elif isinstance(reply, TryAgainError):
-                        todo.append(i)
-                    else:
-                        replies[i] = reply
-            if failed is not None:
-                self._stale = True
-                raise self._unavailable(action, failed[1], failed[0])
-            asking = retry_ask
-            if todo and not asking:
-                time.sleep(0.01)  # a slot in migration: let it settle
-        if todo:
-            raise StoreUnavailableError(
-                f"cannot {action} the Redis Cluster online store at {self._safe_url}: its "
-                f"slots kept moving during {_REDIRECTS} attempts. Fix: retry once the "
-                "resharding or failover is over")
-        if not error_replies:
-            for reply in replies:
-                if isinstance(reply, ResponseError):
-                    raise self._refused(action, reply)
-        return replies
 
     def _unavailable(self, action: str, exc: BaseException,
                      node: RedisNode | None = None) -> StoreUnavailableError:
