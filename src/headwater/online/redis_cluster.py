@@ -31,10 +31,10 @@ Routing (:mod:`~headwater.online.redis_routing`): slots are computed here (CRC16
 tag, as Redis does), the slot -> node map comes from ``CLUSTER SLOTS``, and each node has its
 own connection pool (:mod:`~headwater.online.redis_node`). A batch's commands are grouped per
 node, sent to every node, then all replies read: one round trip per node, the nodes in
-parallel. A ``MOVED`` or ``ASK`` reply (resharding, failover: the command was not run) reloads the map and sends
-those commands again. A node that cannot be reached gives a StoreUnavailableError naming it
-(never a password); the map is reloaded before the next request, so the store recovers once
-the node, or a replica promoted in its place, answers.
+parallel. A ``MOVED`` or ``ASK`` reply (resharding, failover: the command was not run)
+reloads the map and sends those commands again. A node that cannot be reached gives a
+StoreUnavailableError naming it (never a password); the map is reloaded before the next
+request, so the store recovers once the node, or a replica promoted in its place, answers.
 """
 
 from __future__ import annotations
