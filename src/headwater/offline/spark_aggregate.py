@@ -39,56 +39,64 @@ from headwater.types import Bool, DType, Float32, Float64, to_micros
 
 _PROBE = "__hw_tp"
 _EVENT = "__hw_te"
+_LAST = "__hw_lk"
 
 
-def _floor(expr: Any, granularity: int) -> Any:
-    """``floor_h(expr)`` for a long expression, rounding down below zero too."""
-    from pyspark.sql import functions as F
-
-    return expr - F.pmod(expr, F.lit(granularity))
+def _name(name: str) -> str:
+    """A column name as a Spark SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
 
 
-def _value(name: str, dtype: DType) -> Any:
+def _floor(expr: str, granularity: int) -> str:
+    """``floor_h(expr)`` for a BIGINT SQL expression, rounding down below zero too."""
+    return f"(({expr}) - pmod({expr}, {granularity}))"
+
+
+def _tail(window: int, granularity: int, probe: str = _PROBE) -> str:
+    """The window tail ``floor_h(t - W)`` of a probe time (microseconds) ``probe``."""
+    return _floor(f"{probe} - {window}", granularity)
+
+
+def _value(name: str, dtype: DType) -> str:
     """An aggregated column, NaN read as null."""
-    from pyspark.sql import functions as F
-
-    value = col(name)
     if dtype in (Float32, Float64):
-        value = value.cast("double")
-        return F.when(~F.isnan(value), value)
-    return value
+        value = f"CAST({_name(name)} AS DOUBLE)"
+        return f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"
+    return _name(name)
 
 
-def _function(agg: Aggregation, value: Any, dtype: DType, within: Any, last_key: Any) -> Any:
-    """The aggregate of one aggregation over the joined events, ``within`` its window."""
-    from pyspark.sql import functions as F
-
-    v = F.when(within, value)
-    number = v.cast("long") if dtype == Bool else v
+def _function(agg: Aggregation, value: str, dtype: DType, within: str) -> str:
+    """The aggregate (Spark SQL) of one aggregation over the joined events, ``within`` its
+    window. Written as SQL text: one expression costs one call into the JVM, where the
+    Python column API costs one per operator."""
+    v = f"(CASE WHEN {within} THEN {value} END)"
+    number = f"CAST({v} AS BIGINT)" if dtype == Bool else v
+    wide = f"CAST({number} AS DECIMAL(38, 0))"
+    floating = dtype in (Float32, Float64)
     function = agg.function
     if function == "count":
-        return F.count(v)
+        return f"count({v})"
     if function == "count_distinct":
-        return F.count_distinct(v)
+        # a set per group, not COUNT(DISTINCT): Spark plans several distinct aggregates
+        # by copying every row once per aggregate. -0.0 is 0.0, as DuckDB counts it
+        distinct = f"(CASE WHEN {v} = 0 THEN CAST(0 AS DOUBLE) ELSE {v} END)" if floating else v
+        return f"size(collect_set({distinct}))"
     if function == "last":
-        return F.max_by(v, F.when(v.isNotNull(), last_key))
+        return f"max_by({v}, CASE WHEN {v} IS NOT NULL THEN {_LAST} END)"
     if function == "sum":
-        if dtype in (Float32, Float64):
-            return F.coalesce(F.sum(number), F.lit(0.0))
-        return F.coalesce(F.sum(number.cast("decimal(38,0)")), F.lit(0).cast("decimal(38,0)"))
+        if floating:
+            return f"coalesce(sum({number}), CAST(0 AS DOUBLE))"
+        return f"coalesce(sum({wide}), CAST(0 AS DECIMAL(38, 0)))"
     if function == "mean":
-        if dtype in (Float32, Float64):
-            return F.avg(number)
-        return (F.sum(number.cast("decimal(38,0)")).cast("double") / F.count(number))
-    if function == "min":
-        return F.min(number)
-    if function == "max":
-        return F.max(number)
-    if function == "stddev":
-        return F.stddev_samp(number.cast("double"))
-    if function == "variance":
-        return F.var_samp(number.cast("double"))
-    raise ValueError(f"unknown aggregation function {function!r}")  # definitions refuse it
+        if floating:
+            return f"avg({number})"
+        return f"CAST(sum({wide}) AS DOUBLE) / count({number})"
+    sql = {"min": "min", "max": "max", "stddev": "stddev_samp", "variance": "var_samp"}.get(
+        function)
+    if sql is None:
+        raise ValueError(f"unknown aggregation function {function!r}")  # definitions refuse it
+    return f"{sql}(CAST({number} AS DOUBLE))" if function in ("stddev", "variance") else (
+        f"{sql}({number})")
 
 
 def aggregate_view(entity: Any, rows: Any, view: FeatureView, features: Sequence[Field],
@@ -109,7 +117,7 @@ def aggregate_view(entity: Any, rows: Any, view: FeatureView, features: Sequence
     probes = probes.where(col(_PROBE).isNotNull()).distinct()
     earliest, latest = entity_range
     events = rows.select(*casts, F.unix_micros(col(TS)).alias(_EVENT),
-                         order_struct().alias("__hw_lk"),
+                         order_struct().alias(_LAST),
                          *(col(value_column(j)) for j in range(len(fields))))
     if earliest is None or latest is None:
         events = events.where(F.lit(False))
@@ -121,23 +129,24 @@ def aggregate_view(entity: Any, rows: Any, view: FeatureView, features: Sequence
                               (col(_EVENT) < F.lit(to_micros(latest))))
     for k in keys:
         events = events.where(col(k).isNotNull())
-    tails = {(a.window_us, a.granularity_us):
-             _floor(col(_PROBE) - F.lit(a.window_us), a.granularity_us) for a in aggregations}
-    earliest_tail = F.least(*tails.values()) if len(tails) > 1 else next(iter(tails.values()))
-    on = _all([_at("p", k) == _at("e", k) for k in keys] + [
-        _at("e", _EVENT) >= earliest_tail.cast("long"), _at("e", _EVENT) < _at("p", _PROBE)])
+    tails = {(a.window_us, a.granularity_us): _tail(a.window_us, a.granularity_us)
+             for a in aggregations}
+    probe_tails = [_tail(w, h, f"p.{_PROBE}") for w, h in tails]
+    earliest_tail = f"least({', '.join(probe_tails)})" if len(tails) > 1 else probe_tails[0]
+    keys_equal = " AND ".join(f"p.{_name(k)} = e.{_name(k)}" for k in keys)
+    on = F.expr(f"{keys_equal} AND e.{_EVENT} >= {earliest_tail} AND e.{_EVENT} < p.{_PROBE}")
     joined = probes.alias("p").join(events.alias("e"), on=on, how="left").select(
         *(_at("p", k).alias(k) for k in keys), _at("p", _PROBE).alias(_PROBE),
-        _at("e", _EVENT).alias(_EVENT), _at("e", "__hw_lk").alias("__hw_lk"),
+        _at("e", _EVENT).alias(_EVENT), _at("e", _LAST).alias(_LAST),
         *(_at("e", value_column(j)).alias(value_column(j)) for j in range(len(fields))))
     names = [f.name for f in fields]
     outputs = []
     for j, agg in enumerate(aggregations):
         position = names.index(agg.column)
         dtype = fields[position].dtype
-        within = col(_EVENT) >= tails[(agg.window_us, agg.granularity_us)]
-        outputs.append(_function(agg, _value(value_column(position), dtype), dtype, within,
-                                 col("__hw_lk")).alias(feature_column(index, j)))
+        within = f"{_EVENT} >= {tails[(agg.window_us, agg.granularity_us)]}"
+        sql = _function(agg, _value(value_column(position), dtype), dtype, within)
+        outputs.append(F.expr(sql).alias(feature_column(index, j)))
     values = joined.groupBy(*(col(k) for k in keys), col(_PROBE)).agg(*outputs)
     targets = entity.select(col(ROW), *casts, F.unix_micros(col(TIME)).alias(_PROBE))
     on = _all([_at("t", k) == _at("v", k) for k in keys] + [_at("t", _PROBE) == _at("v", _PROBE)])
@@ -155,6 +164,7 @@ def _at(alias: str, name: str) -> Any:
 
 
 def _all(conditions: list[Any]) -> Any:
+    """The conjunction of Spark column conditions."""
     combined = conditions[0]
     for more in conditions[1:]:
         combined = combined & more
