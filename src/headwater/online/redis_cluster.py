@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import threading
 import time
+from binascii import crc_hqx
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -56,7 +57,7 @@ from headwater.online.base import MARKER_RETENTION, Modify, ViewKeys
 from headwater.online.encoding import ORDER_BYTES
 from headwater.online.record_cache import DEFAULT_MAX_BYTES, RecordCache
 from headwater.online.redis_node import RedisNode, pack
-from headwater.online.redis_routing import SlotRouting
+from headwater.online.redis_routing import SLOTS, SlotRouting
 from headwater.online.redis_scripts import VIEW_LAYOUT, cas_script
 from headwater.online.redis_update import Commit, OptimisticUpdates, UpdateCall
 
@@ -73,6 +74,14 @@ _TIMEOUT_S = 2.0
 _WRITE_PIPELINE = 1_000
 _SCAN_COUNT = 1_000
 
+def _higher(plain: bytes | None, tile: bytes | None) -> bytes | None:
+    """Of an entity's plain record and tile record of a view, the one that sorts higher (the
+    tile record on a tie), None when neither is stored."""
+    if plain is None or (tile is not None and tile[:ORDER_BYTES] >= plain[:ORDER_BYTES]):
+        return tile
+    return plain
+
+
 class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
     """Online records in a Redis Cluster, namespaced by project; safe to share across
     threads. ``url`` is any node of the cluster (the seed)."""
@@ -87,6 +96,7 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
         self._safe_url = redact_url(url)
         base = b"hw:" + project.encode() + b":"
         self._prefix = base + b"{"
+        self._braced_project = b"{" in base or b"}" in base
         self._base = base
         self._retention_us = marker_retention // timedelta(microseconds=1)
         try:
@@ -118,6 +128,16 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
     def _entity(self, key: bytes) -> bytes:
         return self._prefix + key + b"}"
 
+    def _entity_slot(self, key: bytes) -> int:
+        """The slot of an entity's hash: CRC16 of its hash tag, the key up to its first
+        ``}`` (as ``key_slot`` of the full name, without building the name)."""
+        if self._braced_project:
+            return int(key_slot(self._entity(key)))
+        end = key.find(b"}")
+        if end == 0:  # an empty tag: the whole name is hashed
+            return int(key_slot(self._entity(key)))
+        return crc_hqx(key if end < 0 else key[:end], 0) % SLOTS
+
     def _view_key(self, view: str, suffix: bytes) -> bytes:
         return self._prefix + b"v:" + view.encode() + b"}:" + suffix
 
@@ -136,9 +156,8 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
             items = []
             for key, record in zip(keys[start:start + _WRITE_PIPELINE],
                                    records[start:start + _WRITE_PIPELINE], strict=True):
-                name = self._entity(key)
-                items.append((key_slot(name),
-                              pack((b"EVALSHA", _CAS_SHA, 1, name, field, record))))
+                items.append((self._entity_slot(key), pack(
+                    (b"EVALSHA", _CAS_SHA, 1, self._prefix + key + b"}", field, record))))
             replies = self._many(items, action, error_replies=True)
             missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
             if missing:
@@ -159,6 +178,18 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
         ``HMGET`` per distinct entity (its plain views) and one per view (its records
         hash), grouped per node, all nodes at once; of the two records of a (view, entity)
         the one that sorts higher."""
+        if len(requests) == 1:  # one view: no grouping of fields per entity
+            (request,) = requests
+            if not request.keys:
+                return [[]]
+            field, prefix, slot_of = request.view.encode(), self._prefix, self._entity_slot
+            items = [(slot_of(key), pack((b"HMGET", prefix + key + b"}", field)))
+                     for key in request.keys]
+            records = self._view_key(request.view, b"r")
+            items.append((key_slot(records), pack((b"HMGET", records, *request.keys))))
+            replies = self._many(items, "read")
+            return [[_higher(plain[0], tile) for plain, tile in zip(
+                replies[:-1], replies[-1], strict=True)]]
         fields_of: dict[bytes, dict[bytes, int]] = {}
         keys_of: dict[str, dict[bytes, int]] = {}
         for request in requests:
@@ -174,8 +205,8 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
                     keyed[key] = len(keyed)
         items = []
         for key, fields in fields_of.items():
-            name = self._entity(key)
-            items.append((key_slot(name), pack((b"HMGET", name, *fields))))
+            items.append((self._entity_slot(key),
+                          pack((b"HMGET", self._prefix + key + b"}", *fields))))
         views = [view for view, keyed in keys_of.items() if keyed]
         for view in views:
             name = self._view_key(view, b"r")
@@ -190,12 +221,8 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
             keyed = keys_of[request.view]
             row: list[bytes | None] = []
             for key in request.keys:
-                first = plain[key][fields_of[key][field]]
-                second = tiles[keyed[key]] if tiles is not None else None
-                if first is None or (second is not None
-                                     and second[:ORDER_BYTES] >= first[:ORDER_BYTES]):
-                    first = second
-                row.append(first)
+                row.append(_higher(plain[key][fields_of[key][field]],
+                                   tiles[keyed[key]] if tiles is not None else None))
             out.append(row)
         return out
 
@@ -283,8 +310,8 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
                     ) -> tuple[list[Any], list[bytes | None] | None]:
         slot = key_slot(update.marks_key)
         items = [(slot, command) for command in commands]
-        names = [self._entity(key) for key in update.keys]
-        items += [(key_slot(name), pack((b"HGET", name, update.field))) for name in names]
+        items += [(self._entity_slot(key), pack((b"HGET", self._entity(key), update.field)))
+                  for key in update.keys]
         replies = self._many(items, update.action)
         return replies[:len(commands)], replies[len(commands):]
 
@@ -302,7 +329,7 @@ class RedisClusterOnlineStore(SlotRouting, OptimisticUpdates):
                                                  commit.new, strict=True):
             if record and current is not None and current is not stored:
                 name = self._entity(key)
-                items.append((key_slot(name), pack((b"EVAL", _DROP_MERGED, 1, name,
+                items.append((self._entity_slot(key), pack((b"EVAL", _DROP_MERGED, 1, name,
                                                     update.field, current))))
         self._many(items, update.action)
 

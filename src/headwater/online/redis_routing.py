@@ -117,17 +117,27 @@ class SlotRouting:
             if not todo:
                 break
             groups: dict[RedisNode, list[int]] = {}
+            slots = self._slot_map()
             for i in todo:
-                node = asking.get(i) or self._owner(items[i][0])
-                groups.setdefault(node, []).append(i)
+                node = (asking.get(i) if asking else None) or slots[items[i][0]]
+                if node is None:
+                    node = self._owner(items[i][0])  # raises: a slot without a node
+                indexes = groups.get(node)
+                if indexes is None:
+                    groups[node] = [i]
+                else:
+                    indexes.append(i)
             sent: list[tuple[RedisNode, list[int], Any, int]] = []
             failed: tuple[RedisNode, BaseException] | None = None
             for node, indexes in groups.items():
-                commands = []
-                for i in indexes:
-                    if i in asking:
-                        commands.append(pack((b"ASKING",)))
-                    commands.append(items[i][1])
+                if asking:
+                    commands = []
+                    for i in indexes:
+                        if i in asking:
+                            commands.append(pack((b"ASKING",)))
+                        commands.append(items[i][1])
+                else:
+                    commands = [items[i][1] for i in indexes]
                 try:
                     sent.append((node, indexes, node.send(commands), len(commands)))
                 except UNAVAILABLE as exc:
@@ -142,13 +152,17 @@ class SlotRouting:
                 except UNAVAILABLE as exc:
                     failed = (node, exc)
                     continue
-                position = 0
-                for i in indexes:
-                    if i in asking:
-                        position += 1  # the ASKING reply
-                    reply = got[position]
-                    position += 1
-                    if isinstance(reply, AskError):  # MOVED is an AskError too
+                if asking:  # drop the replies to ASKING
+                    kept, position = [], 0
+                    for i in indexes:
+                        position += i in asking
+                        kept.append(got[position])
+                        position += 1
+                    got = kept
+                for i, reply in zip(indexes, got, strict=True):
+                    if not isinstance(reply, ResponseError):
+                        replies[i] = reply
+                    elif isinstance(reply, AskError):  # MOVED is an AskError too
                         todo.append(i)
                         self._stale = True
                         if not isinstance(reply, MovedError):
