@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmarks import online, scaling_data
@@ -178,11 +179,17 @@ def test_tiny_scaling_benchmark(tmp_path: Path) -> None:
     text = scaling.table(results)
     _table_shape("\n".join(line for line in text.splitlines()
                            if not line.startswith("note:")), len(results),
-                 ("engine", "feature rows", "entity rows", "seconds", "feature rows/s",
+                 ("engine", "feature rows", "entity rows", "seconds", "CPU s", "feature rows/s",
                   "peak MB", "JVM peak MB", "growth vs 10k", "same as baseline"))
     assert "NO" not in text.split()
-    # the data is cached for the next run, one folder per size; the work folder is clean
+    assert all(r.cpu_s is not None and r.cpu_s > 0 for r in results if r.seconds)
+    # the data is cached for the next run, one folder per size, next to a log of every
+    # measurement; the work folder is clean
     assert sorted(p.name for p in data.iterdir()) == sorted(
-        f"n={n},e={scaling.ENTITY_ROWS['tiny']},v{scaling_data.VERSION}" for n in sizes)
+        [f"n={n},e={scaling.ENTITY_ROWS['tiny']},v{scaling_data.VERSION}" for n in sizes]
+        + ["runs.jsonl"])
+    logged = [json.loads(line) for line in (data / "runs.jsonl").read_text().splitlines()]
+    assert sorted((e["engine"], e["rows"]) for e in logged) == sorted(
+        (r.engine, r.rows) for r in results if r.seconds)
     assert all(len(scaling_data.dataset(n, 10_000, data).files) == 4 for n in sizes)
     assert list(work.iterdir()) == []
