@@ -53,6 +53,43 @@ def descendants_peak_mb(name: str | None = None) -> float | None:
     """The summed peak resident memory (``VmHWM``) in MB of this process's living
     descendants, only those whose command name is ``name`` when given (``"java"``: the JVM
     PySpark starts); None when there is none. Read it before the children exit."""
+    total, seen = 0.0, False
+    for pid in _descendants():
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            if name is not None and comm != name:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+                    seen = True
+        except OSError:
+            continue
+    return total if seen else None
+
+
+def cpu_s(name: str | None = None) -> float:
+    """CPU seconds (user + system) used so far by this process and its living descendants,
+    only descendants whose command name is ``name`` when given (``"java"``). On a loaded
+    machine this grows far less than wall time, so it is the better basis for sizing."""
+    import os
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in _descendants():
+        try:
+            if name is not None and Path(f"/proc/{pid}/comm").read_text().strip() != name:
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _descendants() -> set[int]:
+    """The ids of this process's living descendants."""
     import os
 
     parents: dict[int, int] = {}
@@ -69,16 +106,4 @@ def descendants_peak_mb(name: str | None = None) -> float | None:
         found = {pid for pid, ppid in parents.items() if ppid in family} - family
         family |= found
         grew = bool(found)
-    total, seen = 0.0, False
-    for pid in family - {os.getpid()}:
-        try:
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            if name is not None and comm != name:
-                continue
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
-                    seen = True
-        except OSError:
-            continue
-    return total if seen else None
+    return family - {os.getpid()}

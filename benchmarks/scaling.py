@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import child_report, descendants_peak_mb, peak_mb, text_table
+from benchmarks.measure import child_report, cpu_s, descendants_peak_mb, peak_mb, text_table
 from benchmarks.scaling_data import FEATURES, DataSet, dataset
 
 SIZES: dict[str, tuple[int, ...]] = {
@@ -73,6 +73,7 @@ class Result:
     feature_rows: int
     entity_rows: int
     seconds: float | None = None
+    cpu_s: float | None = None
     rows: int | None = None
     peak_mb: float | None = None
     jvm_peak_mb: float | None = None
@@ -152,6 +153,7 @@ def _measure(engine: str, data: DataSet, repeat: int, workdir: Path | None) -> R
     return Result(
         engine, data.feature_rows, data.entity_rows,
         seconds=statistics.median(r["seconds"] for r in reports),
+        cpu_s=statistics.median(r["cpu_s"] for r in reports),
         rows=int(reports[0]["rows"]),
         peak_mb=max(r["peak_mb"] for r in reports),
         jvm_peak_mb=max(jvm) if jvm else None,
@@ -171,7 +173,7 @@ def table(results: list[Result]) -> str:
     for r in results:
         if r.seconds is None:
             lines.append([r.engine, f"{r.feature_rows:,}", f"{r.entity_rows:,}",
-                          "skipped", "", "", "", "", ""])
+                          "skipped", "", "", "", "", "", ""])
             notes.append(f"{r.engine} at {r.feature_rows:,}: {r.skipped}")
             continue
         base = first.get(r.engine)
@@ -179,6 +181,7 @@ def table(results: list[Result]) -> str:
         same = baseline.get(r.feature_rows)
         lines.append([
             r.engine, f"{r.feature_rows:,}", f"{r.entity_rows:,}", f"{r.seconds:.2f}",
+            "" if r.cpu_s is None else f"{r.cpu_s:.1f}",
             f"{r.rows_per_s:,.0f}", f"{r.peak_mb:,.0f}" if r.peak_mb else "",
             f"{r.jvm_peak_mb:,.0f}" if r.jvm_peak_mb else "", growth,
             "" if same is None else ("yes" if same == r.checksum else "NO"),
@@ -188,7 +191,7 @@ def table(results: list[Result]) -> str:
                          f"took {r.startup_s:.1f} s before the clock started")
         if r.rows != r.entity_rows:
             notes.append(f"{r.engine} at {r.feature_rows:,} returned {r.rows:,} rows")
-    header = ("engine", "feature rows", "entity rows", "seconds", "feature rows/s",
+    header = ("engine", "feature rows", "entity rows", "seconds", "CPU s", "feature rows/s",
               "peak MB", "JVM peak MB", f"growth vs {_short(smallest)}", "same as baseline")
     return "\n".join([text_table(header, lines), *(f"note: {n}" for n in notes)])
 
@@ -254,11 +257,14 @@ def run_headwater(engine: str, data: Path, work: Path) -> dict[str, Any]:
             store.get_historical_features(entity.slice(0, 1), refs).to_parquet(out)
             startup = time.perf_counter() - started
             engine_class = type(store.offline).__name__
+            cpu = cpu_s("java")
             started = time.perf_counter()
             rows = store.get_historical_features(entity, refs).to_parquet(out)
             seconds = time.perf_counter() - started
+            cpu = cpu_s("java") - cpu
             jvm = descendants_peak_mb("java")
-        return {"seconds": seconds, "rows": rows, "peak_mb": peak_mb(), "jvm_peak_mb": jvm,
+        return {"seconds": seconds, "cpu_s": cpu, "rows": rows, "peak_mb": peak_mb(),
+                "jvm_peak_mb": jvm,
                 "startup_s": startup, "engine_class": engine_class,
                 "checksum": _checksum(out)}
     finally:
@@ -279,26 +285,38 @@ def run_baseline(data: Path, work: Path) -> dict[str, Any]:
         features = ", ".join(f"f.{f}" for f in FEATURES)
         glob = str(data / "features" / "*.parquet")
         target = out / "out.parquet"
+        cpu = cpu_s()
         started = time.perf_counter()
         con.execute(f"COPY (SELECT e.*, {features} FROM entity e "
                     f"ASOF LEFT JOIN read_parquet('{glob}') f "
                     "ON e.driver_id = f.driver_id AND e.event_timestamp >= f.event_timestamp"
                     f") TO '{target}' (FORMAT parquet)")
         seconds = time.perf_counter() - started
+        cpu = cpu_s() - cpu
         con.close()
         rows = pq.read_metadata(target).num_rows
-        return {"seconds": seconds, "rows": rows, "peak_mb": peak_mb(), "jvm_peak_mb": None,
-                "startup_s": 0.0, "engine_class": "duckdb", "checksum": _checksum(target)}
+        return {"seconds": seconds, "cpu_s": cpu, "rows": rows, "peak_mb": peak_mb(),
+                "jvm_peak_mb": None, "startup_s": 0.0, "engine_class": "duckdb",
+                "checksum": _checksum(target)}
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
 def main(argv: list[str]) -> None:
-    """Child process: ``ENGINE DATA WORKDIR`` -> one JSON line with the measurement."""
+    """Child process: ``ENGINE DATA WORKDIR`` -> one JSON line with the measurement, also
+    appended to ``runs.jsonl`` next to the data sets (a history of every measurement)."""
+    import os
+    from datetime import UTC, datetime
+
     engine, data, work = argv[0], Path(argv[1]), Path(argv[2])
+    load = os.getloadavg()
     report = run_baseline(data, work) if engine == "baseline" else \
         run_headwater(engine, data, work)
     print(json.dumps(report))
+    entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "engine": engine,
+             "data": data.name, "load_before": load, "load_after": os.getloadavg(), **report}
+    with open(data.parent / "runs.jsonl", "a") as log:
+        log.write(json.dumps(entry) + "\n")
 
 
 if __name__ == "__main__":
