@@ -36,9 +36,11 @@ def worker_pids(parent: int) -> list[int]:
     return sorted(found)
 
 
-def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    """Poll /health until it answers 200; fail if the server exits or the deadline passes."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path,
+                 timeout: float = START_TIMEOUT_S) -> None:
+    """Poll /health until it answers 200; fail if the server exits or ``timeout`` seconds
+    pass."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", headers={"X-API-Key": KEY}).status_code == 200:
@@ -50,7 +52,7 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
         except subprocess.TimeoutExpired:
             continue
         pytest.fail(f"headwater serve exited with {process.returncode}:\n{log.read_text()}")
-    pytest.fail(f"headwater serve was not healthy within {START_TIMEOUT_S} s:\n"
+    pytest.fail(f"headwater serve was not healthy within {timeout} s:\n"
                 f"{log.read_text()}")
 
 

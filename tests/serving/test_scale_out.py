@@ -31,12 +31,15 @@ from headwater.serving.metrics import ServerMetrics, SharedMetrics
 from headwater.testing.models import FEATURE_NAMES, applied_store
 from headwater.testing.processes import free_port, stop_process
 from tests.cli.test_cli_subprocess import headwater_script
-from tests.cli.test_serve import KEY, START_TIMEOUT_S, running, wait_healthy, worker_pids
+from tests.cli.test_serve import KEY, running, wait_healthy, worker_pids
 from tests.inference.conftest import recent_churn_repo
 
 WORKERS = 3
 MAX_CONNECTIONS = 300
 """Connections opened, at most, to find one held by each worker."""
+START_S = 240.0
+"""How long the three workers may take to start (each imports scikit-learn to load the
+model: tens of seconds on a loaded two-core machine)."""
 DEADLINE_S = 20.0
 """How long a change may take to show on every worker (the refreshers poll every 2 s)."""
 POLL_S = 0.1
@@ -118,7 +121,7 @@ def wait_all_started(workers: list[int]) -> Path:
     environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
     folder = Path(next(v for v in environ if v.startswith(b"HEADWATER_SERVE_METRICS_DIR="))
                   .split(b"=", 1)[1].decode())
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + START_S
     while len(list(folder.glob("*.json"))) < len(workers):
         assert time.monotonic() < deadline, f"not every worker started: {workers}"
         time.sleep(POLL_S)
@@ -158,7 +161,7 @@ def server(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Server
             process = subprocess.Popen(
                 [headwater_script(), "serve", "--repo", str(repo), "--port", str(port),
                  "--workers", str(WORKERS)], stdout=out, stderr=subprocess.STDOUT, env=env)
-        wait_healthy(process, f"http://127.0.0.1:{port}", log)
+        wait_healthy(process, f"http://127.0.0.1:{port}", log, START_S)
         workers = worker_pids(process.pid)
         metrics_dir = wait_all_started(workers)
         by_worker = connect_to_workers(port, workers)
