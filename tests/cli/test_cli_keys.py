@@ -35,8 +35,8 @@ def test_create_list_revoke(runner: CliRunner, repo: Path) -> None:
     assert not any(key.rsplit("_", 1)[1] in json.dumps(r) for r in rows)
     with hw.FeatureStore(repo) as store:
         ring = KeyRing([], registry_loader(store), refresh_seconds=0)
-        assert ring.check(key.encode(), "predict").startswith("key ")
-        ident = ring.check(key.encode(), "read").split()[1]
+        assert ring.check(key.encode(), "predict").label.startswith("key ")
+        ident = ring.check(key.encode(), "read").ident
 
     revoked = runner.invoke(cli, ["keys", "revoke", ident, "--repo", str(repo)])
     assert revoked.exit_code == 0 and f"Revoked API key {ident}" in revoked.output

@@ -56,12 +56,12 @@ def test_a_key_ring_over_the_registry_checks_keys_and_scopes(
     sql.add_key("p", admin_key)
     ring = KeyRing([b"operator-key"], lambda: sql.api_keys("p", active_only=True),
                    refresh_seconds=0)
-    assert ring.check(reader.encode(), "read") == f"key {read_only.key_id} (dashboard)"
+    assert ring.check(reader.encode(), "read").label == f"key {read_only.key_id} (dashboard)"
     with pytest.raises(ForbiddenError, match=r"has the scope\(s\) read, and this needs 'push'"):
         ring.check(reader.encode(), "push")
     for scope in ("read", "push", "predict", "admin"):  # admin may do everything
         ring.check(admin.encode(), scope)
-        assert ring.check(b"operator-key", scope) == "operator"
+        assert ring.check(b"operator-key", scope).label == "operator"
     for wrong in (b"", b"nope", reader.encode()[:-1] + b"x", b"hwk_" + b"0" * 12 + b"_x",
                   admin.encode().replace(admin_key.key_id.encode(), read_only.key_id.encode())):
         with pytest.raises(AuthError, match="not valid") as caught:
@@ -104,7 +104,7 @@ def test_a_key_ring_rereads_the_registry_on_its_interval_and_for_unknown_ids(
     with pytest.raises(AuthError):  # unknown, but the registry was read under a second ago
         ring.check(second.encode(), "read")
     ring._loaded_at -= 1.5  # as if 1.5 s passed: an unknown id makes it read again
-    assert ring.check(second.encode(), "read") == f"key {other.key_id} (b)"
+    assert ring.check(second.encode(), "read").label == f"key {other.key_id} (b)"
     assert len(loads) == 2
     with pytest.raises(AuthError):  # that read saw the revocation too
         ring.check(first.encode(), "read")
