@@ -158,7 +158,8 @@ def test_sql_query_frame_sees_registered_views(engine: DuckDBEngine) -> None:
 
 
 def test_bad_sql_query_is_a_data_error(engine: DuckDBEngine) -> None:
-    with pytest.raises(hw.DataError, match=r"entity query: (DuckDB|Spark) cannot run the query.*Fix"):
+    with pytest.raises(hw.DataError,
+                       match=r"entity query: (DuckDB|Spark) cannot run the query.*Fix"):
         engine.get_historical_features("SELECT * FROM nowhere", [request(stats_view())],
                                        tables={"driver_stats": stats_view().source})
 

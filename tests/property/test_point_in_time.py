@@ -166,7 +166,7 @@ def test_join_matches_the_oracle(repo: Path, engine: DuckDBEngine, key_encoding:
                                  drivers: History, routes: History,
                                  rows: Sequence[tuple[tuple[int], tuple[str, int], int | None]],
                                  naive: bool) -> None:
-    check_join(repo, engine, drivers, routes, rows, naive)
+    check_join(repo, engine, drivers, routes, rows=rows, naive=naive)
 
 
 @settings(max_examples=SPARK_EXAMPLES, deadline=None,
@@ -177,10 +177,10 @@ def test_join_matches_the_oracle(repo: Path, engine: DuckDBEngine, key_encoding:
 def test_join_matches_the_oracle_on_spark(
         repo: Path, spark_engine: OfflineEngine, *, drivers: History, routes: History,
         rows: Sequence[tuple[tuple[int], tuple[str, int], int | None]], naive: bool) -> None:
-    check_join(repo, spark_engine, drivers, routes, rows, naive)
+    check_join(repo, spark_engine, drivers, routes, rows=rows, naive=naive)
 
 
-def check_join(repo: Path, engine: OfflineEngine, drivers: History, routes: History,
+def check_join(repo: Path, engine: OfflineEngine, drivers: History, routes: History, *,
                rows: Sequence[tuple[tuple[int], tuple[str, int], int | None]],
                naive: bool) -> None:
     """The join of both views to ``rows`` on ``engine`` is the oracle's, row for row."""

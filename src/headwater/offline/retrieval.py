@@ -44,7 +44,7 @@ class RetrievalJob:
         open_spark = self._open_spark
 
         def spark_reordered() -> Any:
-            frame = open_spark() if open_spark is not None else None
+            frame = self.to_spark()
             names = list(frame.columns)
             return frame.select(*names[:len(names) - len(order)], *order)
 

@@ -247,12 +247,14 @@ class SparkEngine:
             if view.is_aggregated:
                 fields = input_fields(view, requested(view, request.features))
                 source_rows, _ = view_rows(self._sources, view, fields)
-                part = aggregate_view(rows, source_rows, view, request.features, fields,
-                                      keys_as, index, entity_range)
+                part = aggregate_view(rows, source_rows, view=view, features=request.features,
+                                      fields=fields, keys_as=keys_as, index=index,
+                                      entity_range=entity_range)
             else:
                 source_rows, _ = view_rows(self._sources, view, request.features)
-                part = join_view(rows, source_rows, view.join_keys, keys_as,
-                                 len(request.features), index, view.ttl, entity_range)
+                part = join_view(rows, source_rows, keys=view.join_keys, key_types=keys_as,
+                                 width=len(request.features), index=index, ttl=view.ttl,
+                                 entity_range=entity_range)
             result = part if result is None else result.join(part, on=ROW, how="left")
         return rows.select(col(ROW)) if result is None else result
 

@@ -99,7 +99,7 @@ def _function(agg: Aggregation, value: str, dtype: DType, within: str) -> str:
         f"{sql}({number})")
 
 
-def aggregate_view(entity: Any, rows: Any, view: FeatureView, features: Sequence[Field],
+def aggregate_view(entity: Any, rows: Any, *, view: FeatureView, features: Sequence[Field],
                    fields: Sequence[Field], keys_as: Sequence[str], index: int,
                    entity_range: tuple[datetime | None, datetime | None]) -> Any:
     """The aggregation features ``features`` of ``view`` for every entity row: ``__hw_row``

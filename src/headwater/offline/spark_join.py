@@ -39,7 +39,7 @@ def key_type(arrow_class: str | None) -> str:
     return "long" if arrow_class == "integer" else "string"
 
 
-def join_view(entity: Any, rows: Any, keys: Sequence[str], key_types: Sequence[str],
+def join_view(entity: Any, rows: Any, *, keys: Sequence[str], key_types: Sequence[str],
               width: int, index: int, ttl: timedelta | None,
               entity_range: tuple[datetime | None, datetime | None]) -> Any:
     """The point-in-time join of one view (``rows`` from
