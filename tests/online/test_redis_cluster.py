@@ -4,6 +4,7 @@ that stops and comes back, and the headwater.yaml switch."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,6 +197,47 @@ def test_moved_slots_are_followed_by_reads_writes_and_updates(
         store.delete_view(view)
         store.delete_view(tiles)
         store.close()
+
+
+def test_a_slot_in_migration_is_followed_by_asking_the_importing_node(
+        own_cluster: LocalRedisCluster) -> None:
+    project, tiles, scope = f"ask_{uuid.uuid4().hex[:8]}", "tiles", "s"
+    store = RedisClusterOnlineStore(own_cluster.url, project)
+    keys = int_keys(3)
+    records = f"hw:{project}:{{v:{tiles}}}:r".encode()
+    view_slot = key_slot(records)
+    first = [(k, f"a{i}") for i, k in enumerate(keys)]
+    store.update(tiles, keys, append_unmarked(first), scope=scope, ids=[i for _, i in first])
+    target = (own_cluster.node_of_slot(view_slot) + 1) % 3
+    source = own_cluster.start_migration(view_slot, target)
+    finisher = threading.Timer(0.5, own_cluster.finish_migration, (view_slot, target))
+    try:
+        # the records hash alone goes over: the source answers ASK for it, and only the
+        # importing node (asked with ASKING) has it
+        own_cluster._call(source, "MIGRATE", "127.0.0.1", own_cluster.ports[target], "", 0,
+                          5000, "KEYS", records)
+        fresh = RedisClusterOnlineStore(own_cluster.url, project)
+        try:
+            assert [applied_ids(r) for r in fresh.read([ViewKeys(tiles, keys)])[0]] == [
+                ["a0"], ["a1"], ["a2"]]
+        finally:
+            fresh.close()
+        # an update's script spans keys now split over the two nodes (TRYAGAIN): it waits
+        # for the migration to end, then runs once, on the new node
+        finisher.start()
+        second = [*first, *[(k, f"b{i}") for i, k in enumerate(keys)]]  # a redelivery too
+        store.update(tiles, keys, append_unmarked(second), scope=scope,
+                     ids=[i for _, i in second])
+    finally:
+        if finisher.is_alive() or finisher.finished.is_set():
+            finisher.join()
+        if own_cluster.node_of_slot(view_slot) != target:
+            own_cluster.finish_migration(view_slot, target)
+    assert [applied_ids(r) for r in store.read([ViewKeys(tiles, keys)])[0]] == [
+        ["a0", "b0"], ["a1", "b1"], ["a2", "b2"]]
+    assert store.markers_present(scope, ["a0", "b2", "c"]) == {"a0", "b2"}
+    store.delete_view(tiles)
+    store.close()
 
 
 def test_a_node_down_is_named_and_the_store_recovers_when_it_is_back(

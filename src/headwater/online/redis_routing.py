@@ -6,9 +6,11 @@ map comes from ``CLUSTER SLOTS`` of any node that answers (the seed first), and 
 has its own connection pool (:class:`~headwater.online.redis_node.RedisNode`). A batch's
 commands are grouped per node, sent to every node, then all replies read: one round trip per
 node, the nodes in parallel. ``MOVED`` and ``ASK`` replies (the command did not run) mark the
-map stale and send those commands again (after ``ASKING`` for ``ASK``); ``TRYAGAIN`` waits
-a little. A node that cannot be reached marks the map stale too, so the next request learns
-a failover.
+map stale and send those commands again (after ``ASKING`` for ``ASK``). ``TRYAGAIN`` (a
+multi-key command, such as an update's script, on a slot in migration whose keys are split
+between the two nodes) is sent again after a growing pause, for up to 10 s: one view's
+updates wait while its slot migrates. A node that cannot be reached marks the map stale too,
+so the next request learns a failover.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from headwater.errors import StoreUnavailableError
 from headwater.online.redis_node import UNAVAILABLE, RedisNode, pack
 
 SLOTS = 16_384
-_REDIRECTS = 8
+_REDIRECTS = 16
+_TRYAGAIN_S = 10.0
 
 Item = tuple[int, bytes]
 """A command to send: its key's slot and the packed command."""
@@ -113,9 +116,8 @@ class SlotRouting:
         replies: list[Any] = [None] * len(items)
         todo = list(range(len(items)))
         asking: dict[int, RedisNode] = {}
-        for _ in range(_REDIRECTS):
-            if not todo:
-                break
+        redirects, waited = 0, 0.0
+        while todo and redirects <= _REDIRECTS and waited < _TRYAGAIN_S:
             groups: dict[RedisNode, list[int]] = {}
             slots = self._slot_map()
             for i in todo:
@@ -142,7 +144,7 @@ class SlotRouting:
                     sent.append((node, indexes, node.send(commands), len(commands)))
                 except UNAVAILABLE as exc:
                     failed = failed or (node, exc)
-            todo, retry_ask = [], {}
+            todo, retry_ask, tried_again = [], {}, []
             for node, indexes, conn, count in sent:
                 if failed is not None:
                     node.drop(conn)  # its replies are not read: never reuse it
@@ -164,24 +166,30 @@ class SlotRouting:
                         replies[i] = reply
                     elif isinstance(reply, AskError):  # MOVED is an AskError too
                         todo.append(i)
-                        self._stale = True
-                        if not isinstance(reply, MovedError):
+                        if isinstance(reply, MovedError):
+                            self._stale = True
+                        else:
                             retry_ask[i] = self._node(str(reply.host), int(reply.port))
                     elif isinstance(reply, TryAgainError):
-                        todo.append(i)
+                        tried_again.append(i)
                     else:
                         replies[i] = reply
             if failed is not None:
                 self._stale = True
                 raise self._unavailable(action, failed[1], failed[0])
             asking = retry_ask
-            if todo and not asking:
-                time.sleep(0.01)  # a slot in migration: let it settle
+            redirects += bool(todo)
+            if tried_again:  # keys of a slot in migration: wait for it, then ask again
+                todo += tried_again
+                pause = min(0.005 * 2 ** int(waited / 0.05), 0.1)
+                time.sleep(pause)
+                waited += pause
+                self._stale = True
         if todo:
             raise StoreUnavailableError(
                 f"cannot {action} the Redis Cluster online store at {self._safe_url}: its "
-                f"slots kept moving during {_REDIRECTS} attempts. Fix: retry once the "
-                "resharding or failover is over")
+                f"slots were moving ({redirects} redirections, {waited:.1f} s of TRYAGAIN). "
+                "Fix: retry once the resharding or failover is over")
         if not error_replies:
             for reply in replies:
                 if isinstance(reply, ResponseError):

@@ -126,15 +126,28 @@ class LocalRedisCluster:
         raise LookupError(f"slot {slot} has no node")
 
     def move_slot(self, slot: int, target: int) -> None:
-        """Migrate ``slot`` with its keys to node ``target`` (``CLUSTER SETSLOT``
-        IMPORTING/MIGRATING, ``MIGRATE`` of its keys, then ``SETSLOT NODE`` everywhere)."""
+        """Migrate ``slot`` with its keys to node ``target`` (:meth:`start_migration`, then
+        :meth:`finish_migration`)."""
+        if self.node_of_slot(slot) != target:
+            self.start_migration(slot, target)
+            self.finish_migration(slot, target)
+
+    def start_migration(self, slot: int, target: int) -> int:
+        """Mark ``slot`` IMPORTING on node ``target`` and MIGRATING on its node (returned):
+        until :meth:`finish_migration`, a command on keys the source no longer has is
+        answered ``ASK``."""
         source = self.node_of_slot(slot)
-        if source == target:
-            return
         source_id = self._call(source, "CLUSTER", "MYID").decode()
         target_id = self._call(target, "CLUSTER", "MYID").decode()
         self._call(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
         self._call(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        return source
+
+    def finish_migration(self, slot: int, target: int) -> None:
+        """``MIGRATE`` the keys of ``slot`` still on its node to ``target``, then give the
+        slot to ``target`` on every node (``CLUSTER SETSLOT ... NODE``)."""
+        source = self.node_of_slot(slot)
+        target_id = self._call(target, "CLUSTER", "MYID").decode()
         while True:
             keys = self._call(source, "CLUSTER", "GETKEYSINSLOT", slot, 1000)
             if not keys:
