@@ -36,7 +36,7 @@ DRIVER = hw.Entity("driver", join_keys=["driver_id"])
 ROUTE = hw.Entity("route", join_keys=["origin", "carrier"])
 KEY_TYPES = {"driver_id": pa.int64(), "origin": pa.string(), "carrier": pa.int64()}
 _folders = itertools.count()
-SPARK_EXAMPLES = 10
+SPARK_EXAMPLES = 8
 
 
 @dataclass(frozen=True)

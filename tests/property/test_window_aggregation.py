@@ -40,7 +40,7 @@ CARD = hw.Entity("card", join_keys=["card_id"])
 UTC_US = pa.timestamp("us", "UTC")
 MINUTE = 60  # times below are in seconds from T0
 _folders = itertools.count()
-SPARK_EXAMPLES = 10
+SPARK_EXAMPLES = 8
 
 KEYS = st.one_of(st.integers(1, 3), st.just(None))
 EVENT_SECONDS = st.sampled_from([0, 60, 120, 150, 180, 240, 300, 360, 600])

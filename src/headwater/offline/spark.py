@@ -26,7 +26,7 @@ keys and time go to Spark: its columns come back untouched, as on DuckDB.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -51,6 +51,15 @@ from headwater.offline.pit_join import feature_column
 from headwater.offline.result_stream import output_schema, stitch
 from headwater.offline.retrieval import RetrievalJob
 from headwater.offline.spark_aggregate import aggregate_view
+from headwater.offline.spark_entity import (
+    arrow_range,
+    arrow_schema,
+    first_line,
+    is_spark_frame,
+    normalized_times,
+    spark_errors,
+    spark_range,
+)
 from headwater.offline.spark_join import join_view, key_type
 from headwater.offline.spark_rows import events_frame, latest_frame, view_rows
 from headwater.offline.spark_session import open_session
@@ -116,11 +125,11 @@ class SparkEngine:
         table = frame = None
         if isinstance(entity_df, str):
             frame = self._query(entity_df, dict(tables or {}))
-        elif _is_spark_frame(entity_df):
+        elif is_spark_frame(entity_df):
             frame = entity_df
         else:
             table = to_arrow(entity_df, ME, also=("a SQL query string", "a Spark DataFrame"))
-        schema = table.schema if table is not None else _arrow_schema(frame)
+        schema = table.schema if table is not None else arrow_schema(frame)
         time_column, kind = find_time_column(schema, timestamp_field)
         check_frame(schema, requests, schemas)
         plan = _Plan(tuple(requests), schemas, table, frame, time_column, kind, schema)
@@ -132,7 +141,7 @@ class SparkEngine:
         ``end`` (columns as :meth:`DuckDBEngine.latest_rows`); collected on the driver."""
         start, end = to_utc(start), to_utc(end)
         rows, source = view_rows(self._sources, view, view.features)
-        table = _spark_errors(latest_frame(rows, view, start, end).toArrow)
+        table = spark_errors(latest_frame(rows, view, start, end).toArrow)
         table = _unsigned(table, {f.name: source.field(f.name).type for f in view.features})
         out = latest.output_schema(view, table.schema)
         return self._reader(out, cast_batches(self._batches(table), out, view=view.name,
@@ -146,7 +155,7 @@ class SparkEngine:
         start, end = to_utc(start), to_utc(end)
         fields = events.fields(view)
         rows, source = view_rows(self._sources, view, fields)
-        table = _spark_errors(events_frame(rows, view, fields, start, end).toArrow)
+        table = spark_errors(events_frame(rows, view, fields, start, end).toArrow)
         table = _unsigned(table, {f.name: source.field(f.name).type for f in fields})
         out = events.output_schema(view, table.schema)
         return self._reader(out, cast_batches(self._batches(table), out, view=view.name,
@@ -162,7 +171,7 @@ class SparkEngine:
         times = [c for c in source.time_columns() if c in wanted]
         selects = [instant(scan.frame, c, scan.schema.field(c).type, owner=source.label())
                    .alias(c) if c in times else col(c) for c in wanted]
-        table: pa.Table = _spark_errors(
+        table: pa.Table = spark_errors(
             scan.frame.orderBy(col(SEQ)).select(*selects).toArrow)
         utc = pa.timestamp("us", "UTC")
         for column in times:
@@ -181,7 +190,7 @@ class SparkEngine:
                             f"{schema.names}. Fix: correct timestamp_field")
         scan = self._sources.scan(source, [column])
         value = instant(scan.frame, column, schema.field(column).type, owner=source.label())
-        row = _spark_errors(lambda: scan.frame.agg(F.max(F.unix_micros(value))).collect()[0])
+        row = spark_errors(lambda: scan.frame.agg(F.max(F.unix_micros(value))).collect()[0])
         return None if row[0] is None else from_micros(row[0])
 
     def close(self) -> None:
@@ -209,7 +218,7 @@ class SparkEngine:
         except PySparkException as exc:
             known = ", ".join(sorted(tables)) or "none registered"
             raise DataError(
-                f"entity query: Spark cannot run the query ({_line(exc)}). Fix: correct the "
+                f"entity query: Spark cannot run the query ({first_line(exc)}). Fix: correct the "
                 f"SQL (Spark SQL); it may name registered feature views as tables ({known})"
             ) from exc
 
@@ -221,19 +230,19 @@ class SparkEngine:
 
         keys = list(dict.fromkeys(k for r in plan.requests for k in r.view.join_keys))
         if plan.table is not None:
-            narrow = _normalized(narrow_table(
+            narrow = normalized_times(narrow_table(
                 EntityFrame(plan.table, plan.time_column, plan.time_kind), keys), plan.time_kind)
             rows = to_spark_frame(self.spark, narrow)
             if plan.time_kind is TimeKind.STRING:
                 rows = rows.withColumn(TIME, instant(rows, TIME, narrow.schema.field(TIME).type,
                                                      owner=ME, label=plan.time_column))
-                return rows, None, _range(rows)
-            return rows, None, _arrow_range(narrow)
+                return rows, None, spark_range(rows)
+            return rows, None, arrow_range(narrow)
         full = plan.frame.withColumn(ROW, F.monotonically_increasing_id()).localCheckpoint()
         time = instant(full, plan.time_column, plan.arrow_schema.field(plan.time_column).type,
                        owner=ME)
         rows = full.select(col(ROW), *(col(k) for k in keys), time.alias(TIME))
-        return rows, full, _range(rows)
+        return rows, full, spark_range(rows)
 
     def _features(self, plan: _Plan, rows: Any,
                   entity_range: tuple[datetime | None, datetime | None]) -> Any:
@@ -273,17 +282,19 @@ class SparkEngine:
         names, types, internal, features = self._columns(plan)
         if plan.table is not None:
             joined = values.select(col(ROW), *(col(c) for c in internal))
-            table = _unsigned(_by_row(_spark_errors(joined.toArrow)), self._stored_types(plan))
+            table = _unsigned(_by_row(spark_errors(joined.toArrow)), self._stored_types(plan))
             schema = output_schema(plan.table.schema, names, types)
             return self._reader(schema, stitch(plan.table, self._batches(table), schema,
                                                features, _nothing))
         joined = full.join(values, on=ROW, how="left")
         stored = self._stored_types(plan)
-        table = _by_row(_spark_errors(joined.toArrow)).drop_columns([ROW])
+        table = _by_row(spark_errors(joined.toArrow)).drop_columns([ROW])
         width = len(table.schema) - len(internal)
         table = _unsigned(table, {table.schema.names[width + i]: stored[c]
                                   for i, c in enumerate(internal) if c in stored})
-        entity_schema = _arrow_module().schema(list(table.schema)[:width])
+        import pyarrow as pa
+
+        entity_schema = pa.schema(list(table.schema)[:width])
         schema = output_schema(entity_schema, names, types)
         return self._reader(schema, self._cast(table, schema, width, features))
 
@@ -297,7 +308,8 @@ class SparkEngine:
 
     def _cast(self, table: pa.Table, schema: pa.Schema, width: int,
               features: Sequence[tuple[str, str]]) -> Iterator[pa.RecordBatch]:
-        pa = _arrow_module()
+        import pyarrow as pa
+
         for batch in self._batches(table):
             arrays = list(batch.columns[:width])
             for i, (view, name) in enumerate(features):
@@ -313,7 +325,8 @@ class SparkEngine:
         values = self._features(plan, rows, entity_range)
         names, types, internal, _ = self._columns(plan)
         if plan.table is not None:
-            pa = _arrow_module()
+            import pyarrow as pa
+
             numbered = plan.table.append_column(
                 ROW, pa.array(np.arange(plan.table.num_rows, dtype=np.int64)))
             full = to_spark_frame(self.spark, numbered)
@@ -328,13 +341,9 @@ class SparkEngine:
 
     @staticmethod
     def _reader(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatchReader:
-        return _arrow_module().RecordBatchReader.from_batches(schema, batches)
+        import pyarrow as pa
 
-
-def _arrow_module() -> Any:
-    import pyarrow
-
-    return pyarrow
+        return pa.RecordBatchReader.from_batches(schema, batches)
 
 
 def _unsigned(table: pa.Table, stored: Mapping[str, pa.DataType]) -> pa.Table:
@@ -361,67 +370,3 @@ def _by_row(table: pa.Table) -> pa.Table:
 
 def _nothing() -> None:
     """Nothing to close: a collected result holds no cursor."""
-
-
-def _is_spark_frame(value: Any) -> bool:
-    import sys
-
-    sql = sys.modules.get("pyspark.sql")
-    return sql is not None and isinstance(value, sql.DataFrame)
-
-
-def _arrow_schema(frame: Any) -> pa.Schema:
-    """The Arrow schema of a Spark DataFrame (timestamps as UTC instants)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    return to_arrow_schema(frame.schema, timezone="UTC")
-
-
-def _normalized(narrow: pa.Table, kind: TimeKind) -> pa.Table:
-    """The narrow entity table with its time as ``timestamp[us, UTC]`` (naive read as UTC,
-    nanoseconds truncated, dates at midnight); strings stay for Spark to parse."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if kind is TimeKind.STRING:
-        return narrow
-    time = narrow.column(TIME)
-    if kind is TimeKind.DATE:
-        time = pc.cast(time.cast(pa.date32()), pa.timestamp("us"))
-    if pa.types.is_timestamp(time.type) and time.type.tz is None:
-        time = time.cast(pa.timestamp(time.type.unit)).cast(
-            pa.timestamp(time.type.unit, "UTC"))
-    time = time.cast(pa.timestamp("us", "UTC"), safe=False)
-    return narrow.set_column(narrow.schema.get_field_index(TIME), TIME, time)
-
-
-def _arrow_range(narrow: pa.Table) -> tuple[datetime | None, datetime | None]:
-    import pyarrow.compute as pc
-
-    bounds = pc.min_max(narrow.column(TIME))
-    return bounds["min"].as_py(), bounds["max"].as_py()
-
-
-def _range(rows: Any) -> tuple[datetime | None, datetime | None]:
-    from pyspark.sql import functions as F
-
-    micros = F.unix_micros(col(TIME))
-    row = _spark_errors(lambda: rows.agg(F.min(micros), F.max(micros)).collect()[0])
-    return (None if row[0] is None else from_micros(row[0]),
-            None if row[1] is None else from_micros(row[1]))
-
-
-def _spark_errors(call: Callable[[], _T]) -> _T:
-    """Run a Spark action, turning Spark's failures on the data into a DataError."""
-    from pyspark.errors import PySparkException
-
-    try:
-        return call()
-    except PySparkException as exc:
-        raise DataError(f"the Spark offline engine failed on the data ({_line(exc)}). Fix: "
-                        "check the sources' time, key and value columns") from exc
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

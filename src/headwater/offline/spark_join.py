@@ -50,12 +50,12 @@ def join_view(entity: Any, rows: Any, *, keys: Sequence[str], key_types: Sequenc
 
     earliest, latest = entity_range
     casts = [col(k).cast(t).alias(k) for k, t in zip(keys, key_types, strict=True)]
-    usable = rows.where(F.lit(True) if latest is None else col(TS) <= F.lit(latest))
-    if latest is None:
-        usable = usable.where(F.lit(False))
-    if ttl is not None and earliest is not None:
-        usable = usable.where(col(TS) >= F.lit(earliest - ttl)) if earliest - datetime.min.replace(
-            tzinfo=earliest.tzinfo) > ttl else usable
+    # only rows some entity row can use: none after the latest entity time and, with a
+    # ttl, none older than the earliest entity time minus the ttl (as on DuckDB)
+    usable = rows.where(F.lit(False) if latest is None else col(TS) <= F.lit(latest))
+    if ttl is not None and earliest is not None and (
+            earliest - datetime.min.replace(tzinfo=earliest.tzinfo) > ttl):
+        usable = usable.where(col(TS) >= F.lit(earliest - ttl))
     for k in keys:
         usable = usable.where(col(k).isNotNull())
     payload = F.struct(col(TS).alias("ts"),
