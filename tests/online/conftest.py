@@ -48,9 +48,15 @@ def start_cluster(workdir: Path) -> LocalRedisCluster:
     if binary is None:
         service_unavailable("redis-server", "no redis-server binary on PATH for Redis Cluster")
     assert binary is not None
-    cluster = LocalRedisCluster(binary, workdir)
-    cluster.start()
-    return cluster
+    for attempt in range(3):  # another process may take a free port before a node binds it
+        cluster = LocalRedisCluster(binary, workdir / f"attempt-{attempt}")
+        try:
+            cluster.start()
+            return cluster
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")

@@ -52,17 +52,25 @@ class LocalRedisCluster:
         return redis.Redis(host="127.0.0.1", port=self.ports[node], socket_timeout=5)
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start every node, assign the slots, join the nodes and wait for the cluster."""
-        for node in range(len(self.ports)):
-            self.start_node(node, timeout)
-        count = len(self.ports)
-        for node in range(count):
-            first, last = SLOTS * node // count, SLOTS * (node + 1) // count - 1
-            self._call(node, "CLUSTER", "ADDSLOTSRANGE", first, last)
-        for node in range(1, count):
-            self._call(0, "CLUSTER", "MEET", "127.0.0.1", self.ports[node],
-                       self.bus_ports[node])
-        self.wait_ok(timeout)
+        """Start every node, assign the slots, join the nodes and wait for the cluster;
+        on a failure every node is stopped and RuntimeError raised."""
+        try:
+            for node in range(len(self.ports)):
+                self.start_node(node, timeout)
+            count = len(self.ports)
+            for node in range(count):
+                first, last = SLOTS * node // count, SLOTS * (node + 1) // count - 1
+                self._call(node, "CLUSTER", "ADDSLOTSRANGE", first, last)
+            for node in range(1, count):
+                self._call(0, "CLUSTER", "MEET", "127.0.0.1", self.ports[node],
+                           self.bus_ports[node])
+            self.wait_ok(timeout)
+        except BaseException as exc:
+            self.stop()
+            if isinstance(exc, RuntimeError):
+                raise
+            raise RuntimeError(f"the Redis Cluster on ports {self.ports} did not start: "
+                               f"{exc}") from exc
 
     def start_node(self, node: int, timeout: float = 30.0) -> None:
         """Start one node (again) on its ports and wait until it answers PING."""
