@@ -1,8 +1,9 @@
 """The records an online store client last read or wrote, by version, to skip re-reading them.
 
-:meth:`headwater.online.redis.RedisOnlineStore.update` stores with each record a *version*,
-a token that every update of the record replaces with a new one (random, so a version is never
-used twice, even after the record was deleted and written again). A client that holds a
+The Redis stores' ``update`` (:mod:`headwater.online.redis_update`, on one server and on
+Redis Cluster) stores with each record a *version*, a token that every update of the record
+replaces with a new one (random, so a version is never used twice, even after the record was
+deleted and written again). A client that holds a
 record with its version sends the version instead of asking for the record; the server
 answers "unchanged" when the stored version is the same, and the client uses the record it
 holds. The server decides, so a held record is only ever a hint: a stale one costs the
