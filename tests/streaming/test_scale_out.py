@@ -22,6 +22,8 @@ import pytest
 import headwater as hw
 from headwater.testing.data import trip_events
 from tests.streaming.stream_repo import (
+    NatsPublisher,
+    RedisPublisher,
     definitions,
     events,
     payloads,
@@ -32,10 +34,15 @@ from tests.streaming.stream_repo import (
 from tests.streaming.test_consumer import check_offline, check_online
 
 EVENTS = 8_000
-"""Published in two halves: the second after the fourth consumer joined."""
 BATCH = 100
+FIRST = 3_000
+"""Events published before the consumers start; the others trickle in while the test waits
+for a consumer to start or stop (so none goes idle and exits meanwhile, however slow the
+machine), and the rest come at once when the fourth consumer has joined."""
+TRICKLE = 20
+TRICKLE_S = 0.5
 CLAIM_S = 2.0
-IDLE_EXIT_S = 4.0
+IDLE_EXIT_S = 5.0
 """Longer than the claim timeout, so the survivors claim a killed consumer's messages."""
 DEADLINE_S = 120.0
 
@@ -65,11 +72,35 @@ def output(repo: Path, name: str) -> str:
     return (repo.parent / f"{name}.out").read_text() + (repo.parent / f"{name}.err").read_text()
 
 
+class Trickle:
+    """The events not published yet: :meth:`step` publishes ``TRICKLE`` of them at most
+    every ``TRICKLE_S`` seconds, :meth:`rest` all that are left."""
+
+    def __init__(self, pub: RedisPublisher | NatsPublisher, data: list[bytes]) -> None:
+        self.pub = pub
+        self.data = data
+        self.sent = 0
+        self.last = float("-inf")
+
+    def step(self) -> None:
+        if self.sent < len(self.data) and time.monotonic() - self.last >= TRICKLE_S:
+            self.pub.publish(self.data[self.sent:self.sent + TRICKLE])
+            self.sent = min(self.sent + TRICKLE, len(self.data))
+            self.last = time.monotonic()
+
+    def rest(self) -> None:
+        self.pub.publish(self.data[self.sent:])
+        self.sent = len(self.data)
+
+
 def wait_for(condition: Callable[[], bool], what: str,
-             runs: dict[str, subprocess.Popen[bytes]], output: Callable[[str], str]) -> None:
-    """Poll ``condition()`` until true (bounded); fail early if a consumer exited."""
+             runs: dict[str, subprocess.Popen[bytes]], output: Callable[[str], str],
+             trickle: Trickle) -> None:
+    """Poll ``condition()`` until true (bounded), publishing a trickle of events meanwhile;
+    fail early if a consumer exited."""
     deadline = time.monotonic() + DEADLINE_S
     while not condition():
+        trickle.step()
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {DEADLINE_S} s")
         exited = [name for name, run in runs.items() if run.poll() is not None]
@@ -123,26 +154,31 @@ def test_consumers_joining_stopping_and_dying_mid_stream_apply_each_event_once(
         stream_kind: str, repo: tuple[Path, str, str]) -> None:
     folder, url, topic = repo
     published = events(EVENTS, seed=21)
-    first, second = published.slice(0, EVENTS // 2), published.slice(EVENTS // 2)
+    data = payloads(published)
     runs: dict[str, subprocess.Popen[bytes]] = {}
 
     def says(name: str) -> str:
         return output(folder, name)
 
+    def others(*names: str) -> dict[str, subprocess.Popen[bytes]]:
+        return {k: v for k, v in runs.items() if k not in names}
+
     try:
         with publisher(stream_kind, url, topic) as pub:
-            pub.publish(payloads(first))
+            pub.publish(data[:FIRST])
+            trickle = Trickle(pub, data[FIRST:])
             runs.update((name, consumer(folder, name)) for name in ("a", "b", "c"))
             wait_for(lambda: consuming(folder, "a") and events_done(folder) >= 5 * BATCH,
-                     "five batches committed", runs, says)
+                     "five batches committed", runs, says, trickle)
             runs["a"].send_signal(signal.SIGTERM)  # stopped: finishes its batch, acks, exits
-            runs["a"].wait(DEADLINE_S)
+            wait_for(lambda: runs["a"].poll() is not None, "the first consumer stopped",
+                     others("a"), says, trickle)
             runs["d"] = consumer(folder, "d")  # joins the group mid-stream
             wait_for(lambda: consuming(folder, "d"), "the fourth consumer started",
-                     {k: v for k, v in runs.items() if k != "a"}, says)
-            pub.publish(payloads(second))
-            wait_for(lambda: events_done(folder) >= 35 * BATCH, "35 batches committed",
-                     {k: v for k, v in runs.items() if k != "a"}, says)
+                     others("a"), says, trickle)
+            trickle.rest()
+            wait_for(lambda: events_done(folder) >= EVENTS // 2, "half the events committed",
+                     others("a"), says, trickle)
             assert events_done(folder) < EVENTS  # work was left for the others
             os.kill(runs["b"].pid, signal.SIGKILL)  # its unacknowledged batch is claimed
             for run in runs.values():
