@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,90 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.close()
+
+
+class FaultyFolder:
+    """A small tmpfs mounted on a folder of the test's own, turned read-only or full on
+    demand, so writers really get EROFS and ENOSPC (as root, chmod does not stop writes).
+    Files already in the folder are kept (copied into the tmpfs)."""
+
+    SIZE = 4 * 1024 * 1024
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.mounted = False
+
+    def _mount(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["mount", *args], capture_output=True, text=True, check=False,
+                              timeout=30)
+
+    def mount(self) -> None:
+        keep = self.folder.parent / f".{self.folder.name}.before-mount"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.folder, keep)
+        done = self._mount("-t", "tmpfs", "-o", f"size={self.SIZE},mode=0755", "tmpfs",
+                           str(self.folder))
+        if done.returncode != 0:
+            shutil.rmtree(keep)
+            service_unavailable("mount (tmpfs)", f"cannot mount a tmpfs here: "
+                                f"{done.stderr.strip()}; the test needs root and mount rights")
+        self.mounted = True
+        shutil.copytree(keep, self.folder, dirs_exist_ok=True)
+        shutil.rmtree(keep)
+
+    def read_only(self) -> None:
+        """Remount read-only: every write gets EROFS."""
+        self._remount("ro")
+
+    def writable(self) -> None:
+        self._remount("rw")
+
+    def _remount(self, mode: str) -> None:
+        done = self._mount("-o", f"remount,{mode}", str(self.folder))
+        assert done.returncode == 0, done.stderr
+
+    def fill(self, leave: int = 0) -> None:
+        """Take all free space but ``leave`` bytes with a hidden file no reader reads."""
+        free = os.statvfs(self.folder)
+        size = max(0, free.f_bavail * free.f_frsize - leave)
+        with open(self.filler, "wb") as out:
+            out.truncate(0)
+            chunk = b"\0" * (1 << 16)
+            written = 0
+            try:
+                while written < size:
+                    written += out.write(chunk[:min(len(chunk), size - written)])
+                out.flush()
+            except OSError:
+                pass  # full already
+
+    @property
+    def filler(self) -> Path:
+        return self.folder / ".filler"
+
+    def free_space(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def unmount(self) -> None:
+        """Unmount (lazily: a process may still hold a file); the tmpfs's files go."""
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.folder)], check=False, timeout=30)
+            self.mounted = False
+
+
+@pytest.fixture
+def faulty() -> Iterator[Callable[[Path], FaultyFolder]]:
+    """``faulty(folder)`` mounts a FaultyFolder there; every one is unmounted at
+    teardown."""
+    made: list[FaultyFolder] = []
+
+    def mount(folder: Path) -> FaultyFolder:
+        made.append(FaultyFolder(folder))
+        made[-1].mount()
+        return made[-1]
+
+    try:
+        yield mount
+    finally:
+        for folder in made:
+            folder.unmount()

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Collection
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,8 @@ FLUSH_SECONDS = 1.0
 MAX_QUEUE = 10_000
 """Records (requests) waiting for the writer, at most."""
 WARN_EVERY_SECONDS = 10.0
+_FIX = ("make the folder writable and free space on its disk (the 'predictions:' setting of "
+        "headwater.yaml names the folder)")
 RESERVED = ("request_id", "logged_at", "model", "model_version", "prediction", "probability")
 
 _log = logging.getLogger("headwater.inference.log")
@@ -206,6 +209,12 @@ class PredictionLog:
         self._retry: list[tuple[str, str, pa.Table]] = []
         self._append_lock = threading.Lock()
 
+    @property
+    def retry_rows(self) -> int:
+        """Rows a failed write kept to try again at the next flush (a full or read-only
+        disk): not written yet, not lost."""
+        return sum(table.num_rows for _, _, table in self._retry)
+
     def log(self, record: PredictionRecord) -> bool:
         """Queue ``record`` for writing; False (rows counted as dropped) when the queue is
         full or the log is closed. Never blocks."""
@@ -322,15 +331,15 @@ class PredictionLog:
                 if len(self._retry) < self.max_queue:
                     self._retry.append((model, day, table))
                     _log.error("could not write %d prediction log rows of model '%s' under "
-                               "%s (kept, tried again at the next flush): %s",
-                               table.num_rows, model, self.root, exc)
+                               "%s (kept, tried again at the next flush): %s. Fix: %s",
+                               table.num_rows, model, self.root, exc, _FIX)
                 else:
                     self._fail(table.num_rows, model, exc)
 
     def _fail(self, rows: int, model: str, exc: BaseException) -> None:
         self.failed_rows += rows
         _log.error("could not write %d prediction log rows of model '%s' under %s; they are "
-                   "lost: %s", rows, model, self.root, exc)
+                   "lost: %s. Fix: %s", rows, model, self.root, exc, _FIX)
 
     def _write_file(self, folder: Path, table: pa.Table) -> None:
         import pyarrow.parquet as pq
@@ -347,10 +356,14 @@ class PredictionLog:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, final)
-            sync_folder(folder)  # the rename itself survives a crash
         finally:
-            temp.unlink(missing_ok=True)
+            with suppress(OSError):  # EROFS even for a missing file: keep the first error
+                temp.unlink(missing_ok=True)
         self.files_written += 1
+        try:
+            sync_folder(folder)  # the rename itself survives a crash
+        except OSError as exc:  # the file is visible: retrying would log its rows twice
+            _log.warning("could not fsync %s after writing %s: %s", folder, final.name, exc)
 
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
@@ -230,7 +231,14 @@ def write_durably(final: Path, temp: Path, table: pa.Table, *, rename: bool = Tr
             "writable and the disk has free space") from exc
     finally:
         if not done:
-            temp.unlink(missing_ok=True)
+            _remove(temp)
+
+
+def _remove(temp: Path) -> None:
+    """Delete a temporary file that may not exist. On a read-only folder even that raises
+    (EROFS), which must not replace the error being raised."""
+    with suppress(OSError):
+        temp.unlink(missing_ok=True)
 
 
 def sync_folder(folder: Path) -> None:
