@@ -33,6 +33,11 @@ Each operation is compared with the fastest way to do the same work directly on 
   ASOF join; time, rows/s, peak memory (and the JVM's) and growth against the smallest size
   (:mod:`benchmarks.scaling`). The generated data is cached in ``$HEADWATER_BENCH_DATA`` or
   ``.bench-data/``. The full size takes tens of minutes (see docs/scaling.md).
+* ``load``: closed-loop load on ``POST /features`` and ``POST /predict`` against one real
+  ``headwater serve`` (auth on, Redis online store) at 1, 8, 32 and 64 keep-alive
+  connections for 60 s each (small 10 s, tiny 2 s at 1 and 4), and at the highest level on
+  two workers: requests, errors, req/s, p50/p99/p99.9, server and client CPU
+  (:mod:`benchmarks.load`); needs Redis. Any error fails the run (exit status 1).
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
 """
@@ -52,7 +57,7 @@ from benchmarks.measure import child_report, text_table
 
 SIDES = ("headwater", "baseline")
 SUITES = ("historical", "online", "http", "streaming", "aggregation", "models", "drift",
-          "scaling")
+          "scaling", "load")
 
 
 @dataclass(frozen=True)
@@ -190,8 +195,18 @@ def main() -> None:
         engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
         print(scaling.table(scaling.run(args.size, repeat, args.workdir, engines=engines)),
               flush=True)
+    failed = None
+    if "load" in suites:
+        from benchmarks import load
+
+        print(f"\n{load.describe(args.size)}", flush=True)
+        rows_l = load.run(args.size, args.redis_url, args.workdir)
+        print(load.table(rows_l), flush=True)
+        failed = load.failures(rows_l)
     print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if failed:
+        raise SystemExit(failed)
 
 
 def run_online(size_name: str, suites: tuple[str, ...], repeat: int, redis_url: str,

@@ -193,3 +193,71 @@ def test_tiny_scaling_benchmark(tmp_path: Path) -> None:
         (r.engine, r.rows) for r in results if r.seconds)
     assert all(len(scaling_data.dataset(n, 10_000, data).files) == 4 for n in sizes)
     assert list(work.iterdir()) == []
+
+
+def test_tiny_load_benchmark(tmp_path: Path, redis_url: str) -> None:
+    # a real `headwater serve` (auth on, Redis) under closed-loop load: every request of
+    # every row answered 200, percentiles ordered, both CPU figures measured
+    import redis
+    from benchmarks import load
+
+    size = load.SIZES["tiny"]
+    rows = load.run("tiny", redis_url, tmp_path)
+    assert [(r.endpoint, r.workers, r.connections) for r in rows] == [
+        *((e, 1, c) for e in load.ENDPOINTS for c in size.levels),
+        *((e, 2, size.levels[-1]) for e in load.ENDPOINTS)]
+    for r in rows:
+        assert r.errors == 0 and r.first_error is None
+        assert r.requests > 0 and r.seconds >= size.seconds and r.throughput > 0
+        assert 0 < r.p50_ms <= r.p99_ms <= r.p999_ms
+        assert r.server_cpu > 0 and r.client_cpu > 0
+    assert load.failures(rows) is None
+    _table_shape(load.table(rows), len(rows),
+                 ("endpoint", "workers", "connections", "requests", "errors", "req/s",
+                  "p50 ms", "p99 ms", "p99.9 ms", "server CPU %", "client CPU %"))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert list(client.scan_iter(match="hw:bench_load_*")) == []  # keys cleaned up
+    finally:
+        client.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_client_counts_refusals_as_errors() -> None:
+    # a server answering 401 on a keep-alive connection: the client counts every answer as
+    # an error, measures none, and the suite's verdict names the run and the first error
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from benchmarks import load
+
+    class Refuse(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(401)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        report = load.generate(httpd.server_address[1], os.getpid(), "wrong-key",
+                               load.Plan("/features", connections=2, seconds=0.3,
+                                         warmup_s=0.1, customers=10))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert report["requests"] == 0 and report["errors"] > 0
+    assert report["first_error"] == "HTTP 401"
+    row = load.LoadRow(endpoint="/features", connections=2, workers=1, **report)
+    message = load.failures([row])
+    assert message is not None and "zero errors" in message
+    assert "POST /features, 2 connection(s), 1 worker(s)" in message and "HTTP 401" in message
