@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from headwater.errors import DefinitionError
 from headwater.types import DType, parse_dtype
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: "$" would let a final newline in
 _MAX_NAME = 128
 RESERVED_PREFIX = "__hw"
 

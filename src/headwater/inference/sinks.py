@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from headwater.config import Settings
 
 MODES = ("create", "append", "replace")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: "$" would let a final newline in
 
 
 def table_name(table: str) -> tuple[str | None, str]:

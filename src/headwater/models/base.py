@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DEFAULT_ALIAS = "production"
-_REF = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<sep>[@:])(?P<rest>[A-Za-z0-9_]+))?$")
+_REF = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<sep>[@:])(?P<rest>[A-Za-z0-9_]+))?\Z")
 
 PREDICTION = "prediction"
 """The output column of every prediction (the label for classifiers, the value for
@@ -53,7 +53,10 @@ class ModelRef:
         if sep is None:
             return cls(name, alias=DEFAULT_ALIAS)
         if sep == ":":
-            if not rest.isdigit() or int(rest) < 1:
+            # ASCII digits only ('²' is a digit to isdigit, not to int) and a number a
+            # registry column holds (a 64-bit integer)
+            if (not (rest.isascii() and rest.isdigit() and len(rest) <= 19)
+                    or not 1 <= int(rest) < 2**63):
                 raise NotFoundError(f"{text!r}: a version after ':' is a number from 1. Fix: "
                                     f"write '{name}:1', or '{name}@alias' for an alias")
             return cls(name, version=int(rest))

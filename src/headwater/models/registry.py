@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 ALIAS_REFRESH_S = 0.5
 """How long a resolved ``name@alias`` is trusted before the registry is asked again."""
 
-_ALIAS = re.compile(r"^[A-Za-z0-9_]+$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ALIAS = re.compile(r"^[A-Za-z0-9_]+\Z")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_REFS = 4096  # parsed reference strings kept (requests name models by string)
 
 

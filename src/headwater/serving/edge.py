@@ -17,6 +17,11 @@ too (a gradient-boosted model on one row takes well under a millisecond); loadin
 version happens on the first request for it and after an alias moves.
 
 :func:`error_status` is the one mapping of Headwater errors to HTTP status codes.
+
+Every request body, on every route, is read here and refused with 413 past
+:data:`MAX_BODY_BYTES` (from its ``content-length`` before reading, or as it streams in);
+the FastAPI routes get the body already read. Row limits per request are the parser's
+(:mod:`~headwater.serving.requests`: 422 naming the limit).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NU
 MAX_BODY_BYTES = 16 * 1024 * 1024
 ENDPOINTS = frozenset({"/features", "/predict", "/push", "/health", "/metrics"})
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 _log = logging.getLogger("headwater.serving")
@@ -145,24 +151,28 @@ class FeatureServer:
                 self.predict if path == "/predict" else None)
             if handler is not None:
                 if method == "POST":
-                    await self._answer(path, handler, receive, counted)
+                    await self._answer(path, handler, scope, receive, counted)
                 else:
                     await _respond(counted, 405, error_body(
                         "method_not_allowed", f"{method} {path} is not served. Fix: "
                         "send a POST with a JSON body", None), [(b"allow", b"POST")])
+            elif method in _BODY_METHODS:  # read here, bounded, so every route has the limit
+                body = await _bounded_body(scope, receive)
+                if body is None:
+                    await _too_large(path, counted)
+                    return
+                await self.api(scope, _replay(body, receive), counted)
             else:
                 await self.api(scope, receive, counted)
         finally:
             self.metrics.request(path if path in ENDPOINTS else "other", method, status,
                                  time.perf_counter() - began)
 
-    async def _answer(self, path: str, handler: Callable[[bytes], bytes], receive: Receive,
-                      send: Send) -> None:
-        body = await _read_body(receive)
+    async def _answer(self, path: str, handler: Callable[[bytes], bytes], scope: Scope,
+                      receive: Receive, send: Send) -> None:
+        body = await _bounded_body(scope, receive)
         if body is None:
-            await _respond(send, 413, error_body(
-                "invalid_request", f"the body exceeds {MAX_BODY_BYTES} bytes. Fix: ask for "
-                "fewer entities per request", "body"))
+            await _too_large(path, send)
             return
         try:
             payload = handler(body)
@@ -203,6 +213,37 @@ class FeatureServer:
             self._services.clear()
         self._services[name] = (service, generation)
         return service
+
+
+async def _bounded_body(scope: Scope, receive: Receive) -> bytes | None:
+    """The request body, or None when it is larger than MAX_BODY_BYTES: refused from its
+    ``content-length`` before reading any of it, or once the bytes read pass the limit."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and (
+                len(value) > 12 or int(value) > MAX_BODY_BYTES):
+            return None
+    return await _read_body(receive)
+
+
+async def _too_large(path: str, send: Send) -> None:
+    fix = "push fewer rows per request" if path == "/push" else (
+        "ask for fewer entities per request")
+    await _respond(send, 413, error_body(
+        "invalid_request", f"the body exceeds {MAX_BODY_BYTES} bytes. Fix: {fix}", "body"))
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then what the client sends
+    next (its disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replay
 
 
 async def _read_body(receive: Receive) -> bytes | None:

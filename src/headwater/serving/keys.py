@@ -45,8 +45,8 @@ REFRESH_SECONDS = 5.0
 """How often a server re-reads the registry's keys (the delay before a revocation counts)."""
 _UNKNOWN_REFRESH_SECONDS = 1.0
 _PREFIX = "hwk_"
-_KEY = re.compile(r"^hwk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,63}$")
+_KEY = re.compile(r"^hwk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})\Z")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,63}\Z")
 
 
 def digest(key: str | bytes) -> str:

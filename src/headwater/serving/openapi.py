@@ -27,9 +27,12 @@ _COMPONENTS = "#/components/schemas/{model}"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    403: {"model": ErrorResponse, "description": "The API key lacks the scope this needs"},
     404: {"model": ErrorResponse,
           "description": "Unknown feature view, feature, service, model, version or alias"},
-    422: {"model": ErrorResponse, "description": "Malformed body or data; 'field' names it"},
+    413: {"model": ErrorResponse, "description": "The body is larger than the server takes"},
+    422: {"model": ErrorResponse, "description": "Malformed body or data, or too many rows; "
+          "'field' names it"},
     503: {"model": ErrorResponse, "description": "The online store cannot be reached"},
 }
 
@@ -82,6 +85,17 @@ def _predict_operation() -> dict[str, Any]:
         "per-view statuses", request="PredictRequest", response=PredictResponse.__name__)
 
 
+def _document_auth_errors(paths: dict[str, Any]) -> None:
+    """Every operation (``/health`` and ``/metrics`` too) may answer 401 and 403."""
+    for operations in paths.values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in (401, 403):
+                responses.setdefault(str(status), {
+                    "description": ERROR_RESPONSES[status]["description"],
+                    "content": _json(ErrorResponse.__name__)})
+
+
 def document(app: FastAPI, *, auth: bool = True) -> None:
     """Make ``app.openapi()`` include the request models and, with ``auth``, the key
     schemes required by every operation."""
@@ -105,6 +119,7 @@ def document(app: FastAPI, *, auth: bool = True) -> None:
         if auth:
             components["securitySchemes"] = _SECURITY_SCHEMES
             schema["security"] = [{"bearer": []}, {"apiKey": []}]
+            _document_auth_errors(paths)
         app.openapi_schema = schema
         return schema
 

@@ -5,6 +5,10 @@ layer: it is the hot path of ``POST /features``. The pydantic models in
 :mod:`~headwater.serving.schemas` document the same shapes in the OpenAPI schema; a test
 keeps the two in step. A malformed body raises :class:`RequestBodyError`, a DataError that
 names the offending field (``entities[2]``) so the edge can answer 422 with it.
+
+A request holds at most :data:`MAX_ENTITIES` entity rows (``/features``, ``/predict``) or
+:data:`MAX_PUSH_ROWS` rows (``/push``); more is a 422 naming the limit, so one request
+cannot hold a worker for long. JSON nested deeper than orjson's limit (1024) is malformed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,12 @@ import orjson
 
 from headwater.errors import DataError
 from headwater.streaming.push import TARGETS
+
+MAX_ENTITIES = 10_000
+"""Entity rows one ``POST /features`` or ``POST /predict`` may ask for."""
+MAX_PUSH_ROWS = 100_000
+"""Rows one ``POST /push`` may carry."""
+_MAX_ROWS = {"entities": MAX_ENTITIES, "request": MAX_ENTITIES, "rows": MAX_PUSH_ROWS}
 
 
 class RequestBodyError(DataError):
@@ -163,6 +173,10 @@ def _rows(data: dict[str, Any], name: str, *, required: bool) -> list[dict[str, 
     if rows is None or not isinstance(rows, list) or (required and not rows):
         raise RequestBodyError(name, f"expected a {'non-empty ' if required else ''}list of "
                                f"objects, got {_kind(rows)}")
+    limit = _MAX_ROWS[name]
+    if len(rows) > limit:
+        raise RequestBodyError(name, f"{len(rows)} rows is more than the {limit} one request "
+                               f"may hold. Fix: split them into requests of at most {limit}")
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise RequestBodyError(f"{name}[{index}]", f"expected an object, got {_kind(row)}")

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from headwater.serving.requests import MAX_ENTITIES, MAX_PUSH_ROWS
+
 Status = Literal["PRESENT", "MISSING", "EXPIRED"]
 
 
@@ -28,7 +30,8 @@ class FeaturesRequest(BaseModel):
         None, min_length=1, description="'view:feature' or 'view:*' references.")
     feature_service: str | None = Field(None, description="A registered feature service.")
     entities: list[dict[str, Any]] = Field(
-        min_length=1, description="One object of join keys per entity row; a row may carry "
+        min_length=1, max_length=MAX_ENTITIES,
+        description="One object of join keys per entity row; a row may carry "
         "the keys of several views, and the request fields of on-demand views "
         "(e.g. {\"card_id\": 7, \"amount\": 12.5}).")
     full_feature_names: bool = Field(
@@ -70,7 +73,7 @@ class PushRequest(BaseModel):
     }]})
 
     view: str
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = Field(max_length=MAX_PUSH_ROWS)
     to: Literal["online", "offline", "both"] | None = Field(
         None, description="'offline' appends a Parquet file to the view's folder source; "
         "'both' writes offline first, then online. Default: 'online' for a view's rows, "
@@ -99,7 +102,8 @@ class PredictRequest(BaseModel):
     model: str = Field(description="'name@alias' (churn@production), 'name:version' "
                        "(churn:3) or 'name' (= name@production).")
     entities: list[dict[str, Any]] = Field(
-        min_length=1, description="One object of join keys per entity row.")
+        min_length=1, max_length=MAX_ENTITIES,
+        description="One object of join keys per entity row.")
     request: dict[str, Any] | list[dict[str, Any]] | None = Field(
         None, description="Request fields of the model's on-demand features: one object "
         "shared by every entity row, or a list with one object per row.")
