@@ -128,3 +128,36 @@ def test_a_file_another_consumer_published_is_not_an_error(tmp_path: Path) -> No
     publish(pending)  # renamed already (by the recovery of another consumer)
     with pytest.raises(FileNotFoundError):
         publish([pending[0].parent / ".push-0000000000000000001-ab.parquet.pending-c1"])
+
+
+def test_another_consumers_files_are_taken_once_left_for_the_claim_timeout(
+        tmp_path: Path) -> None:
+    """A running consumer sweeps with ``own=False``: the committed files a dead consumer
+    left (unchanged for the claim timeout) become visible; a live one's recent files, and
+    the sweeper's own in-flight files, are left alone."""
+    import os
+    import time
+
+    online = SQLiteOnlineStore(tmp_path / "online.db")
+    try:
+        folder, mine = _batch(tmp_path, "c1")
+        _, dead = _batch(tmp_path, "c2")
+        _, live = _batch(tmp_path, "c3")
+        every = [*mine, *dead, *live]
+        online.update("v", (), lambda marked, current: {}, scope="s",
+                      markers=[marker_of(final_path(p).name) for p in every])
+        old = time.time() - 120
+        for path in dead:
+            os.utime(path, (old, old))
+
+        def present(markers: list[str]) -> set[str]:
+            return online.markers_present("s", markers)
+
+        done = recover_pending(folder.folder, "c1", present, others_after=60, own=False)
+        assert (done.published, done.deleted) == (len(dead), 0)
+        assert all(final_path(p).is_file() and not p.exists() for p in dead)
+        assert all(p.exists() for p in [*mine, *live])  # in flight: not touched
+        at_start = recover_pending(folder.folder, "c1", present, others_after=60)
+        assert at_start.published == len(mine) and all(p.exists() for p in live)
+    finally:
+        online.close()

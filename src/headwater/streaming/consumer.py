@@ -169,8 +169,11 @@ class Consumer:
     """Consumes ``feeds`` from ``reader`` as ``consumer`` (module docstring)."""
 
     def __init__(self, store: FeatureStore, feeds: Sequence[Feed], reader: StreamReader, *,
-                 consumer: str, batch_size: int = 1000, block_ms: int = 1000) -> None:
+                 consumer: str, batch_size: int = 1000, block_ms: int = 1000,
+                 claim_timeout_s: float | None = None) -> None:
         self.store = store
+        self._claim_timeout_s = (store.settings.stream.claim_timeout_s
+                                 if claim_timeout_s is None else claim_timeout_s)
         self.reader = reader
         self.consumer = consumer
         self.batch_size = batch_size
@@ -190,14 +193,17 @@ class Consumer:
             f.name: source_schema(store, f.union) for f in feeds}
         warm_up(store)
 
-    def recover(self) -> Recovery:
-        """Finish the pending files a crash left (see :mod:`~headwater.streaming.event_files`)."""
+    def recover(self, *, own: bool = True) -> Recovery:
+        """Finish the pending files a crash left (see :mod:`~headwater.streaming.event_files`):
+        this consumer's (unless ``own`` is False: :meth:`run` sweeps with it, its own being
+        in flight then) and those other consumers left unchanged for the claim timeout."""
         published = deleted = 0
         online = self.store.online
         for feed in self._feeds.values():
             folder = self._folders[feed.name].folder
             done = recover_pending(folder, self.consumer, partial(
-                _committed, online, [feed.scope(v) for v in feed.online_views]))
+                _committed, online, [feed.scope(v) for v in feed.online_views]),
+                others_after=self._claim_timeout_s, own=own)
             published += done.published
             deleted += done.deleted
         return Recovery(published, deleted)
@@ -218,6 +224,7 @@ class Consumer:
         the batch's commit either way); a read on this thread waits for it first."""
         stop = stop or threading.Event()
         last_message = time.monotonic()
+        sweep_at = last_message + self._claim_timeout_s
         handled = 0
         helper = (ThreadPoolExecutor(1, "headwater-read-ahead")
                   if hasattr(self.reader, "reads_ahead") else None)
@@ -250,6 +257,9 @@ class Consumer:
                             break
                         wait = max(1, min(wait, int(left * 1000)))
                     messages = self.reader.read(asked, wait)
+                if time.monotonic() >= sweep_at:  # the committed files of consumers that died
+                    self.recover(own=False)
+                    sweep_at = time.monotonic() + self._claim_timeout_s
                 if not messages:
                     continue
                 handled += len(messages)

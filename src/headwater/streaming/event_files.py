@@ -19,8 +19,10 @@ broken by the file's random tag offline but not online: a documented limit.
 names (``.push-...parquet.pending-<consumer>``, which no reader reads), commits the online
 effect together with one marker per file (``file:<name>``), then renames them visible.
 :func:`recover_pending` runs at start: a pending file whose marker is committed is renamed
-(whoever wrote it), one of this consumer without a marker is deleted (its events were not
-acknowledged and will be delivered again).
+(whoever wrote it, once it has not changed for the claim timeout), one of this consumer
+without a marker is deleted (its events were not acknowledged and will be delivered again).
+A running consumer sweeps up the same way every claim timeout, so the committed files of a
+consumer that died and never came back become visible too.
 """
 
 from __future__ import annotations
@@ -197,18 +199,36 @@ class Recovery:
 
 
 def recover_pending(folder: Path, consumer: str,
-                    committed: Callable[[list[str]], set[str]]) -> Recovery:
+                    committed: Callable[[list[str]], set[str]], *,
+                    others_after: float = 0.0, own: bool = True) -> Recovery:
     """Finish the pending files under ``folder`` (module docstring). ``committed`` takes
-    markers and returns those present online."""
-    found = [p for p in folder.glob(f"date=*/.push-*.parquet{_PENDING}*") if p.is_file()]
+    markers and returns those present online.
+
+    Another consumer's files are taken only once unchanged for ``others_after`` seconds:
+    a live consumer renames its committed files within moments (or rewrites them first,
+    when another consumer took some of its events), so an older one was left by a
+    consumer that died after its commit. With ``own`` False this consumer's files are left
+    alone (a running consumer sweeping up after dead ones: its own are in flight)."""
+    mine = f"{_PENDING}{consumer}"
+    oldest = time.time() - others_after
+    found = [p for p in folder.glob(f"date=*/.push-*.parquet{_PENDING}*")
+             if (p.name.endswith(mine) and own)
+             or (not p.name.endswith(mine) and _unchanged_since(p, oldest))]
     if not found:
         return Recovery(0, 0)
     markers = {p: marker_of(final_path(p).name) for p in found}
     present = committed(sorted(set(markers.values())))
     done = [p for p in found if markers[p] in present]
     publish(done)
-    stale = [p for p in found if markers[p] not in present
-             and p.name.endswith(f"{_PENDING}{consumer}")]
+    stale = [p for p in found if markers[p] not in present and p.name.endswith(mine)]
     for path in stale:
         path.unlink(missing_ok=True)
     return Recovery(len(done), len(stale))
+
+
+def _unchanged_since(path: Path, moment: float) -> bool:
+    """``path`` is a file last changed at or before ``moment`` (False once it is gone)."""
+    try:
+        return path.is_file() and path.stat().st_mtime <= moment
+    except FileNotFoundError:
+        return False
