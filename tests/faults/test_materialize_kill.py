@@ -135,7 +135,7 @@ def test_materialize_killed_and_rerun_gives_the_uninterrupted_online_state(
             while count() <= (progress[-1] if progress else 0) and run.poll() is None:
                 assert time.monotonic() < deadline, "materialize made no progress"
                 time.sleep(0.005)
-            time.sleep(chance.uniform(0.0, 0.3))
+            time.sleep(chance.uniform(0.0, 0.1))
             run.kill()
         finally:
             run.wait(30)
