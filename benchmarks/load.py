@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,7 +53,10 @@ KEY_ENV = "HEADWATER_BENCH_LOAD_KEY"
 MAX_REQUESTS = 5_000_000
 """Per run, over all connections: the count bound next to the time bound."""
 REQUEST_TIMEOUT_S = 10.0
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 180.0
+"""Two workers took 50 s to start on a 2-core machine at load average 18."""
+HEADWATER = "headwater serve"
+FLOOR = "floor: uvicorn, same bytes, no store"
 BODIES = 4_096
 """Distinct pre-encoded requests per run (random entities), cycled."""
 
@@ -106,6 +109,7 @@ class LoadRow:
     """Percent of one core, summed over the server's processes."""
     client_cpu: float
     first_error: str | None = None
+    server: str = HEADWATER
 
     @property
     def throughput(self) -> float:
@@ -133,15 +137,20 @@ def run(size_name: str, redis_url: str, workdir: Path | None = None) -> list[Loa
     rows: list[LoadRow] = []
     with tempfile.TemporaryDirectory(prefix="headwater-bench-load-", dir=workdir) as tmp:
         repo = Path(tmp) / "repo"
+        folder, top = Path(tmp), size.levels[-1]
+
+        def plan(endpoint: str, connections: int) -> Plan:
+            return Plan(endpoint, connections, size.seconds, size.warmup_s, size.customers)
+
         try:
             key = prepare(repo, size, redis_url, project)
-            for workers, levels in ((1, size.levels), (2, size.levels[-1:])):
-                with server(repo, key, workers, Path(tmp) / f"serve-{workers}.log") as (
-                        port, pid):
-                    rows += [_client(port, pid, key, Plan(endpoint, level, size.seconds,
-                                                          size.warmup_s, size.customers),
-                                     workers)
-                             for endpoint in ENDPOINTS for level in levels]
+            with server(repo, key, 1, folder / "serve-1.log") as one:
+                rows += [_client(one, key, plan(endpoint, level), 1)
+                         for endpoint in ENDPOINTS for level in size.levels]
+            with floor(one.sample, folder / "floor.log") as base:
+                rows.append(_client(base, key, plan("/features", top), 1, FLOOR))
+            with server(repo, key, 2, folder / "serve-2.log") as two:
+                rows += [_client(two, key, plan(endpoint, top), 2) for endpoint in ENDPOINTS]
         finally:
             online._delete_redis_keys(redis_url, project)
     return rows
@@ -179,66 +188,100 @@ def prepare(repo: Path, size: Size, redis_url: str, project: str) -> str:
     return key
 
 
-@contextmanager
-def server(repo: Path, key: str, workers: int, log: Path) -> Iterator[tuple[int, int]]:
-    """``headwater serve --workers N`` over ``repo`` (auth on); yields ``(port, pid)`` once
-    ``GET /health`` answers 200 to ``key``, and stops it on exit."""
-    from headwater.testing.processes import free_port, stop_process
+@dataclass(frozen=True)
+class Served:
+    """A server process under test: its port, its pid (the root of its processes), and
+    the bytes it answered to a 1-entity ``POST /features`` (for the floor)."""
 
+    port: int
+    pid: int
+    sample: bytes
+
+
+@contextmanager
+def server(repo: Path, key: str, workers: int, log: Path) -> Iterator[Served]:
+    """``headwater serve --workers N`` over ``repo`` (auth on), once ``GET /health``
+    answers 200 to ``key`` and, with several workers, each has written its first metrics
+    snapshot (it has started: stores open, model loaded; so the load's connections spread
+    over all of them) and both endpoints answer real values; stopped on exit."""
     script = Path(sys.executable).with_name("headwater")
     head = ([str(script)] if script.exists() else
             [sys.executable, "-c", "from headwater.cli.main import main; main()"])
+    # the server makes its metrics folder under $TMPDIR: one of ours, to watch it
+    temp = Path(tempfile.mkdtemp(prefix="serve-tmp-", dir=log.parent))
+
+    def started(client: Any) -> bytes | None:
+        if client.get("/health").status_code != 200 or (
+                workers > 1 and len(list(temp.glob("headwater-metrics-*/*.json"))) < workers):
+            return None
+        return _check_answers(client)
+
+    with _serving(lambda port: [*head, "serve", "--repo", str(repo), "--host", "127.0.0.1",
+                                "--port", str(port), "--workers", str(workers)],
+                  {"TMPDIR": str(temp)}, {"authorization": f"Bearer {key}"}, started,
+                  log) as served:
+        yield served
+
+
+@contextmanager
+def floor(sample: bytes, log: Path) -> Iterator[Served]:
+    """uvicorn (one worker, the loop and parser ``headwater serve`` uses) running
+    :func:`benchmarks.http.floor_app`, which answers ``POST /features`` with ``sample``
+    and no store behind it: what the client and the transport cost alone."""
+    from benchmarks.http import FLOOR_ENV
+
+    bodies = log.with_suffix(".json")
+    bodies.write_text(json.dumps({"1": sample.decode("latin-1")}))
+
+    def started(client: Any) -> bytes | None:
+        return sample if client.get("/health").status_code == 200 else None
+
+    with _serving(lambda port: [sys.executable, "-m", "uvicorn", "benchmarks.http:floor_app",
+                                "--factory", "--host", "127.0.0.1", "--port", str(port),
+                                "--log-level", "warning", "--no-access-log"],
+                  {FLOOR_ENV: str(bodies)}, {}, started, log) as served:
+        yield served
+
+
+@contextmanager
+def _serving(command: Callable[[int], list[str]], env: dict[str, str],
+             headers: dict[str, str], started: Callable[[Any], bytes | None],
+             log: Path) -> Iterator[Served]:
+    """Run ``command(port)`` and poll ``started`` (an httpx client on the port) until it
+    returns the sample (bounded); stop the process on exit."""
+    import httpx
+
+    from headwater.testing.processes import free_port, stop_process
+
     for attempt in range(3):  # another process may take the free port before the server
         port = free_port()
-        # the server makes its metrics folder under $TMPDIR: one of ours, to watch it
-        temp = Path(tempfile.mkdtemp(prefix="serve-tmp-", dir=log.parent))
         with log.open("w") as out:
-            process = subprocess.Popen(
-                [*head, "serve", "--repo", str(repo), "--host", "127.0.0.1", "--port",
-                 str(port), "--workers", str(workers)],
-                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                env={**os.environ, "TMPDIR": str(temp)})
+            process = subprocess.Popen(command(port), stdout=out, stderr=subprocess.STDOUT,
+                                       cwd=ROOT, env={**os.environ, **env})
         try:
-            if _wait_healthy(process, port, key, workers, temp):
-                yield port, process.pid
-                return
+            deadline = time.monotonic() + START_TIMEOUT_S
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0,
+                              headers=headers) as client:
+                while time.monotonic() < deadline and process.poll() is None:
+                    try:
+                        sample = started(client)
+                    except httpx.TransportError:
+                        sample = None
+                    if sample is not None:
+                        yield Served(port, process.pid, sample)
+                        return
+                    time.sleep(0.05)  # polling for start-up, not timing anything
         finally:
             stop_process(process)
         if attempt == 2:
             tail = "\n".join(log.read_text().splitlines()[-20:])
-            raise RuntimeError(f"headwater serve did not come up on port {port}:\n{tail}")
+            raise RuntimeError(f"{command(port)[0]} did not come up on port {port} within "
+                               f"{START_TIMEOUT_S:g} s:\n{tail}")
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], port: int, key: str,
-                  workers: int, temp: Path) -> bool:
-    """Poll ``GET /health`` until 200 and, with several workers, until each has written
-    its first metrics snapshot (it has started: stores open, model loaded), so the load's
-    connections spread over all of them; False if the process exits or time runs out.
-    Then check both endpoints answer real values."""
-    import httpx
-
-    deadline = time.monotonic() + START_TIMEOUT_S
-    headers = {"authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0,
-                      headers=headers) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                return False
-            try:
-                if client.get("/health").status_code == 200 and (
-                        workers == 1
-                        or len(list(temp.glob("headwater-metrics-*/*.json"))) >= workers):
-                    _check_answers(client)
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)  # polling for start-up, not timing anything
-    return False
-
-
-def _check_answers(client: Any) -> None:
+def _check_answers(client: Any) -> bytes:
     """One request per endpoint answers 200 with a present record / a score: the load
-    then measures real reads, not misses or refusals."""
+    then measures real reads, not misses or refusals. Returns the ``/features`` answer."""
     from headwater.serving.response import PRESENT
 
     features = client.post("/features", content=_body("/features", 1))
@@ -252,6 +295,8 @@ def _check_answers(client: Any) -> None:
         raise RuntimeError(f"POST /features found no fresh record: {features.text[:500]}")
     if "predictions" not in predict.json() and "prediction" not in predict.text:
         raise RuntimeError(f"POST /predict answered no prediction: {predict.text[:500]}")
+    content: bytes = features.content
+    return content
 
 
 def _body(endpoint: str, customer: int) -> bytes:
@@ -263,9 +308,10 @@ def _body(endpoint: str, customer: int) -> bytes:
     return json.dumps({"model": MODEL, "entities": [{"customer_id": customer}]}).encode()
 
 
-def _client(port: int, pid: int, key: str, plan: Plan, workers: int) -> LoadRow:
+def _client(served: Served, key: str, plan: Plan, workers: int,
+            label: str = HEADWATER) -> LoadRow:
     """One run in a fresh client process, bounded by a timeout."""
-    args = [port, pid, plan.endpoint, plan.connections, plan.seconds, plan.warmup_s,
+    args = [served.port, served.pid, plan.endpoint, plan.connections, plan.seconds, plan.warmup_s,
             plan.customers]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.load", "client", *map(str, args)],
@@ -274,7 +320,7 @@ def _client(port: int, pid: int, key: str, plan: Plan, workers: int) -> LoadRow:
         timeout=plan.seconds + plan.warmup_s + REQUEST_TIMEOUT_S + 60)
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return LoadRow(endpoint=plan.endpoint, connections=plan.connections, workers=workers,
-                   **report)
+                   server=label, **report)
 
 
 def failures(rows: Sequence[LoadRow]) -> str | None:
@@ -283,17 +329,18 @@ def failures(rows: Sequence[LoadRow]) -> str | None:
     if not bad:
         return None
     return "load benchmark FAILED, the target is zero errors:\n" + "\n".join(
-        f"  POST {r.endpoint}, {r.connections} connection(s), {r.workers} worker(s): "
+        f"  {r.server}, POST {r.endpoint}, {r.connections} connection(s), {r.workers} "
+        f"worker(s): "
         f"{r.errors:,} error(s) in {r.requests + r.errors:,} requests; first: {r.first_error}"
         for r in bad)
 
 
 def table(rows: Sequence[LoadRow]) -> str:
     """The rows as a fixed-width text table."""
-    header = ("endpoint", "workers", "connections", "requests", "errors", "req/s",
+    header = ("server", "endpoint", "workers", "connections", "requests", "errors", "req/s",
               "p50 ms", "p99 ms", "p99.9 ms", "server CPU %", "client CPU %")
     return text_table(header, [
-        [f"POST {r.endpoint}", str(r.workers), str(r.connections), f"{r.requests:,}",
+        [r.server, f"POST {r.endpoint}", str(r.workers), str(r.connections), f"{r.requests:,}",
          str(r.errors), f"{r.throughput:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
          f"{r.p999_ms:.2f}", f"{r.server_cpu:.0f}", f"{r.client_cpu:.0f}"] for r in rows])
 
@@ -355,15 +402,16 @@ class _Connection:
         while clock() < end and budget[0] > 0:
             try:
                 if stream is None:
-                    stream = await asyncio.wait_for(
-                        asyncio.open_connection("127.0.0.1", port), REQUEST_TIMEOUT_S)
+                    async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                        stream = await asyncio.open_connection("127.0.0.1", port)
                 reader, writer = stream
                 request = self.requests[self.next % len(self.requests)]
                 self.next += 1
                 budget[0] -= 1
                 began = time.perf_counter_ns()
                 writer.write(request)
-                status = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT_S)
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    status = await _read_response(reader)
                 took = time.perf_counter_ns() - began
                 if status != 200:
                     self._error(f"HTTP {status}")
@@ -415,7 +463,7 @@ def generate(port: int, server_pid: int, key: str, plan: Plan) -> dict[str, Any]
 
     async def main() -> None:
         start = time.perf_counter()
-        measure_from = start + plan.warmup_s
+        measure_from = marks["from"] = start + plan.warmup_s
         end = measure_from + plan.seconds
         budget = [MAX_REQUESTS]
         tasks = [asyncio.ensure_future(c.loop(port, measure_from, end, budget)) for c in pool]
@@ -432,12 +480,13 @@ def generate(port: int, server_pid: int, key: str, plan: Plan) -> dict[str, Any]
         uvloop.run(main())
     else:
         asyncio.run(main())
-    wall = marks["ended"] - marks["began"]
+    # requests are counted by when they were sent, CPU between two reads of the counters
+    window, wall = marks["ended"] - marks["from"], marks["ended"] - marks["began"]
     times = np.asarray([t for c in pool for t in c.times], dtype=np.float64)
     p50, p99, p999 = (np.percentile(times, [50, 99, 99.9]) / 1e6 if len(times)
                       else (float("nan"),) * 3)
     errors = [c for c in pool if c.errors]
-    return {"requests": len(times), "errors": sum(c.errors for c in pool), "seconds": wall,
+    return {"requests": len(times), "errors": sum(c.errors for c in pool), "seconds": window,
             "p50_ms": float(p50), "p99_ms": float(p99), "p999_ms": float(p999),
             "server_cpu": 100 * (marks["server1"] - marks["server0"]) / wall,
             "client_cpu": 100 * (marks["client1"] - marks["client0"]) / wall,

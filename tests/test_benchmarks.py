@@ -203,9 +203,11 @@ def test_tiny_load_benchmark(tmp_path: Path, redis_url: str) -> None:
 
     size = load.SIZES["tiny"]
     rows = load.run("tiny", redis_url, tmp_path)
-    assert [(r.endpoint, r.workers, r.connections) for r in rows] == [
-        *((e, 1, c) for e in load.ENDPOINTS for c in size.levels),
-        *((e, 2, size.levels[-1]) for e in load.ENDPOINTS)]
+    top = size.levels[-1]
+    assert [(r.server, r.endpoint, r.workers, r.connections) for r in rows] == [
+        *((load.HEADWATER, e, 1, c) for e in load.ENDPOINTS for c in size.levels),
+        (load.FLOOR, "/features", 1, top),  # the client against a server with no store
+        *((load.HEADWATER, e, 2, top) for e in load.ENDPOINTS)]
     for r in rows:
         assert r.errors == 0 and r.first_error is None
         assert r.requests > 0 and r.seconds >= size.seconds and r.throughput > 0
@@ -213,7 +215,7 @@ def test_tiny_load_benchmark(tmp_path: Path, redis_url: str) -> None:
         assert r.server_cpu > 0 and r.client_cpu > 0
     assert load.failures(rows) is None
     _table_shape(load.table(rows), len(rows),
-                 ("endpoint", "workers", "connections", "requests", "errors", "req/s",
+                 ("server", "endpoint", "workers", "connections", "requests", "errors", "req/s",
                   "p50 ms", "p99 ms", "p99.9 ms", "server CPU %", "client CPU %"))
     client = redis.Redis.from_url(redis_url)
     try:
@@ -260,4 +262,5 @@ def test_load_client_counts_refusals_as_errors() -> None:
     row = load.LoadRow(endpoint="/features", connections=2, workers=1, **report)
     message = load.failures([row])
     assert message is not None and "zero errors" in message
-    assert "POST /features, 2 connection(s), 1 worker(s)" in message and "HTTP 401" in message
+    assert "headwater serve, POST /features, 2 connection(s), 1 worker(s)" in message
+    assert "HTTP 401" in message
