@@ -36,7 +36,8 @@ Each operation is compared with the fastest way to do the same work directly on 
 * ``load``: closed-loop load on ``POST /features`` and ``POST /predict`` against one real
   ``headwater serve`` (auth on, Redis online store) at 1, 8, 32 and 64 keep-alive
   connections for 60 s each (small 10 s, tiny 2 s at 1 and 4), and at the highest level on
-  two workers: requests, errors, req/s, p50/p99/p99.9, server and client CPU
+  two workers: requests, errors, req/s, p50/p99/p99.9, server and client CPU; and a floor,
+  the same client against uvicorn answering the same bytes with no store
   (:mod:`benchmarks.load`); needs Redis. Any error fails the run (exit status 1).
 
 ``make bench`` runs every suite at the full size; CI runs ``--size tiny`` only.
