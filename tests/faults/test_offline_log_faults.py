@@ -181,5 +181,14 @@ def test_prediction_log_keeps_rows_until_the_fault_is_cleared(
         logged = read_log(folder.folder, "churn")
         assert sorted(logged.column("request_id").to_pylist()) == sorted(
             f"req-{i}" for i in range(60) for _ in range(2))
+
+        break_folder(folder, fault)  # still broken at shutdown: the loss is reported
+        caplog.clear()
+        assert log.log(record(60))
+        with caplog.at_level(logging.ERROR, logger="headwater.inference.log"):
+            log.close()
+        assert (log.written_rows, log.failed_rows, log.retry_rows) == (120, 2, 0)
+        lost = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
+        assert lost and str(folder.folder) in lost[0] and "Fix:" in lost[0], lost
     finally:
         log.close()

@@ -180,6 +180,7 @@ def test_redis_stopped_and_restarted_under_traffic(
             assert final.status_code == 200, final.text
             assert check_values(final.json()) == acked
             assert client.get("/health").status_code == 200
+        assert "Traceback" not in log.read_text()  # no unhandled error on the way
     finally:
         traffic.stop.set()
         for thread in threads:
