@@ -88,7 +88,14 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     ``.restart_immediately()``), stopped and deleted at teardown."""
     cluster = PostgresCluster(postgres_bin())
     try:
-        cluster.start()
+        for attempt in range(3):  # another process may take the free port first
+            try:
+                cluster.start()
+                break
+            except ServiceStartError:
+                if attempt == 2:
+                    raise
+                cluster.port = free_port()
         yield cluster
     finally:
         cluster.close()
