@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote as quote_path
 
 from headwater.config import Settings
 from headwater.definitions import FileSource, Source
@@ -114,15 +115,20 @@ class SparkSources:
         files = self._reader.files(source)
         index: dict[str, int] = {}
         for position, path in enumerate(files):
-            index[f"file:{path}"] = position
-            index[f"file://{path}"] = position
-            index[path] = position
+            for form in (path, quote_path(path, safe="/"), quote_path(path, safe="/=:,")):
+                index[f"file:{form}"] = position
+                index[f"file://{form}"] = position
+                index[form] = position
         try:
             frame = self._spark.read.option("recursiveFileLookup", "false").parquet(*files)
         except PySparkException as exc:
             raise _unreadable(source, exc) from exc
         lookup = F.create_map(*(F.lit(x) for item in index.items() for x in item))
-        file_index = lookup[F.col("_metadata.file_path")]
+        known = lookup[F.col("_metadata.file_path")]
+        # an unknown path form would lose the ingestion order: fail loudly instead
+        file_index = F.coalesce(known, F.raise_error(F.concat(
+            F.lit("headwater: cannot place file "), F.col("_metadata.file_path"),
+            F.lit(" in the ingestion order; please report this with the path"))))
         if len(files) >= _FILE_LIMIT:
             raise DataError(f"{source.label()}: more than {_FILE_LIMIT} files: the ingestion "
                             "order does not fit 64 bits. Fix: compact the source into fewer "
