@@ -33,7 +33,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
                 suppress_health_check=list(HealthCheck))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
-OPERATIONS = ["POST /features", "POST /predict", "POST /push", "GET /health"]
+OPERATIONS = ["POST /features", "POST /predict", "POST /push", "GET /health", "GET /metrics"]
 
 
 @pytest.fixture(scope="module")

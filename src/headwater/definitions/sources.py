@@ -53,7 +53,10 @@ class Source(ABC):
 class FileSource(Source):
     """Rows in Parquet or CSV files: one file, a folder of Parquet files, or a glob.
 
-    Relative paths are read relative to the repo folder. ``format`` is inferred from the
+    Relative paths are read relative to the repo folder, and every path must lead inside
+    it (``..`` is refused here; absolute paths and symlinks are checked when the offline
+    engine reads the source: :mod:`headwater.offline.source_reader`, which also names the
+    variable that adds other folders). ``format`` is inferred from the
     extension (``.parquet``/``.pq``, ``.csv``/``.csv.gz``); a folder is read as Parquet.
 
     >>> FileSource("data/trips.parquet", timestamp_field="ts").format
@@ -79,6 +82,11 @@ class FileSource(Source):
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise DefinitionError(me, "path", "no path given",
                                   "pass the path of a Parquet or CSV file, a folder or a glob")
+        if ".." in PurePath(os.fspath(path)).parts:
+            raise DefinitionError(me, "path", f"'{os.fspath(path)}' climbs out of its folder "
+                                  "with '..'", "give a path inside the repo folder, relative "
+                                  "to it (sources read only inside the repo, see "
+                                  "headwater.offline.source_reader)")
         object.__setattr__(self, "path", os.fspath(path))
         object.__setattr__(self, "timestamp_field", timestamp_field)
         object.__setattr__(self, "created_timestamp_field", created_timestamp_field)

@@ -16,20 +16,30 @@ between rows with the same key, event time and created time:
 
 FileSource paths are relative to the repo folder: a file, a folder (every ``*.parquet`` or
 ``*.csv`` under it, recursively) or a glob (``data/*.parquet``, ``data/**/*.parquet``).
+
+**File roots.** A FileSource reads only inside its *roots*: the repo folder, plus any
+folders listed in the environment variable ``HEADWATER_FILE_ROOTS`` (absolute paths
+separated by ``os.pathsep``) for data kept outside the repo. An absolute path outside them,
+a symlink (the path itself, a folder on the way, or a file under a folder) that resolves
+outside them, or a glob whose matches do, is a DefinitionError naming the path and the fix,
+at apply time (the schema is read then) and at every read; ``..`` is refused when the
+definition is made (:class:`~headwater.definitions.FileSource`). Offline pushes write only
+inside the roots too (:func:`inside_roots`).
 """
 
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from headwater.config import Settings
 from headwater.definitions import FileSource, Source, SQLSource
-from headwater.errors import DataError
+from headwater.errors import DataError, DefinitionError
 from headwater.offline import sql_source
 from headwater.offline.file_order import ingestion_sorted
 from headwater.offline.sql_names import quote, unique_name
@@ -40,6 +50,38 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _VIRTUAL = ("file_index", "file_row_number")
+FILE_ROOTS_ENV = "HEADWATER_FILE_ROOTS"
+"""Extra folders FileSource paths may name, besides the repo (``os.pathsep``-separated)."""
+
+
+def file_roots(repo: Path) -> tuple[Path, ...]:
+    """The folders FileSource paths may name, resolved: the repo folder, then each
+    absolute folder of ``HEADWATER_FILE_ROOTS`` (relative entries are ignored)."""
+    extra = [Path(p.strip()) for p in os.environ.get(FILE_ROOTS_ENV, "").split(os.pathsep)
+             if p.strip() and Path(p.strip()).is_absolute()]
+    return tuple(dict.fromkeys(p.resolve() for p in (Path(repo), *extra)))
+
+
+def inside_roots(source: FileSource, path: PurePath, repo: Path) -> Path:
+    """``path`` (relative to ``repo``, or absolute) as an absolute path, after checking that
+    it lies inside the :func:`file_roots` once symlinks are resolved; DefinitionError
+    naming ``source``'s path and the fix otherwise."""
+    given = Path(path)
+    absolute = given if given.is_absolute() else Path(repo) / given
+    _check_resolved(source, absolute, file_roots(repo))
+    return absolute
+
+
+def _check_resolved(source: FileSource, path: Path, roots: tuple[Path, ...]) -> None:
+    resolved = path.resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        shown = "" if resolved == path else f" (it resolves to {resolved})"
+        raise DefinitionError(
+            source.label(), "path", f"'{source.path}' names {path}{shown}, outside the "
+            f"folders sources may read: {', '.join(str(r) for r in roots)}",
+            "move or link the data inside the repo folder and give a path relative to it, "
+            f"or list its folder in {FILE_ROOTS_ENV} (absolute paths, separated by "
+            f"'{os.pathsep}')")
 
 
 @dataclass(frozen=True)
@@ -77,8 +119,10 @@ class SourceReader:
         """The files a FileSource reads, in ingestion order (see
         :mod:`~headwater.offline.file_order`); DataError when there are none."""
         repo = self._settings.repo_path
+        roots = file_roots(repo)
         given = Path(source.path)
-        base = given if given.is_absolute() else repo / given
+        parts = source.glob_parts()
+        base = inside_roots(source, given if parts is None else parts[0], repo)
         suffixes = (".parquet", ".pq") if source.format == "parquet" else (".csv", ".csv.gz")
         if source.is_glob:
             prefix = "" if given.is_absolute() else glob.escape(str(repo)) + "/"
@@ -90,6 +134,8 @@ class SourceReader:
                                      by_path=lambda p: p.relative_to(base).parts)
         else:
             files = [base] if base.is_file() else []
+        for path in files:  # a symlink under the folder, or a match, may lead outside
+            _check_resolved(source, path, roots)
         if not files:
             what = "no file matches" if source.is_glob else "nothing at"
             raise DataError(

@@ -41,6 +41,7 @@ from headwater.definitions import FeatureView, FileSource
 from headwater.errors import DataError, DefinitionError, StoreUnavailableError
 from headwater.offline.base import LATEST_CREATED, LATEST_TS
 from headwater.offline.file_order import push_file_name
+from headwater.offline.source_reader import inside_roots
 from headwater.streaming.push_rows import utc_micros
 from headwater.types import EPOCH
 
@@ -76,7 +77,7 @@ def push_folder(view: FeatureView, repo: Path, *, partitioned: bool = False) -> 
                               "pushes append Parquet files", _FIX)
     glob = source.glob_parts()
     if glob is not None:
-        folder = _absolute(glob[0], repo)
+        folder = inside_roots(source, glob[0], repo)  # never write outside the file roots
         pattern = glob[1]
         sample: tuple[str, ...] = (push_file_name(0, "0"),)
         if partitioned:
@@ -85,7 +86,7 @@ def push_folder(view: FeatureView, repo: Path, *, partitioned: bool = False) -> 
             raise DefinitionError(me, "source", f"a new file in {folder} would not match the "
                                   f"glob '{source.path}'", _FIX)
         return PushFolder(folder, pattern)
-    path = _absolute(PurePath(source.path), repo)
+    path = inside_roots(source, PurePath(source.path), repo)
     if not (path.is_dir() or (not path.exists() and source.names_folder)):
         raise DefinitionError(me, "source", f"{source.label()} is a single file; offline "
                               "pushes add files to a folder", _FIX)
@@ -96,10 +97,6 @@ def partition_name(day: int) -> str:
     """The partition folder of the events of ``day`` (days since the epoch, UTC):
     ``date=YYYY-MM-DD``."""
     return f"date={(EPOCH + timedelta(days=day)).date().isoformat()}"
-
-
-def _absolute(path: PurePath, repo: Path) -> Path:
-    return Path(path) if path.is_absolute() else repo / path
 
 
 def _matches(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
