@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -237,7 +238,9 @@ def run_headwater(engine: str, data: Path, work: Path) -> dict[str, Any]:
     import yaml
 
     import headwater as hw
+    from headwater.offline.source_reader import FILE_ROOTS_ENV
 
+    os.environ[FILE_ROOTS_ENV] = str(data)  # the shared data set lives outside the repo
     repo = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=work))
     try:
         (repo / "headwater.yaml").write_text(yaml.safe_dump(
