@@ -14,7 +14,9 @@ views), so its settings never leak into the user's session.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.errors import ConfigError
@@ -68,7 +70,11 @@ def builder(settings: OfflineSettings) -> Any:
     """A SparkSession builder configured from ``settings`` (see the module docstring)."""
     sql = import_pyspark()
     build = sql.SparkSession.builder.master(settings.master or "local[*]").appName("headwater")
-    for key, value in {**settings.spark_conf, **FIXED_CONF}.items():
+    # Spark's default warehouse is ./spark-warehouse, made in whatever folder the process
+    # runs in; the engine creates no tables there, so keep it out of the user's folder
+    warehouse = Path(settings.temp_directory or tempfile.gettempdir()) / "spark-warehouse"
+    for key, value in {"spark.sql.warehouse.dir": str(warehouse), **settings.spark_conf,
+                       **FIXED_CONF}.items():
         build = build.config(key, value)
     return build
 
