@@ -105,6 +105,7 @@ class LoadRow:
     p50_ms: float
     p99_ms: float
     p999_ms: float
+    max_ms: float
     server_cpu: float
     """Percent of one core, summed over the server's processes."""
     client_cpu: float
@@ -145,12 +146,13 @@ def run(size_name: str, redis_url: str, workdir: Path | None = None) -> list[Loa
         try:
             key = prepare(repo, size, redis_url, project)
             with server(repo, key, 1, folder / "serve-1.log") as one:
-                rows += [_client(one, key, plan(endpoint, level), 1)
+                rows += [_client(one, key, plan(endpoint, level), 1, log=one.log)
                          for endpoint in ENDPOINTS for level in size.levels]
             with floor(one.sample, folder / "floor.log") as base:
-                rows.append(_client(base, key, plan("/features", top), 1, FLOOR))
+                rows.append(_client(base, key, plan("/features", top), 1, FLOOR, base.log))
             with server(repo, key, 2, folder / "serve-2.log") as two:
-                rows += [_client(two, key, plan(endpoint, top), 2) for endpoint in ENDPOINTS]
+                rows += [_client(two, key, plan(endpoint, top), 2, log=two.log)
+                         for endpoint in ENDPOINTS]
         finally:
             online._delete_redis_keys(redis_url, project)
     return rows
@@ -196,6 +198,7 @@ class Served:
     port: int
     pid: int
     sample: bytes
+    log: Path
 
 
 @contextmanager
@@ -268,7 +271,7 @@ def _serving(command: Callable[[int], list[str]], env: dict[str, str],
                     except httpx.TransportError:
                         sample = None
                     if sample is not None:
-                        yield Served(port, process.pid, sample)
+                        yield Served(port, process.pid, sample, log)
                         return
                     time.sleep(0.05)  # polling for start-up, not timing anything
         finally:
@@ -308,9 +311,10 @@ def _body(endpoint: str, customer: int) -> bytes:
     return json.dumps({"model": MODEL, "entities": [{"customer_id": customer}]}).encode()
 
 
-def _client(served: Served, key: str, plan: Plan, workers: int,
-            label: str = HEADWATER) -> LoadRow:
-    """One run in a fresh client process, bounded by a timeout."""
+def _client(served: Served, key: str, plan: Plan, workers: int,  # noqa: PLR0917
+            label: str = HEADWATER, log: Path | None = None) -> LoadRow:
+    """One run in a fresh client process, bounded by a timeout. With errors, the first
+    names the end of the server's ``log`` too."""
     args = [served.port, served.pid, plan.endpoint, plan.connections, plan.seconds, plan.warmup_s,
             plan.customers]
     done = subprocess.run(
@@ -319,6 +323,10 @@ def _client(served: Served, key: str, plan: Plan, workers: int,
         env={**os.environ, KEY_ENV: key},
         timeout=plan.seconds + plan.warmup_s + REQUEST_TIMEOUT_S + 60)
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if report["errors"] and log is not None:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        report["first_error"] += ("\n    the server log ends with:\n      "
+                                  + "\n      ".join(tail or ["(nothing)"]))
     return LoadRow(endpoint=plan.endpoint, connections=plan.connections, workers=workers,
                    server=label, **report)
 
@@ -338,11 +346,12 @@ def failures(rows: Sequence[LoadRow]) -> str | None:
 def table(rows: Sequence[LoadRow]) -> str:
     """The rows as a fixed-width text table."""
     header = ("server", "endpoint", "workers", "connections", "requests", "errors", "req/s",
-              "p50 ms", "p99 ms", "p99.9 ms", "server CPU %", "client CPU %")
+              "p50 ms", "p99 ms", "p99.9 ms", "max ms", "server CPU %", "client CPU %")
     return text_table(header, [
         [r.server, f"POST {r.endpoint}", str(r.workers), str(r.connections), f"{r.requests:,}",
          str(r.errors), f"{r.throughput:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
-         f"{r.p999_ms:.2f}", f"{r.server_cpu:.0f}", f"{r.client_cpu:.0f}"] for r in rows])
+         f"{r.p999_ms:.2f}", f"{r.max_ms:.0f}", f"{r.server_cpu:.0f}",
+         f"{r.client_cpu:.0f}"] for r in rows])
 
 
 # --- the client process ------------------------------------------------------------------
@@ -389,17 +398,21 @@ class _Connection:
         self.times: list[int] = []
         self.errors = 0
         self.first_error: str | None = None
+        self.start = time.perf_counter()
 
-    def _error(self, what: str) -> None:
+    def _error(self, what: str, began: float) -> None:
         self.errors += 1
         if self.first_error is None:
-            self.first_error = what
+            self.first_error = (f"{what} (request sent {began - self.start:.1f} s into the "
+                                "run, warm-up included)")
 
     async def loop(self, port: int, measure_from: float, end: float, budget: list[int]
                    ) -> None:
         stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         clock = time.perf_counter
+        self.start = clock()
         while clock() < end and budget[0] > 0:
+            sent = clock()
             try:
                 if stream is None:
                     async with asyncio.timeout(REQUEST_TIMEOUT_S):
@@ -414,16 +427,24 @@ class _Connection:
                     status = await _read_response(reader)
                 took = time.perf_counter_ns() - began
                 if status != 200:
-                    self._error(f"HTTP {status}")
+                    self._error(f"HTTP {status}", sent)
                 elif began / 1e9 >= measure_from:
                     self.times.append(took)
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                self._error(f"{type(exc).__name__}: {exc}")
-                if stream is not None:
-                    stream[1].close()
+            except TimeoutError:
+                self._error(f"no complete response within {REQUEST_TIMEOUT_S:g} s", sent)
+                _drop(stream)
                 stream = None
-        if stream is not None:
-            stream[1].close()
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                self._error(f"{type(exc).__name__}: {exc}", sent)
+                _drop(stream)
+                stream = None
+        _drop(stream)
+
+
+def _drop(stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    """Close ``stream`` (if any); the next request opens a new connection."""
+    if stream is not None:
+        stream[1].close()
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -483,11 +504,12 @@ def generate(port: int, server_pid: int, key: str, plan: Plan) -> dict[str, Any]
     # requests are counted by when they were sent, CPU between two reads of the counters
     window, wall = marks["ended"] - marks["from"], marks["ended"] - marks["began"]
     times = np.asarray([t for c in pool for t in c.times], dtype=np.float64)
-    p50, p99, p999 = (np.percentile(times, [50, 99, 99.9]) / 1e6 if len(times)
-                      else (float("nan"),) * 3)
+    p50, p99, p999, top = (np.percentile(times, [50, 99, 99.9, 100]) / 1e6 if len(times)
+                           else (float("nan"),) * 4)
     errors = [c for c in pool if c.errors]
     return {"requests": len(times), "errors": sum(c.errors for c in pool), "seconds": window,
             "p50_ms": float(p50), "p99_ms": float(p99), "p999_ms": float(p999),
+            "max_ms": float(top),
             "server_cpu": 100 * (marks["server1"] - marks["server0"]) / wall,
             "client_cpu": 100 * (marks["client1"] - marks["client0"]) / wall,
             "first_error": errors[0].first_error if errors else None}
