@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from http.client import HTTPConnection
 from typing import TYPE_CHECKING, Any
 
+from headwater.demo.server import post
 from headwater.errors import DataError, HeadwaterError
 
 if TYPE_CHECKING:
@@ -50,16 +51,8 @@ class LiveStream:
     fresh_p99_ms: float
 
 
-def _post(connection: HTTPConnection, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    connection.request("POST", path, body=json.dumps(body),
-                       headers={"Content-Type": "application/json"})
-    response = connection.getresponse()
-    payload = response.read()
-    if response.status != 200:
-        raise HeadwaterError(f"POST {path} answered {response.status}: "
-                             f"{payload.decode(errors='replace')[:500]}")
-    answer: dict[str, Any] = json.loads(payload)
-    return answer
+def _post_json(connection: HTTPConnection, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    return post(connection, path, json.dumps(body))[0]
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -87,7 +80,7 @@ class _Reader(threading.Thread):
         try:
             while not self.stop.is_set():
                 started = time.perf_counter()
-                _post(connection, "/features", self._body)
+                _post_json(connection, "/features", self._body)
                 self.latencies.append((time.perf_counter() - started) * 1000)
         except (HeadwaterError, OSError, ValueError) as exc:  # the producer re-raises it
             self.error = exc
@@ -120,7 +113,7 @@ def stream_live(connect: Callable[[], HTTPConnection], drivers: Sequence[int], *
             # the batch's last event has a fare no other event has: freshness probe
             rows[-1]["fare"] = round(1000.0 + events / 100.0, 2)
             sent = time.perf_counter()
-            _post(producer, "/push", {"view": SOURCE, "rows": rows, "to": "both"})
+            _post_json(producer, "/push", {"view": SOURCE, "rows": rows, "to": "both"})
             freshness.append(_visible(producer, rows[-1], sent))
             events += len(rows)
             if reader.error is not None:
@@ -142,7 +135,7 @@ def _visible(connection: HTTPConnection, probe: dict[str, Any], sent: float) -> 
     body = {"features": [f"{LIVE_VIEW}:last_fare"], "entities": [{"driver_id": probe["driver_id"]}]}
     deadline = sent + _FRESHNESS_TIMEOUT_S
     while True:
-        answer = _post(connection, "/features", body)
+        answer = _post_json(connection, "/features", body)
         if answer["results"]["last_fare"][0] == probe["fare"]:
             return (time.perf_counter() - sent) * 1000
         if time.perf_counter() > deadline:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.client import HTTPConnection
+from http.client import HTTPConnection, RemoteDisconnected
 from pathlib import Path
 from typing import Any
 
@@ -84,18 +84,30 @@ def fetch(connection: HTTPConnection, service: str, entities: Sequence[dict[str,
     latencies = []
     answer: dict[str, Any] = {}
     for _ in range(requests):
-        answer, ms = _post(connection, "/features", body)
+        answer, ms = post(connection, "/features", body)
         latencies.append(ms)
     statuses = {view: meta["statuses"] for view, meta in answer["views"].items()}
     return ServedFeatures(answer["results"], statuses, requests, *_p50_p99(latencies))
 
 
-def _post(connection: HTTPConnection, path: str, body: str) -> tuple[dict[str, Any], float]:
-    """POST ``body`` to ``path``: the JSON answer and the milliseconds it took."""
-    started = time.perf_counter()
-    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-    response = connection.getresponse()
-    payload = response.read()
+def post(connection: HTTPConnection, path: str, body: str) -> tuple[dict[str, Any], float]:
+    """POST ``body`` to ``path``: the JSON answer and the milliseconds it took.
+
+    A keep-alive connection left idle past the server's keep-alive timeout (5 s) is closed
+    by the server; the request then fails before the server read it, so it is sent again
+    once on a new connection."""
+    for attempt in range(2):
+        started = time.perf_counter()
+        try:
+            connection.request("POST", path, body=body,
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            payload = response.read()
+            break
+        except (BrokenPipeError, ConnectionResetError, RemoteDisconnected):
+            connection.close()  # the next request opens a new connection
+            if attempt:
+                raise
     elapsed = (time.perf_counter() - started) * 1000
     if response.status != 200:
         raise HeadwaterError(f"POST {path} answered {response.status}: "
@@ -133,7 +145,7 @@ def predict_over_http(connection: HTTPConnection, model: str,
     for i in range(max(requests, len(entities))):
         index = i % len(entities)
         body = json.dumps({"model": model, "entities": [entities[index]]})
-        answers[index], ms = _post(connection, "/predict", body)
+        answers[index], ms = post(connection, "/predict", body)
         latencies.append(ms)
     last = answers[len(entities) - 1]
     return ServedPredictions(
