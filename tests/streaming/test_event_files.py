@@ -161,3 +161,34 @@ def test_another_consumers_files_are_taken_once_left_for_the_claim_timeout(
         assert at_start.published == len(mine) and all(p.exists() for p in live)
     finally:
         online.close()
+
+
+def test_a_swept_file_its_live_writer_deleted_meanwhile_is_skipped(tmp_path: Path) -> None:
+    """The writer was alive after all: it deleted its committed file (to rewrite it without
+    events another consumer committed) between the sweep's look and its rename."""
+    import os
+    import time
+
+    online = SQLiteOnlineStore(tmp_path / "online.db")
+    try:
+        folder, theirs = _batch(tmp_path, "slow")
+        online.update("v", (), lambda marked, current: {}, scope="s",
+                      markers=[marker_of(final_path(p).name) for p in theirs])
+        old = time.time() - 120
+        for path in theirs:
+            os.utime(path, (old, old))
+
+        def present_then_deleted(markers: list[str]) -> set[str]:
+            found = online.markers_present("s", markers)
+            theirs[0].unlink()  # the writer, meanwhile
+            return found
+
+        done = recover_pending(folder.folder, "sweeper", present_then_deleted,
+                               others_after=60, own=False)
+        assert done.published == len(theirs)
+        assert not final_path(theirs[0]).exists()  # gone, not an error
+        assert all(final_path(p).is_file() for p in theirs[1:])
+        with pytest.raises(FileNotFoundError):  # a consumer's own file must be there
+            publish([theirs[0]])
+    finally:
+        online.close()

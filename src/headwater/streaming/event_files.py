@@ -166,15 +166,17 @@ def final_path(pending: Path) -> Path:
     return pending.parent / name
 
 
-def publish(paths: Iterable[Path]) -> None:
+def publish(paths: Iterable[Path], *, missing_ok: bool = False) -> None:
     """Rename pending files visible, durably. A file another process already renamed (its
-    marker was seen committed) is fine."""
+    marker was seen committed) is fine; with ``missing_ok`` so is one that is gone (its
+    writer, alive after all, deleted it to rewrite it or because another consumer had
+    committed all of its events)."""
     folders = set()
     for path in paths:
         try:
             os.replace(path, final_path(path))
         except FileNotFoundError:
-            if not final_path(path).exists():
+            if not (missing_ok or final_path(path).exists()):
                 raise
         except OSError as exc:
             raise StoreUnavailableError(f"cannot rename {path} visible: {exc}. Fix: check "
@@ -219,7 +221,8 @@ def recover_pending(folder: Path, consumer: str,
     markers = {p: marker_of(final_path(p).name) for p in found}
     present = committed(sorted(set(markers.values())))
     done = [p for p in found if markers[p] in present]
-    publish(done)
+    publish([p for p in done if p.name.endswith(mine)])
+    publish([p for p in done if not p.name.endswith(mine)], missing_ok=True)
     stale = [p for p in found if markers[p] not in present and p.name.endswith(mine)]
     for path in stale:
         path.unlink(missing_ok=True)
