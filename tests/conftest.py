@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from headwater.testing.processes import free_port
+from headwater.testing.processes import RedisServer, ServiceStartError, free_port
+
+PrivateRedis = RedisServer
+"""A ``redis-server`` of one test's own (:class:`~headwater.testing.processes.RedisServer`)."""
 
 POSTGRES_URL = os.environ.get("HEADWATER_TEST_POSTGRES_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
@@ -83,70 +84,6 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-class PrivateRedis:
-    """A ``redis-server`` of one test's own on a loopback port, without persistence, that
-    the test may stop and start again on the same port."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self._process: subprocess.Popen[str] | None = None
-        self._log: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the server and return once it accepts connections."""
-        if self.running:
-            return
-        process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-             "--daemonize", "no", "--logfile", ""],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self._process = process
-        ready = threading.Event()
-        self._log = []
-
-        def follow() -> None:  # drains the log so the server never blocks on a full pipe
-            assert process.stdout is not None
-            for line in process.stdout:
-                self._log.append(line.rstrip())
-                if "Ready to accept connections" in line:
-                    ready.set()
-            ready.set()  # the server exited
-
-        threading.Thread(target=follow, daemon=True).start()
-        if not ready.wait(timeout) or not self.running:
-            self.kill()
-            log = "\n".join(self._log[-20:])
-            raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}")
-
-    def stop(self) -> None:
-        """Shut the server down (SIGTERM) and wait until it has exited."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(30)
-
-    def kill(self) -> None:
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.kill()
-            self._process.wait(30)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A redis-server started for this test (``.url``, ``.stop()``, ``.start()``,
@@ -163,7 +100,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
             try:
                 server.start()
                 break
-            except RuntimeError:
+            except ServiceStartError:
                 if attempt == 2:
                     raise
                 server.port = free_port()

@@ -107,6 +107,11 @@ class RedisServer:
                 self._process.kill()
             self._process.wait(30)
 
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port."""
+        self.stop()
+        self.start()
+
 
 class PostgresCluster:
     """A PostgreSQL cluster of one caller's own: ``initdb`` in a fresh folder, served on a
