@@ -308,7 +308,6 @@ def run_baseline(data: Path, work: Path) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     """Child process: ``ENGINE DATA WORKDIR`` -> one JSON line with the measurement, also
     appended to ``runs.jsonl`` next to the data sets (a history of every measurement)."""
-    import os
     from datetime import UTC, datetime
 
     engine, data, work = argv[0], Path(argv[1]), Path(argv[2])
