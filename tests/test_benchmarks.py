@@ -232,7 +232,7 @@ def test_load_client_counts_refusals_as_errors() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from benchmarks import load
+    from benchmarks import load, load_client
 
     class Refuse(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -251,9 +251,10 @@ def test_load_client_counts_refusals_as_errors() -> None:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        report = load.generate(httpd.server_address[1], os.getpid(), "wrong-key",
-                               load.Plan("/features", connections=2, seconds=0.3,
-                                         warmup_s=0.1, customers=10))
+        report = load_client.generate(
+            httpd.server_address[1], os.getpid(), "wrong-key",
+            load_client.Plan("/features", connections=2, seconds=0.3, warmup_s=0.1,
+                             customers=10))
     finally:
         httpd.shutdown()
         httpd.server_close()
