@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.measure import process_tree
+
 MODEL = "churn@production"
 VIEW = "customer_stats"
 KEY_ENV = "HEADWATER_BENCH_LOAD_KEY"
@@ -49,25 +51,6 @@ def body(endpoint: str, customer: int) -> bytes:
         return json.dumps({"features": [f"{VIEW}:{name}" for name in FEATURE_NAMES],
                            "entities": [{"customer_id": customer}]}).encode()
     return json.dumps({"model": MODEL, "entities": [{"customer_id": customer}]}).encode()
-
-
-def _descendants(root: int) -> set[int]:
-    """``root`` and its living descendants."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    family, grew = {root}, True
-    while grew:
-        found = {pid for pid, ppid in parents.items() if ppid in family} - family
-        family |= found
-        grew = bool(found)
-    return family
 
 
 def _tree_cpu_s(pids: set[int]) -> float:
@@ -173,7 +156,7 @@ def generate(port: int, server_pid: int, key: str, plan: Plan) -> dict[str, Any]
             f"content-length: {len(content)}\r\n\r\n".encode() + content)
     pool = [_Connection(requests, i * BODIES // plan.connections)
             for i in range(plan.connections)]
-    server_pids = _descendants(server_pid)
+    server_pids = process_tree(server_pid)
     marks: dict[str, float] = {}
 
     async def main() -> None:

@@ -88,10 +88,8 @@ def cpu_s(name: str | None = None) -> float:
     return total
 
 
-def _descendants() -> set[int]:
-    """The ids of this process's living descendants."""
-    import os
-
+def process_tree(root: int) -> set[int]:
+    """``root`` and its living descendants, from ``/proc``."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -101,9 +99,16 @@ def _descendants() -> set[int]:
                 continue
             # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    family, grew = {os.getpid()}, True
+    family, grew = {root}, True
     while grew:
         found = {pid for pid, ppid in parents.items() if ppid in family} - family
         family |= found
         grew = bool(found)
-    return family - {os.getpid()}
+    return family
+
+
+def _descendants() -> set[int]:
+    """The ids of this process's living descendants."""
+    import os
+
+    return process_tree(os.getpid()) - {os.getpid()}
