@@ -307,6 +307,25 @@ def test_full_batches_are_followed_by_a_read_ahead_and_applied_in_order(
     assert (counters.events, counters.batches) == (9, 4)
 
 
+def test_the_collector_is_paced_while_the_consumer_runs(tmp_path: Path) -> None:
+    import gc
+    from datetime import UTC, datetime
+
+    from headwater.streaming.collector import YOUNG_THRESHOLD
+
+    table = events(4, end=datetime(2024, 5, 1, 10, 0, tzinfo=UTC), drivers=2)
+    messages = [Message("trips", f"1-{i}", data=p) for i, p in enumerate(payloads(table))]
+    repo = make_repo(tmp_path / "repo", "trips")
+    before = gc.get_threshold()
+    seen: list[int] = []
+    with hw.FeatureStore(repo) as store:
+        runtime = Consumer(store, stream_feeds(store), _Batches([messages[:2], messages[2:]]),
+                           consumer="c", batch_size=2)
+        runtime.run(max_events=4, on_batch=lambda _: seen.append(gc.get_threshold()[0]))
+    assert seen == [max(before[0], YOUNG_THRESHOLD)] * 2
+    assert gc.get_threshold() == before
+
+
 def test_first_deliveries_already_applied_change_nothing(redis_url: str,
                                                         tmp_path: Path) -> None:
     """A batch of first deliveries skips the look-up of applied events; when they were

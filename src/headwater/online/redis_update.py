@@ -174,11 +174,11 @@ class OptimisticUpdates:
         not read the marks: its commit checks that every id is still unmarked.
 
         With ``defer`` the commit is sent and not waited for (:meth:`settle` confirms it).
-        When this client holds every key's record (it read or wrote them last) and no mark
-        needs reading, nothing is read either: ``modify`` runs on the held records, those
-        of a deferred update still unconfirmed included, and the commit's checks tell
-        whether they were current. So a stream consumer merges its next batch while the
-        server applies the one before."""
+        When no mark needs reading, only the keys whose record this client does not hold
+        (it read or wrote them last) are read, none when it holds all: ``modify`` runs on
+        the held records, those of a deferred update still unconfirmed included, and the
+        commit's checks tell whether they were current. So a stream consumer merges its
+        next batch while the server applies the one before."""
         check_update(view, scope, ids, markers)
         update = self._update_call(view, list(dict.fromkeys(keys)), modify, scope=scope,
                                    checked=list(dict.fromkeys([*ids, *markers])),
@@ -236,6 +236,37 @@ class OptimisticUpdates:
                        for p, s in zip(plain, stored, strict=True)]
         return _Read(flat[0::2], stored, current, marked)
 
+    def _read_unheld(self, update: UpdateCall) -> _Read:
+        """What a deferred update that needs no marks works on: the record held for each
+        key it holds (the commit's version checks tell whether it was current), and for the
+        others what one round trip reads of them alone (none when every key is held). A
+        consumer holds nearly every entity of a batch once it has seen them: its first
+        batches bring new ones, and a skewed stream keeps bringing a few."""
+        held = self._cache.held(update.field, update.keys)
+        unheld = [key for key, h in zip(update.keys, held, strict=True) if h is None]
+        if not unheld:
+            entries = cast("list[tuple[bytes, bytes]]", held)
+            records: list[bytes | None] = [h[1] for h in entries]
+            return _Read([h[0] for h in entries], records, records, set())
+        got = self._read_for(self._update_call(update.view, unheld, update.modify,
+                                               scope=update.scope, checked=[],
+                                               likely_unmarked=True), read_marks=False)
+        versions: list[bytes | None] = []
+        stored: list[bytes | None] = []
+        current: list[bytes | None] = []
+        at = 0
+        for h in held:
+            if h is None:
+                versions.append(got.versions[at])
+                stored.append(got.stored[at])
+                current.append(got.current[at])
+                at += 1
+            else:
+                versions.append(h[0])
+                stored.append(h[1])
+                current.append(h[1])
+        return _Read(versions, stored, current, set())
+
     def _prepare_commit(self, update: UpdateCall, read: _Read) -> Commit:
         """Run ``modify`` on what was read and pack the commit script's call."""
         records = update.modify(read.marked, dict(zip(update.keys, read.current, strict=True)))
@@ -257,12 +288,9 @@ class OptimisticUpdates:
 
     def _send_deferred(self, update: UpdateCall) -> int:
         """Send ``update``'s commit without waiting for its reply (:meth:`settle`)."""
-        held = self._cache.held(update.field, update.keys)
         no_marks = update.likely_unmarked or update.scope is None or not update.checked
-        if update.keys and no_marks and all(held):
-            entries = cast("list[tuple[bytes, bytes]]", held)
-            records: list[bytes | None] = [h[1] for h in entries]
-            read = _Read([h[0] for h in entries], records, records, set())
+        if update.keys and no_marks:
+            read = self._read_unheld(update)
         else:
             read = self._read_for(update, read_marks=not update.likely_unmarked)
         commit = self._prepare_commit(update, read)

@@ -43,6 +43,7 @@ from headwater.config import StreamSettings
 from headwater.definitions import StreamSource
 from headwater.errors import ConfigError, DefinitionError, NotFoundError
 from headwater.offline.base import LATEST_TS
+from headwater.streaming.collector import paced_collector
 from headwater.streaming.event_files import (
     EventFile,
     Recovery,
@@ -221,8 +222,14 @@ class Consumer:
         batch read ahead is applied like any other, after the one before it, and is finished
         even when ``stop`` is set meanwhile. The acknowledgement of a batch whose successor
         is being read ahead is sent by the helper thread too, after that read (it follows
-        the batch's commit either way); a read on this thread waits for it first."""
-        stop = stop or threading.Event()
+        the batch's commit either way); a read on this thread waits for it first.
+
+        The garbage collector is paced meanwhile (:mod:`~headwater.streaming.collector`)."""
+        with paced_collector():
+            return self._run(stop or threading.Event(), max_events, idle_exit, on_batch)
+
+    def _run(self, stop: threading.Event, max_events: int | None, idle_exit: float | None,
+             on_batch: Callable[[Counters], None] | None) -> Counters:
         last_message = time.monotonic()
         sweep_at = last_message + self._claim_timeout_s
         handled = 0

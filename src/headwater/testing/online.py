@@ -222,6 +222,38 @@ class UpdateSuite:
             mine.close()
             other.close()
 
+    def test_a_deferred_update_reads_the_records_it_does_not_hold(
+            self, online_store_factory: StoreFactory) -> None:
+        mine, other = online_store_factory(), online_store_factory()
+        try:
+            view, (held, unheld, absent), scope = new_view(), int_keys(3), new_view("scope")
+            mine.update(view, [held], append_unmarked([(held, "a")]), scope=scope, ids=["a"])
+            # another writer stores a record `mine` never saw
+            other.update(view, [unheld], append_unmarked([(unheld, "b")]), scope=scope,
+                         ids=["b"])
+            seen: list[dict[bytes, bytes | None]] = []
+            inner = append_unmarked([(held, "c"), (unheld, "c2"), (absent, "c3")])
+
+            def modify(marked: set[str], current: dict[bytes, bytes | None]
+                       ) -> dict[bytes, bytes]:
+                seen.append(dict(current))
+                return inner(marked, current)
+
+            mine.update(view, [held, unheld, absent], modify, scope=scope,
+                        ids=["c", "c2", "c3"], likely_unmarked=True, defer=True)
+            mine.settle()
+            # modify ran once, on what was stored: the held record, the other writer's
+            # record read for this update, and nothing for the absent entity
+            assert len(seen) == 1
+            assert [applied_ids(seen[0][k]) if seen[0][k] else None
+                    for k in (held, unheld, absent)] == [["a"], ["b"], None]
+            assert [applied_ids(r) for r in other.read([ViewKeys(view, [held, unheld,
+                                                                        absent])])[0]] == [
+                ["a", "c"], ["b", "c2"], ["c3"]]
+        finally:
+            mine.close()
+            other.close()
+
     @pytest.mark.parametrize("defer", [False, True], ids=["settled", "deferred"])
     def test_processes_updating_the_same_entities_lose_nothing_and_apply_once(
             self, online_store_factory: StoreFactory, defer: bool) -> None:
