@@ -178,3 +178,39 @@ def test_a_corrupt_record_is_named_as_merging_it_alone_names_it() -> None:
     with pytest.raises(DataError, match=r"'txn'.*corrupt"):
         merge_records(v.aggregations, 1, partials(v, events([(1, 1, None, 2.0)], 1)),
                       {key: data[:-3]}, "txn")
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 6)), max_size=30),
+       new=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 6)), max_size=30))
+def test_merge_positions_equal_a_stable_sort_of_both_sides(
+        old: list[tuple[int, int]], new: list[tuple[int, int]]) -> None:
+    from headwater.aggregation.merge_batch import _merge_positions
+
+    h = 60_000_000
+    old, new = sorted(old), sorted(new)
+    at = _merge_positions(np.array([e for e, _ in old], dtype=np.intp),
+                          np.array([t * h for _, t in old], dtype=np.int64),
+                          np.array([e for e, _ in new], dtype=np.intp),
+                          np.array([t * h for _, t in new], dtype=np.int64), h)
+    assert at is not None
+    # brute force: sort the union stably, the stored rows first on a tie
+    union = sorted([(e, t, 0, i) for i, (e, t) in enumerate(old)]
+                   + [(e, t, 1, i) for i, (e, t) in enumerate(new)])
+    want = [position for position, row in enumerate(union) if row[2] == 1]
+    assert at.tolist() == want
+
+
+def test_merge_positions_refuse_what_they_cannot_merge() -> None:
+    from headwater.aggregation.merge_batch import _merge_positions
+
+    h = 60
+    ints = np.array
+    # a stored record whose tiles are out of order, a batch out of order, a start off the
+    # grid, and keys past an int64: the caller sorts the union instead
+    assert _merge_positions(ints([0, 0]), ints([120, 60]), ints([0]), ints([60]), h) is None
+    assert _merge_positions(ints([0]), ints([60]), ints([1, 0]), ints([60, 60]), h) is None
+    assert _merge_positions(ints([0]), ints([60]), ints([0]), ints([90]), h) is None
+    assert _merge_positions(ints([0]), ints([0]), ints([2**40]), ints([2**62]), 1) is None
+    at = _merge_positions(ints([0, 1]), ints([60, 60]), ints([0]), ints([60]), h)
+    assert at is not None and at.tolist() == [1]

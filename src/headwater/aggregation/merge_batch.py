@@ -117,7 +117,7 @@ def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
     stored_entity = scan.positions[scan.regular]
     redo: set[int] = set()
     # per lane: the merged rows' bounds per fast entity, and the rows
-    cut: list[tuple[list[int], list[int], bytes, int, bytes, bytes]] = []
+    cut: list[tuple[list[int], list[int], memoryview, int, bytes, bytes]] = []
     for index, lane in enumerate(layout):
         kind = row_type(widths[index])
         entity, rows = _lane_rows(lane, part.lanes[index], fast, kind=kind, latest=latest,
@@ -133,7 +133,8 @@ def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
                 entity, rows = entity[keep], rows[keep]
         lo = np.searchsorted(entity, entities, "left").tolist()
         hi = np.searchsorted(entity, entities, "right").tolist()
-        cut.append((lo, hi, rows.tobytes(), kind.itemsize, bytes((len(widths[index]),)),
+        cut.append((lo, hi, memoryview(rows.tobytes()), kind.itemsize,
+                    bytes((len(widths[index]),)),
                     widths_of(widths[index])))
     head = FORMAT + bytes((len(layout),))
     keys = part.keys
@@ -142,7 +143,8 @@ def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
                                          created[entities].tolist(), strict=True)):
         if e in redo:
             continue
-        pieces = [encode_header(at, None if made == NO_CREATED else made, generation), head]
+        pieces: list[bytes | memoryview] = [
+            encode_header(at, None if made == NO_CREATED else made, generation), head]
         for lo, hi, buffer, width, count, stored_widths in cut:
             a, b = lo[i], hi[i]
             pieces += (count, pack(b - a), stored_widths, buffer[width * a:width * b])
@@ -157,9 +159,13 @@ def _lane_rows(lane: Lane, groups: LaneGroups, fast: npt.NDArray[np.bool_], *,
                ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.void]]:
     """The stored and the new tiles (rows) of the fast entities in one lane, from each
     entity's first readable tile on, sorted by (entity, start), the stored one first on a
-    tie."""
+    tie. Both sides come sorted so (the stored records' entities ascending, each record's
+    tiles in start order; the batch's groups by entity and start): they are merged, not
+    sorted again, unless one is not in order. Rows are moved as opaque items of the row's
+    size, not field by field."""
     h = lane.granularity_us
     first = (latest - lane.window_us) // h * h
+    raw = np.dtype(f"V{kind.itemsize}")
     old_entity = np.repeat(stored_entity, counts)
     old = np.frombuffer(stored, dtype=kind)
     new = fast[groups.entity]
@@ -171,10 +177,49 @@ def _lane_rows(lane: Lane, groups: LaneGroups, fast: npt.NDArray[np.bool_], *,
         added[f"s{i}"] = np.frombuffer(b"".join(column), dtype=f"V{width}")[new]
     old_keep = old["start"] >= first[old_entity]
     new_keep = added["start"] >= first[new_entity]
-    entity = np.concatenate([old_entity[old_keep], new_entity[new_keep]])
-    rows = np.concatenate([old[old_keep], added[new_keep]])
-    order = np.lexsort((rows["start"], entity))  # stable: stored tiles come first
-    return entity[order], rows[order]
+    old_entity, old_start = old_entity[old_keep], old["start"][old_keep]
+    new_entity, new_start = new_entity[new_keep], added["start"][new_keep]
+    old_rows, new_rows = old.view(raw)[old_keep], added.view(raw)[new_keep]
+    at = _merge_positions(old_entity, old_start, new_entity, new_start, h)
+    if at is None:  # not in order: sort the union
+        entity = np.concatenate([old_entity, new_entity])
+        rows = np.concatenate([old_rows, new_rows])
+        order = np.lexsort((np.concatenate([old_start, new_start]), entity))  # stable
+        return entity[order], rows[order].view(kind)
+    total = old_entity.shape[0] + new_entity.shape[0]
+    stored_at = np.ones(total, dtype=np.bool_)
+    stored_at[at] = False
+    entity = np.empty(total, dtype=np.intp)
+    entity[at], entity[stored_at] = new_entity, old_entity
+    rows = np.empty(total, dtype=raw)
+    rows[at], rows[stored_at] = new_rows, old_rows
+    return entity, rows.view(kind)
+
+
+def _merge_positions(old_entity: npt.NDArray[np.intp], old_start: npt.NDArray[np.int64],
+                     new_entity: npt.NDArray[np.intp], new_start: npt.NDArray[np.int64],
+                     granularity: int) -> npt.NDArray[np.intp] | None:
+    """Where each new row goes in the merge of the stored and the new rows, both sorted by
+    (entity, start), a new row after a stored one of the same (entity, start); None when
+    a side is not sorted, a start is off the tile grid, or the (entity, tile) key would
+    not fit in an int64."""
+    if new_entity.shape[0] == 0:
+        return np.zeros(0, dtype=np.intp)
+    starts = np.concatenate([old_start, new_start])
+    base = int(starts.min())
+    if ((starts - base) % granularity).any():
+        return None
+    span = (int(starts.max()) - base) // granularity + 1
+    entities = int(max(old_entity.max(initial=0), new_entity.max())) + 1
+    if entities * span >= 1 << 62:
+        return None
+    old_key = old_entity.astype(np.int64) * span + (old_start - base) // granularity
+    new_key = new_entity.astype(np.int64) * span + (new_start - base) // granularity
+    if (old_key[1:] < old_key[:-1]).any() or (new_key[1:] < new_key[:-1]).any():
+        return None
+    at: npt.NDArray[np.intp] = (np.searchsorted(old_key, new_key, side="right")
+                                + np.arange(new_key.shape[0]))
+    return at
 
 
 def _merge_ties(lane: Lane, same: npt.NDArray[np.intp], entity: npt.NDArray[np.intp],

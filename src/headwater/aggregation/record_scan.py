@@ -98,8 +98,9 @@ def scan_records(records: Sequence[bytes | None], generation: int,
             spans.append((begin, end))
             position = np.where(regular, end, 0)
         regular &= position == ends
-    rows = tuple(b"".join([joined[a:b] for a, b in zip(begin[regular].tolist(),
-                                                         end[regular].tolist(), strict=True)])
+    view = memoryview(joined)  # slices of it are not copies
+    rows = tuple(b"".join([view[a:b] for a, b in zip(begin[regular].tolist(),
+                                                       end[regular].tolist(), strict=True)])
                  for begin, end in spans)
     return Scan(positions, generations, latest, created, regular,
                 tuple(c[regular].astype(np.intp) for c in counts), rows)

@@ -27,6 +27,19 @@ UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
 
 
+def pack_bytes(args: list[bytes]) -> bytes:
+    """The command of ``args`` (bytes only, at least one) as :data:`pack` gives it, in
+    half its time for a command of thousands of arguments and megabytes (an update's
+    commit): each argument is copied once, with no call per argument."""
+    heads = [b"\r\n$%d\r\n" % n for n in map(len, args)]
+    heads[0] = b"*%d\r\n$%d\r\n" % (len(args), len(args[0]))
+    out = [b""] * (2 * len(args) + 1)
+    out[0:-1:2] = heads
+    out[1::2] = args
+    out[-1] = b"\r\n"
+    return b"".join(out)
+
+
 class RedisNode:
     """One server's connection pool and idle connections; safe to share across threads
     (``list.pop`` and ``list.append`` are atomic, so the idle stack needs no lock)."""

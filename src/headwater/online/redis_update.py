@@ -40,7 +40,7 @@ from headwater.errors import StoreUnavailableError
 from headwater.online import check_modified, check_update
 from headwater.online.base import Modify
 from headwater.online.record_cache import RecordCache
-from headwater.online.redis_node import UNAVAILABLE, RedisNode, pack
+from headwater.online.redis_node import UNAVAILABLE, RedisNode, pack, pack_bytes
 from headwater.online.redis_scripts import Layout
 
 UPDATE_ATTEMPTS = 64
@@ -273,17 +273,19 @@ class OptimisticUpdates:
         check_modified(update.view, update.keys, records)
         now = time.time_ns() // 1_000
         marking = update.checked if update.scope is not None else []
-        unmarked = bytes(0x30 if m in read.marked else 0x31 for m in marking)
+        unmarked = (bytes(0x30 if m in read.marked else 0x31 for m in marking)
+                    if read.marked else b"1" * len(marking))
         prefix = os.urandom(6).hex().encode()
         new = [records.get(key, b"") for key in update.keys]
-        command = pack((
-            b"EVAL", self._layout.commit_script, 1 + len(update.script_keys), update.marks_key,
-            *update.script_keys, update.field, update.vfield, now, now - self._retention_us,
-            int(update.scope is not None), len(update.keys), len(marking), unmarked, prefix,
+        command = pack_bytes([
+            b"EVAL", self._layout.commit_script, b"%d" % (1 + len(update.script_keys)),
+            update.marks_key, *update.script_keys, update.field, update.vfield, b"%d" % now,
+            b"%d" % (now - self._retention_us), b"1" if update.scope is not None else b"0",
+            b"%d" % len(update.keys), b"%d" % len(marking), unmarked, prefix,
             *[x for version, data, record in zip(read.versions, read.stored, new, strict=True)
               for x in (version if version is not None
                         else b"" if data is None else b"\0" + data, record)],
-            *marking, *update.tail))
+            *[m.encode() for m in marking], *update.tail])
         return Commit(update, read, new, prefix, len(records), command)
 
     def _send_deferred(self, update: UpdateCall) -> int:

@@ -340,6 +340,8 @@ def warm_up(store: FeatureStore) -> None:
     import pyarrow.json
     import pyarrow.parquet
 
+    import headwater.aggregation.grouped
+    import headwater.aggregation.merge_batch
     import headwater.materialize.tiles  # noqa: F401
 
     pa.array([0]).to_numpy()
