@@ -19,7 +19,6 @@ generation is left alone (see :func:`merge_records`).
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +27,6 @@ import numpy.typing as npt
 from headwater.aggregation.record_scan import Scan, scan_records
 from headwater.aggregation.tiles import (
     FORMAT,
-    NO_CREATED,
     Lane,
     decode_tiles,
     encode_tiles,
@@ -38,7 +36,6 @@ from headwater.aggregation.tiles import (
     widths_of,
 )
 from headwater.definitions.aggregation import Aggregation
-from headwater.online.encoding import encode_header
 
 if TYPE_CHECKING:
     from headwater.aggregation.grouped import LaneGroups, Partials
@@ -103,7 +100,7 @@ def _width(states: list[bytes]) -> int:
     return found.pop() if len(found) == 1 else 0
 
 
-_U32 = struct.Struct("<I")
+_SIGN = np.uint64(1 << 63)
 
 
 def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
@@ -116,8 +113,8 @@ def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
     entities = np.flatnonzero(fast)
     stored_entity = scan.positions[scan.regular]
     redo: set[int] = set()
-    # per lane: the merged rows' bounds per fast entity, and the rows
-    cut: list[tuple[list[int], list[int], memoryview, int, bytes, bytes]] = []
+    # per lane: each fast entity's bounds in the merged rows, and the rows
+    cut: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], memoryview, int]] = []
     for index, lane in enumerate(layout):
         kind = row_type(widths[index])
         entity, rows = _lane_rows(lane, part.lanes[index], fast, kind=kind, latest=latest,
@@ -131,25 +128,53 @@ def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
                 keep = np.ones(entity.shape[0], dtype=np.bool_)
                 keep[same + 1] = False
                 entity, rows = entity[keep], rows[keep]
-        lo = np.searchsorted(entity, entities, "left").tolist()
-        hi = np.searchsorted(entity, entities, "right").tolist()
-        cut.append((lo, hi, memoryview(rows.tobytes()), kind.itemsize,
-                    bytes((len(widths[index]),)),
-                    widths_of(widths[index])))
-    head = FORMAT + bytes((len(layout),))
+        cut.append((np.searchsorted(entity, entities, "left"),
+                    np.searchsorted(entity, entities, "right"),
+                    memoryview(rows.tobytes()), kind.itemsize))
+    heads = _heads(entities, layout, widths, cut, generation=generation, latest=latest,
+                   created=created)
     keys = part.keys
-    pack = _U32.pack
-    for i, (e, at, made) in enumerate(zip(entities.tolist(), latest[entities].tolist(),
-                                         created[entities].tolist(), strict=True)):
-        if e in redo:
+    rows_at = [((lo * width).tolist(), (hi * width).tolist(), buffer)
+               for lo, hi, buffer, width in cut]
+    for i, e in enumerate(entities.tolist()):
+        if redo and e in redo:
             continue
-        pieces: list[bytes | memoryview] = [
-            encode_header(at, None if made == NO_CREATED else made, generation), head]
-        for lo, hi, buffer, width, count, stored_widths in cut:
-            a, b = lo[i], hi[i]
-            pieces += (count, pack(b - a), stored_widths, buffer[width * a:width * b])
+        pieces: list[memoryview] = []
+        for (view, size), (lo_at, hi_at, buffer) in zip(heads, rows_at, strict=True):
+            pieces += (view[i * size:(i + 1) * size], buffer[lo_at[i]:hi_at[i]])
         records[keys[e]] = b"".join(pieces)
     return sorted(redo)
+
+
+def _heads(entities: npt.NDArray[np.intp], layout: tuple[Lane, ...],
+           widths: list[tuple[int, ...]],
+           cut: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], memoryview, int]], *,
+           generation: int, latest: npt.NDArray[np.int64], created: npt.NDArray[np.int64]
+           ) -> list[tuple[memoryview, int]]:
+    """Per lane, what comes before its rows in each entity's record, built for all
+    entities at once, and its size: the lane's state count, tile count and state widths,
+    after the record's header and layout bytes for the first lane (the bytes
+    ``encode_header`` and ``encode_tiles`` give)."""
+    out = []
+    for index, (lo, hi, _, _) in enumerate(cut):
+        stored_widths = widths_of(widths[index])
+        fields: list[tuple[str, str]] = []
+        if index == 0:
+            fields += [("generation", ">u4"), ("event", ">u8"), ("created", ">u8"),
+                       ("layout", f"V{len(FORMAT) + 1}")]
+        fields += [("count", "u1"), ("tiles", "<u4"), ("widths", f"V{len(stored_widths)}")]
+        head = np.empty(entities.shape[0], dtype=np.dtype(fields))
+        if index == 0:
+            head["generation"] = generation
+            # the order header: times with the sign bit flipped; no created time reads 0
+            head["event"] = latest[entities].astype(np.uint64) ^ _SIGN
+            head["created"] = created[entities].astype(np.uint64) ^ _SIGN
+            head["layout"] = np.void(FORMAT + bytes((len(layout),)))
+        head["count"] = len(widths[index])
+        head["tiles"] = hi - lo
+        head["widths"] = np.void(stored_widths)
+        out.append((memoryview(head.tobytes()), head.dtype.itemsize))
+    return out
 
 
 def _lane_rows(lane: Lane, groups: LaneGroups, fast: npt.NDArray[np.bool_], *,
