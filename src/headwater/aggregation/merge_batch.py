@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from headwater.aggregation.packed import packed
 from headwater.aggregation.record_scan import Scan, scan_records
 from headwater.aggregation.tiles import (
     FORMAT,
@@ -96,6 +97,9 @@ def merge_records(aggregations: tuple[Aggregation, ...], generation: int, part: 
 
 def _width(states: list[bytes]) -> int:
     """The width of every state, or 0 when they differ (or are empty)."""
+    known = packed(states)
+    if known is not None:
+        return known[0]
     found = set(map(len, states))
     return found.pop() if len(found) == 1 else 0
 
@@ -199,7 +203,9 @@ def _lane_rows(lane: Lane, groups: LaneGroups, fast: npt.NDArray[np.bool_], *,
     added["start"] = groups.starts[new]
     for i, column in enumerate(groups.states):
         width = kind[f"s{i}"].itemsize
-        added[f"s{i}"] = np.frombuffer(b"".join(column), dtype=f"V{width}")[new]
+        known = packed(column)
+        joined = known[1] if known is not None else b"".join(column)
+        added[f"s{i}"] = np.frombuffer(joined, dtype=f"V{width}")[new]
     old_keep = old["start"] >= first[old_entity]
     new_keep = added["start"] >= first[new_entity]
     old_entity, old_start = old_entity[old_keep], old["start"][old_keep]

@@ -15,12 +15,47 @@ import numpy as np
 import numpy.typing as npt
 
 
+class Items(list[bytes]):
+    """Byte strings of one width cut from one buffer (:func:`items`) that remember both
+    while the list is unchanged: ``width`` (0 once anything changed it) and ``buffer``, so
+    a caller that wants their width, or the items back to back, need not look at each."""
+
+    __slots__ = ("buffer", "width")
+
+    def __init__(self, values: list[bytes], buffer: bytes, width: int) -> None:
+        super().__init__(values)
+        self.buffer = buffer
+        self.width = width
+
+
+def _forgetting(name: str) -> Any:
+    change = getattr(list, name)
+
+    def changed(self: Items, *args: Any, **kwargs: Any) -> Any:
+        self.width, self.buffer = 0, b""
+        return change(self, *args, **kwargs)
+
+    changed.__name__ = name
+    return changed
+
+
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
+              "insert", "pop", "remove", "clear", "sort", "reverse"):
+    setattr(Items, _name, _forgetting(_name))
+
+
+def packed(states: Sequence[bytes]) -> tuple[int, bytes] | None:
+    """The width of every one of ``states`` and the states back to back, when they came
+    unchanged from :func:`items` (at no cost per state); None when that is not known."""
+    width = getattr(states, "width", 0) if isinstance(states, Items) else 0
+    return (width, states.buffer) if width else None  # type: ignore[attr-defined]
+
+
 def items(buffer: bytes, width: int) -> list[bytes]:
-    """``buffer`` cut into consecutive byte strings of ``width`` bytes."""
+    """``buffer`` cut into consecutive byte strings of ``width`` bytes (an :class:`Items`)."""
     if not buffer:
         return []
-    out: list[bytes] = np.frombuffer(buffer, dtype=f"V{width}").tolist()
-    return out
+    return Items(np.frombuffer(buffer, dtype=f"V{width}").tolist(), buffer, width)
 
 
 def records(columns: Sequence[tuple[str, npt.NDArray[Any]]]) -> list[bytes]:

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any, cast
 
 from redis.exceptions import AskError, ResponseError
@@ -276,16 +276,18 @@ class OptimisticUpdates:
         unmarked = (bytes(0x30 if m in read.marked else 0x31 for m in marking)
                     if read.marked else b"1" * len(marking))
         prefix = os.urandom(6).hex().encode()
-        new = [records.get(key, b"") for key in update.keys]
+        new = list(map(records.get, update.keys, repeat(b"")))
+        # per entity what it held (module docstring of redis_scripts), then its new record
+        held = [version if version is not None else b"" if data is None else b"\0" + data
+                for version, data in zip(read.versions, read.stored, strict=True)]
+        entities: list[bytes] = [b""] * (2 * len(new))
+        entities[0::2], entities[1::2] = held, new
         command = pack_bytes([
             b"EVAL", self._layout.commit_script, b"%d" % (1 + len(update.script_keys)),
             update.marks_key, *update.script_keys, update.field, update.vfield, b"%d" % now,
             b"%d" % (now - self._retention_us), b"1" if update.scope is not None else b"0",
-            b"%d" % len(update.keys), b"%d" % len(marking), unmarked, prefix,
-            *[x for version, data, record in zip(read.versions, read.stored, new, strict=True)
-              for x in (version if version is not None
-                        else b"" if data is None else b"\0" + data, record)],
-            *[m.encode() for m in marking], *update.tail])
+            b"%d" % len(update.keys), b"%d" % len(marking), unmarked, prefix, *entities,
+            *_encoded(marking), *update.tail])
         return Commit(update, read, new, prefix, len(records), command)
 
     def _send_deferred(self, update: UpdateCall) -> int:
@@ -385,3 +387,11 @@ class OptimisticUpdates:
                     held_versions.append(version)
                     held_records.append(data)
         self._cache.keep(commit.update.field, held_keys, held_versions, held_records)
+
+
+def _encoded(texts: list[str]) -> list[bytes]:
+    """``texts`` as UTF-8, encoded together (one call, not one per text) unless one holds
+    the separator."""
+    joined = "\n".join(texts)
+    parts = joined.encode().split(b"\n")
+    return parts if len(parts) == len(texts) else [t.encode() for t in texts]
