@@ -51,3 +51,11 @@ def test_forget_drops_one_field_and_its_bytes() -> None:
     assert cache.held(b"v", [b"a", b"b"]) == [None, None]
     assert cache.held(b"w", [b"a"]) == [(b"2", b"z")]
     assert cache.size_bytes == size(b"a", b"2", b"z")
+
+
+def test_keep_new_leaves_what_is_held_and_adds_the_rest() -> None:
+    cache = RecordCache()
+    cache.keep(b"v", [b"a"], [b"2"], [b"newer"])
+    cache.keep_new(b"v", [b"a", b"b"], [b"1", b"1"], [b"older", b""])
+    assert cache.held(b"v", [b"a", b"b"]) == [(b"2", b"newer"), (b"1", b"")]
+    assert cache.size_bytes == size(b"a", b"2", b"newer") + size(b"b", b"1", b"")

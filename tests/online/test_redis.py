@@ -325,3 +325,35 @@ def test_delete_view_removes_records_and_versions(
         assert list(client.scan_iter(match=f"hw:{redis_project}:{{*")) == []
     finally:
         client.close()
+
+
+def test_a_deferred_update_after_a_prefetch_reads_nothing(
+        private_store: RedisOnlineStore, private_redis: PrivateRedis) -> None:
+    known, new = int_keys(300), int_keys(200, start=300)
+
+    def apply(store: RedisOnlineStore, keys: list[bytes], tag: str, **how: bool) -> None:
+        ids = [f"{tag}{i}" for i in range(len(keys))]
+        store.update("v", keys, append_unmarked(list(zip(keys, ids, strict=True))),
+                     scope="s", ids=ids, **how)
+
+    apply(private_store, known, "a")
+    writer = RedisOnlineStore(private_redis.url, "proj")  # records this store never held
+    try:
+        apply(writer, new[:100], "b")
+    finally:
+        writer.close()
+    keys = known + new
+    reset_stats(private_redis.url)
+    private_store.prefetch("v", keys)
+    calls = command_calls(private_redis.url)
+    # one read script, of the 200 keys not held: versions and records (absent for 100)
+    assert calls.get("eval") == 1 and calls.get("hget") == 2 * len(new)
+    reset_stats(private_redis.url)
+    apply(private_store, keys, "c", likely_unmarked=True, defer=True)
+    private_store.settle()
+    calls = command_calls(private_redis.url)
+    assert calls.get("eval") == 1  # the commit alone: nothing read, nothing run again
+    got = [applied_ids(d) for d in private_store.read([ViewKeys("v", keys)])[0]]
+    assert got == ([[f"a{i}", f"c{i}"] for i in range(300)]
+                   + [[f"b{i}", f"c{300 + i}"] for i in range(100)]
+                   + [[f"c{400 + i}"] for i in range(100)])

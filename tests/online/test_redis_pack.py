@@ -16,7 +16,8 @@ def test_pack_bytes_equals_hiredis(args: list[bytes]) -> None:
 
 
 def test_a_large_command_round_trips_through_the_resp_parser() -> None:
-    args = [b"EVAL", b"return 1", b"0", *[bytes([i % 256]) * (i % 1500) for i in range(3000)]]
+    args = [b"EVAL", b"return 1", b"0", *[bytes([i % 256]) * (i % 1500) for i in range(3000)],
+            b"x" * 70_000, b"x" * 70_000]  # lengths past those whose heads are kept
     reader = hiredis.Reader()
     reader.feed(pack_bytes(args))
     assert reader.gets() == args  # a command is an array of bulk strings

@@ -131,22 +131,30 @@ def _merge_bulk(part: Partials, fast: npt.NDArray[np.bool_], scan: Scan, *,
                 _merge_ties(lane, same, entity, rows, redo)
                 keep = np.ones(entity.shape[0], dtype=np.bool_)
                 keep[same + 1] = False
-                entity, rows = entity[keep], rows[keep]
+                entity, rows = entity[keep], rows.view(f"V{kind.itemsize}")[keep].view(kind)
         cut.append((np.searchsorted(entity, entities, "left"),
                     np.searchsorted(entity, entities, "right"),
-                    memoryview(rows.tobytes()), kind.itemsize))
+                    np.ascontiguousarray(rows).view(np.uint8).data, kind.itemsize))
     heads = _heads(entities, layout, widths, cut, generation=generation, latest=latest,
                    created=created)
     keys = part.keys
     rows_at = [((lo * width).tolist(), (hi * width).tolist(), buffer)
                for lo, hi, buffer, width in cut]
+    join = b"".join
+    if len(cut) == 1 and not redo:  # the usual: one lane
+        (view, size), (lo_at, hi_at, buffer) = heads[0], rows_at[0]
+        records.update(zip(map(keys.__getitem__, entities.tolist()), [
+            join((view[at:at + size], buffer[a:b]))
+            for at, a, b in zip(range(0, size * len(lo_at), size), lo_at, hi_at, strict=True)],
+            strict=True))
+        return []
     for i, e in enumerate(entities.tolist()):
         if redo and e in redo:
             continue
         pieces: list[memoryview] = []
         for (view, size), (lo_at, hi_at, buffer) in zip(heads, rows_at, strict=True):
             pieces += (view[i * size:(i + 1) * size], buffer[lo_at[i]:hi_at[i]])
-        records[keys[e]] = b"".join(pieces)
+        records[keys[e]] = join(pieces)
     return sorted(redo)
 
 

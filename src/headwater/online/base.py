@@ -96,6 +96,13 @@ class OnlineStore(Protocol):
         """How many deferred updates of this thread are not settled yet."""
         ...
 
+    def prefetch(self, view: str, keys: Sequence[bytes]) -> None:
+        """Read now, in one round trip, what an update of ``keys`` of ``view`` will read,
+        so that a deferred update soon after reads nothing: a stream consumer calls it on
+        its read-ahead thread while the batch before is applied. A hint only: the update's
+        transaction still checks what it read. A store that does not defer does nothing."""
+        ...
+
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are marked under ``scope`` (and not yet pruned)."""
         ...

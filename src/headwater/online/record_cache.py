@@ -13,6 +13,9 @@ The cache is bounded by the bytes it holds (``max_bytes``: each record, its key 
 and :data:`ENTRY_OVERHEAD` for the Python objects of the entry); past that it forgets the
 records it learned first. Safe to share across threads (one lock, taken once
 per batch of keys).
+
+An empty version and record (``(b"", b"")``) hold that no record was stored when read (a
+real record is never empty: it starts with its header).
 """
 
 from __future__ import annotations
@@ -49,20 +52,33 @@ class RecordCache:
              records: Sequence[bytes]) -> None:
         """Hold ``records[i]`` at ``versions[i]`` for ``keys[i]``, replacing what was held;
         a key learned again counts as learned now."""
+        with self._lock:
+            self._store(field, keys, versions, records)
+
+    def keep_new(self, field: bytes, keys: Sequence[bytes], versions: Sequence[bytes],
+                 records: Sequence[bytes]) -> None:
+        """:meth:`keep` for the keys that hold nothing: what another thread kept before
+        (a commit's newer records) stays."""
+        with self._lock:
+            fresh = [slot not in self._held for slot in zip(repeat(field), keys)]
+            self._store(field, list(compress(keys, fresh)), list(compress(versions, fresh)),
+                        list(compress(records, fresh)))
+
+    def _store(self, field: bytes, keys: Sequence[bytes], versions: Sequence[bytes],
+               records: Sequence[bytes]) -> None:
         if not keys:
             return
         slots = list(zip(repeat(field), keys))
-        with self._lock:
-            held = self._held
-            popped = list(map(held.pop, slots, repeat(None, len(slots))))
-            live = list(filter(None, popped))
-            gone = (sum(map(len, compress(keys, popped))) + ENTRY_OVERHEAD * len(live)
-                    + sum(map(len, map(itemgetter(0), live)))
-                    + sum(map(len, map(itemgetter(1), live))))
-            held.update(zip(slots, zip(versions, records, strict=True), strict=True))
-            self._bytes += (sum(map(len, keys)) + sum(map(len, versions))
-                            + sum(map(len, records)) + ENTRY_OVERHEAD * len(keys) - gone)
-            self._evict()
+        held = self._held
+        popped = list(map(held.pop, slots, repeat(None, len(slots))))
+        live = list(filter(None, popped))
+        gone = (sum(map(len, compress(keys, popped))) + ENTRY_OVERHEAD * len(live)
+                + sum(map(len, map(itemgetter(0), live)))
+                + sum(map(len, map(itemgetter(1), live))))
+        held.update(zip(slots, zip(versions, records, strict=True), strict=True))
+        self._bytes += (sum(map(len, keys)) + sum(map(len, versions))
+                        + sum(map(len, records)) + ENTRY_OVERHEAD * len(keys) - gone)
+        self._evict()
 
     def _evict(self) -> None:
         """Forget the records learned first until the bytes fit (one pass)."""

@@ -244,10 +244,10 @@ class OptimisticUpdates:
         batches bring new ones, and a skewed stream keeps bringing a few."""
         held = self._cache.held(update.field, update.keys)
         unheld = [key for key, h in zip(update.keys, held, strict=True) if h is None]
-        if not unheld:
+        if not unheld:  # b"" (held as absent) reads None
             entries = cast("list[tuple[bytes, bytes]]", held)
-            records: list[bytes | None] = [h[1] for h in entries]
-            return _Read([h[0] for h in entries], records, records, set())
+            records: list[bytes | None] = [h[1] or None for h in entries]
+            return _Read([h[0] or None for h in entries], records, records, set())
         got = self._read_for(self._update_call(update.view, unheld, update.modify,
                                                scope=update.scope, checked=[],
                                                likely_unmarked=True), read_marks=False)
@@ -262,10 +262,32 @@ class OptimisticUpdates:
                 current.append(got.current[at])
                 at += 1
             else:
-                versions.append(h[0])
-                stored.append(h[1])
-                current.append(h[1])
+                versions.append(h[0] or None)
+                stored.append(h[1] or None)
+                current.append(stored[-1])
         return _Read(versions, stored, current, set())
+
+    def prefetch(self, view: str, keys: Sequence[bytes]) -> None:
+        """Read the records of ``keys`` this client does not hold, in one round trip, and
+        hold them at their versions, or hold that there is none (see
+        :class:`~headwater.online.base.OnlineStore`). A record without a version (a plain
+        ``write``'s) or one that a plain record of the entity supersedes is left for the
+        update to read. What a commit held meanwhile stays: it is newer."""
+        field = view.encode()
+        held = self._cache.held(field, keys)
+        unheld = list(dict.fromkeys(key for key, h in zip(keys, held, strict=True)
+                                    if h is None))
+        if not unheld:
+            return
+        update = self._update_call(view, unheld, _never, scope=None, checked=[],
+                                   likely_unmarked=True)
+        got = self._read_for(update, read_marks=False)
+        found = [(key, version or b"", data or b"") for key, version, data, current in zip(
+            update.keys, got.versions, got.stored, got.current, strict=True)
+            if current is data and (version is None) == (data is None)]
+        if found:
+            found_keys, versions, records = map(list, zip(*found, strict=True))
+            self._cache.keep_new(update.field, found_keys, versions, records)
 
     def _prepare_commit(self, update: UpdateCall, read: _Read) -> Commit:
         """Run ``modify`` on what was read and pack the commit script's call."""
@@ -395,3 +417,8 @@ def _encoded(texts: list[str]) -> list[bytes]:
     joined = "\n".join(texts)
     parts = joined.encode().split(b"\n")
     return parts if len(parts) == len(texts) else [t.encode() for t in texts]
+
+
+def _never(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
+    """The ``modify`` of a read that is not an update (:meth:`OptimisticUpdates.prefetch`)."""
+    raise AssertionError("a prefetch modifies nothing")

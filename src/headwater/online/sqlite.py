@@ -185,6 +185,9 @@ class SQLiteOnlineStore:
         """Always 0: updates here are never deferred."""
         return 0
 
+    def prefetch(self, view: str, keys: Sequence[bytes]) -> None:
+        """Nothing to read ahead: an update reads within its transaction."""
+
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are marked under ``scope`` within the retention."""
         now = time.time_ns() // 1_000

@@ -321,7 +321,9 @@ class Consumer:
 
     def _read_ahead(self, count: int, wait_ms: int) -> tuple[list[Message], dict[str, Ahead]]:
         """Read the next batch and make it ready, on the read-ahead thread while the batch
-        before it is applied (:class:`Ahead`: none of it depends on anything online). A feed
+        before it is applied (:class:`Ahead`: none of it depends on anything online), and
+        prefetch the records its updates will read that the online store does not hold
+        (new entities, mostly), so that its update reads nothing on this thread. A feed
         whose file schema is not known yet (no file so far: the batch before may set it) is
         decoded later, by :meth:`process`."""
         messages = self.reader.read(count, wait_ms)
@@ -330,7 +332,10 @@ class Consumer:
             feed = self._feeds[topic]
             schema = self._schemas[feed.name]
             if schema is not None:
-                ready[topic] = _ahead(feed, decode(feed, batch, schema, offline=True))
+                made = ready[topic] = _ahead(feed, decode(feed, batch, schema, offline=True))
+                for view, prepared in (made.prepared or {}).items():
+                    # the records the entities' update will read, read here and now
+                    self.store.online.prefetch(view, prepared.whole.keys)
         return messages, ready
 
     def process(self, messages: Sequence[Message],

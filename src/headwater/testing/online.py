@@ -254,6 +254,44 @@ class UpdateSuite:
             mine.close()
             other.close()
 
+    def test_a_prefetch_is_a_hint_the_commit_checks(
+            self, online_store_factory: StoreFactory) -> None:
+        mine, other = online_store_factory(), online_store_factory()
+        try:
+            view, scope = new_view(), new_view("scope")
+            stored, absent, plain, changed, taken = int_keys(5)
+            other.update(view, [stored, changed], append_unmarked([(stored, "a"),
+                                                                   (changed, "b")]),
+                         scope=scope, ids=["a", "b"])
+            other.write(view, [plain], [record(0, None, ["p"])])
+            keys = [stored, absent, plain, changed, taken]
+            mine.prefetch(view, keys)
+            # after the prefetch, another writer changes one record and stores one that
+            # was absent
+            other.update(view, [changed, taken], append_unmarked([(changed, "c"),
+                                                                  (taken, "t")]),
+                         scope=scope, ids=["c", "t"])
+            seen: list[list[list[str] | None]] = []
+            inner = append_unmarked([(key, f"d{i}") for i, key in enumerate(keys)])
+
+            def modify(marked: set[str], current: dict[bytes, bytes | None]
+                       ) -> dict[bytes, bytes]:
+                seen.append([applied_ids(current[k]) if current[k] else None for k in keys])
+                return inner(marked, current)
+
+            mine.update(view, keys, modify, scope=scope, ids=[f"d{i}" for i in range(5)],
+                        likely_unmarked=True, defer=True)
+            mine.settle()
+            # whatever ran first, the run that counted saw what is stored now
+            assert seen[-1] == [["a"], None, ["p"], ["b", "c"], ["t"]]
+            assert [applied_ids(r) for r in other.read([ViewKeys(view, keys)])[0]] == [
+                ["a", "d0"], ["d1"], ["p", "d2"], ["b", "c", "d3"], ["t", "d4"]]
+            assert mine.markers_present(scope, [f"d{i}" for i in range(5)]) == {
+                f"d{i}" for i in range(5)}
+        finally:
+            mine.close()
+            other.close()
+
     @pytest.mark.parametrize("defer", [False, True], ids=["settled", "deferred"])
     def test_processes_updating_the_same_entities_lose_nothing_and_apply_once(
             self, online_store_factory: StoreFactory, defer: bool) -> None:
