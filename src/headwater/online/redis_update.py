@@ -39,7 +39,7 @@ from redis.exceptions import AskError, ResponseError
 from headwater.errors import StoreUnavailableError
 from headwater.online import check_modified, check_update
 from headwater.online.base import Modify
-from headwater.online.record_cache import RecordCache
+from headwater.online.record_cache import Held, RecordCache
 from headwater.online.redis_node import UNAVAILABLE, RedisNode, pack, pack_bytes
 from headwater.online.redis_scripts import Layout
 
@@ -245,7 +245,7 @@ class OptimisticUpdates:
         held = self._cache.held(update.field, update.keys)
         unheld = [key for key, h in zip(update.keys, held, strict=True) if h is None]
         if not unheld:  # b"" (held as absent) reads None
-            entries = cast("list[tuple[bytes, bytes]]", held)
+            entries = cast("list[Held]", held)
             records: list[bytes | None] = [h[1] or None for h in entries]
             return _Read([h[0] or None for h in entries], records, records, set())
         got = self._read_for(self._update_call(update.view, unheld, update.modify,

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from headwater.config import StreamSettings
@@ -62,7 +63,7 @@ from headwater.streaming.ingest import (
     send_online,
     warm_up,
 )
-from headwater.streaming.messages import Decoded, Message, decode
+from headwater.streaming.messages import Decoded, Message, all_fresh, decode, message_ids
 from headwater.streaming.parquet_append import PushFolder, push_folder
 from headwater.streaming.push import source_schema
 from headwater.streaming.reader import StreamReader
@@ -375,10 +376,10 @@ class Consumer:
             self.counters.dead_lettered += len(decoded.refused)
         if decoded.events is None or decoded.offline is None:
             return _nothing
-        ids = [m.id for m in decoded.messages]
+        ids = message_ids(decoded.messages)
         # a batch of first deliveries cannot hold an applied event: skip the round trip (the
         # update checks the marks again in its transaction, and its files drop any it finds)
-        fresh = all(m.fresh for m in decoded.messages)
+        fresh = all_fresh(decoded.messages)
         marked = set() if fresh else self.store.online.markers_present(last_scope(feed), ids)
         events, offline = decoded.events, decoded.offline
         keep = first_unmarked(ids, marked)
@@ -454,10 +455,10 @@ class Ahead:
 
 def _ahead(feed: Feed, decoded: Decoded) -> Ahead:
     events = decoded.events
-    if events is None or not all(m.fresh for m in decoded.messages):
+    if events is None or not all_fresh(decoded.messages):
         return Ahead(decoded)
     files, seq = plan_files(events.column(LATEST_TS))
-    ids = [m.id for m in decoded.messages]
+    ids = message_ids(decoded.messages)
     return Ahead(decoded, (files, seq), prepare_online(feed, events, seq, ids))
 
 
@@ -465,8 +466,13 @@ def _nothing() -> None:
     """The finishing step of a batch that sent nothing."""
 
 
+_TOPIC = attrgetter("topic")
+
+
 def _by_topic(messages: Sequence[Message]) -> dict[str, list[Message]]:
     """The messages of each topic, in stream order."""
+    if messages and all(map(messages[0].topic.__eq__, map(_TOPIC, messages))):
+        return {messages[0].topic: list(messages)}  # the usual: one topic
     by_topic: dict[str, list[Message]] = {}
     for message in messages:
         by_topic.setdefault(message.topic, []).append(message)

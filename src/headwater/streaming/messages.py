@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from headwater.errors import DataError
@@ -46,6 +47,20 @@ class Message(NamedTuple):
     fields: Mapping[bytes, bytes] | None = None
     handle: Any = None
     fresh: bool = False
+
+
+_ID = attrgetter("id")
+_FRESH = attrgetter("fresh")
+
+
+def message_ids(messages: Sequence[Message]) -> list[str]:
+    """The event id of each message, in order."""
+    return list(map(_ID, messages))
+
+
+def all_fresh(messages: Sequence[Message]) -> bool:
+    """Whether every message is a first delivery (:attr:`Message.fresh`)."""
+    return all(map(_FRESH, messages))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from itertools import groupby, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 import hiredis
@@ -34,6 +34,8 @@ from headwater.errors import ConfigError, StoreUnavailableError
 from headwater.streaming.messages import DATA_FIELD, Message
 from headwater.streaming.reader import DEAD_SUFFIX
 
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _SOCKET_TIMEOUT_S = 10.0
 # hiredis's stub types the argument as a 1-tuple; it packs any tuple of bytes, str and numbers.
@@ -104,11 +106,12 @@ class RedisStreamReader:
         gone: dict[str, list[bytes]] = {}
         for name, entries in (reply.items() if isinstance(reply, dict) else reply or ()):
             topic = name.decode() if isinstance(name, bytes) else str(name)
-            usual = [fields[1] for _, fields in entries
-                     if fields and len(fields) == 2 and fields[0] == DATA_FIELD]
-            if len(usual) == len(entries):  # the usual: every entry holds data only
-                messages += map(Message, repeat(topic), [i.decode() for i, _ in entries],
-                                usual, repeat(None), repeat(None), repeat(fresh))
+            found = list(map(_SECOND, entries))
+            if (None not in found and set(map(len, found)) == {2}
+                    and all(map(DATA_FIELD.__eq__, map(_FIRST, found)))):
+                # the usual: every entry holds data only
+                messages += map(Message, repeat(topic), map(bytes.decode, map(_FIRST, entries)),
+                                map(_SECOND, found), repeat(None), repeat(None), repeat(fresh))
                 continue
             for entry_id, fields in entries:
                 if not fields:  # the entry was trimmed from the stream after delivery
