@@ -78,8 +78,9 @@ def check_modified(view: str, keys: Sequence[bytes], records: dict[bytes, bytes]
     """Reject what an update's ``modify`` returned when it names keys not asked for or
     records without an order header."""
     asked = set(keys)
-    stray = next((key for key in records if key not in asked), None)
-    if stray is not None:
+    if not asked.issuperset(records):
+        stray = next(key for key in records if key not in asked)
         raise DataError(f"online update of view '{view}': modify returned key {stray!r}, "
                         "which the update did not read. Fix: list every key in keys")
-    check_write_batch(view, list(records), list(records.values()))
+    if records and min(map(len, records.values())) < ORDER_BYTES:
+        check_write_batch(view, list(records), list(records.values()))  # names the error

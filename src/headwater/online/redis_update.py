@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
+from operator import itemgetter
 from typing import Any, cast
 
 from redis.exceptions import AskError, ResponseError
@@ -243,15 +244,19 @@ class OptimisticUpdates:
         consumer holds nearly every entity of a batch once it has seen them: its first
         batches bring new ones, and a skewed stream keeps bringing a few."""
         held = self._cache.held(update.field, update.keys)
-        unheld = [key for key, h in zip(update.keys, held, strict=True) if h is None]
-        if not unheld:  # b"" (held as absent) reads None
+        if None not in held:
             entries = cast("list[Held]", held)
-            records: list[bytes | None] = [h[1] or None for h in entries]
-            return _Read([h[0] or None for h in entries], records, records, set())
+            records: list[bytes | None] = list(map(_RECORD, entries))
+            versions: list[bytes | None] = list(map(_VERSION, entries))
+            if b"" in versions:  # held as absent: reads None
+                records = [data or None for data in records]
+                versions = [version or None for version in versions]
+            return _Read(versions, records, records, set())
+        unheld = [key for key, h in zip(update.keys, held, strict=True) if h is None]
         got = self._read_for(self._update_call(update.view, unheld, update.modify,
                                                scope=update.scope, checked=[],
                                                likely_unmarked=True), read_marks=False)
-        versions: list[bytes | None] = []
+        versions = []
         stored: list[bytes | None] = []
         current: list[bytes | None] = []
         at = 0
@@ -396,8 +401,7 @@ class OptimisticUpdates:
         at a version and leaves."""
         keys, new = commit.update.keys, commit.new
         held_keys = list(compress(keys, new))  # b"" (not written) is false
-        held_versions = [b"%s%d" % (commit.prefix, i) for i, record in enumerate(new, 1)
-                         if record]
+        held_versions = list(compress(map(commit.prefix.__add__, _positions(len(new))), new))
         held_records = list(filter(None, new))
         if len(held_keys) < len(keys):  # some were read and left
             for key, version, data, current, record in zip(
@@ -409,6 +413,22 @@ class OptimisticUpdates:
                     held_versions.append(version)
                     held_records.append(data)
         self._cache.keep(commit.update.field, held_keys, held_versions, held_records)
+
+
+_VERSION = itemgetter(0)
+_RECORD = itemgetter(1)
+_POSITIONS: list[list[bytes]] = [[]]
+
+
+def _positions(n: int) -> list[bytes]:
+    """``b"1"`` to ``n`` as bytes (the version suffixes of an update's entities), made once
+    for all updates (a longer list replaces the shared one whole, so threads never see a
+    list being extended)."""
+    known = _POSITIONS[0]
+    if len(known) < n:
+        known = [b"%d" % i for i in range(1, max(n, 2 * len(known)) + 1)]
+        _POSITIONS[0] = known
+    return known[:n]
 
 
 def _encoded(texts: list[str]) -> list[bytes]:

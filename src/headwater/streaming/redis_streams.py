@@ -34,6 +34,7 @@ from headwater.errors import ConfigError, StoreUnavailableError
 from headwater.streaming.messages import DATA_FIELD, Message
 from headwater.streaming.reader import DEAD_SUFFIX
 
+_ID = attrgetter("id")
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -110,8 +111,9 @@ class RedisStreamReader:
             if (None not in found and set(map(len, found)) == {2}
                     and all(map(DATA_FIELD.__eq__, map(_FIRST, found)))):
                 # the usual: every entry holds data only
-                messages += map(Message, repeat(topic), map(bytes.decode, map(_FIRST, entries)),
-                                map(_SECOND, found), repeat(None), repeat(None), repeat(fresh))
+                messages += map(tuple.__new__, repeat(Message), zip(  # no call per message
+                    repeat(topic), map(bytes.decode, map(_FIRST, entries)),
+                    map(_SECOND, found), repeat(None), repeat(None), repeat(fresh)))
                 continue
             for entry_id, fields in entries:
                 if not fields:  # the entry was trimmed from the stream after delivery
@@ -143,7 +145,7 @@ class RedisStreamReader:
         hiredis: a batch's thousands of ids cost redis-py's packer tens of milliseconds)."""
         by_topic: dict[str, list[str]] = {}
         for topic, run in groupby(messages, attrgetter("topic")):
-            by_topic.setdefault(topic, []).extend(m.id for m in run)
+            by_topic.setdefault(topic, []).extend(map(_ID, run))
         if not by_topic:
             return
         commands = [_pack((b"XACK", topic, self.group, *ids)) for topic, ids in by_topic.items()]
