@@ -100,6 +100,19 @@ class UpdateSuite:
             [record(1, None, "older, stored anyway"), None, record(2)]]
         assert store.update(view, [], lambda marked, current: {}) == 0
 
+    @pytest.mark.parametrize("defer", [False, True], ids=["settled", "deferred"])
+    def test_what_modify_must_not_return_is_refused_and_nothing_stored(
+            self, store: OnlineStore, defer: bool) -> None:
+        view, keys, scope = new_view(), int_keys(3), new_view("scope")
+        for returned, says in [({keys[0]: record(1), keys[2]: record(2)}, "did not read"),
+                               ({keys[0]: record(1), keys[1]: b"short"}, "order header")]:
+            with pytest.raises(DataError, match=says):
+                store.update(view, keys[:2], lambda marked, current, r=returned: r,
+                             scope=scope, ids=["a"], likely_unmarked=True, defer=defer)
+            store.settle()
+        assert store.read([ViewKeys(view, keys)]) == [[None, None, None]]
+        assert store.markers_present(scope, ["a"]) == set()
+
     def test_update_marks_ids_and_markers_under_its_scope(self, store: OnlineStore) -> None:
         view, (key,) = new_view(), int_keys(1)
         scope, other = new_view("scope"), new_view("scope")
