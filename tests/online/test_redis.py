@@ -5,7 +5,6 @@ one)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -345,11 +344,7 @@ def test_a_deferred_update_after_a_prefetch_reads_nothing(
         writer.close()
     keys = known + new
     reset_stats(private_redis.url)
-    # sent on one thread, taken on another, as the stream consumer does; twice is once
-    with ThreadPoolExecutor(1) as pool:
-        hold = pool.submit(private_store.prefetch, "v", keys).result()
-    hold()
-    hold()
+    private_store.prefetch("v", keys)
     calls = command_calls(private_redis.url)
     # one read script, of the 200 keys not held: versions and records (absent for 100)
     assert calls.get("eval") == 1 and calls.get("hget") == 2 * len(new)

@@ -96,15 +96,11 @@ class OnlineStore(Protocol):
         """How many deferred updates of this thread are not settled yet."""
         ...
 
-    def prefetch(self, view: str, keys: Sequence[bytes]) -> Callable[[], None]:
-        """Send now, in one round trip, the read an update of ``keys`` of ``view`` will
-        need, and return the function that takes its reply (call it, on any thread, before
-        that update; it blocks until the reply is there, and a second call does nothing).
-        A deferred update soon after then reads nothing: a stream consumer prefetches on
-        its read-ahead thread while the batch before is applied, and takes the reply on
-        the applying thread. A hint only: the update's transaction still checks what it
-        read. A store that does not defer sends nothing and returns a function that does
-        nothing."""
+    def prefetch(self, view: str, keys: Sequence[bytes]) -> None:
+        """Read now, in one round trip, what an update of ``keys`` of ``view`` will read,
+        so that a deferred update soon after reads nothing: a stream consumer calls it on
+        its read-ahead thread while the batch before is applied. A hint only: the update's
+        transaction still checks what it read. A store that does not defer does nothing."""
         ...
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:

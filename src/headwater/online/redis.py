@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -165,28 +165,6 @@ class RedisOnlineStore(OptimisticUpdates):
             # without a scope the markers key is a placeholder the script never touches
             self._markers_key(scope) if scope is not None else self._markers + b"-",
             self._node, f"update view '{view}' in")
-
-    def _send_reads(self, update: UpdateCall, commands: list[bytes]
-                    ) -> Callable[[], tuple[list[Any], list[bytes | None] | None]]:
-        """Send the reads now on a connection of their own; the replies are read when
-        asked (the connection then goes back to the idle ones)."""
-        node = update.node
-        try:
-            conn = node.send(commands)
-        except UNAVAILABLE as exc:
-            raise self._unavailable(update.action, exc, node) from exc
-
-        def receive() -> tuple[list[Any], list[bytes | None] | None]:
-            try:
-                replies = node.receive(conn, len(commands))
-            except UNAVAILABLE as exc:
-                raise self._unavailable(update.action, exc, node) from exc
-            for reply in replies:
-                if isinstance(reply, ResponseError):
-                    raise self._refused(update.action, reply, node)
-            return replies, None
-
-        return receive
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are marked under ``scope`` within the retention (one

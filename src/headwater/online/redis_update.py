@@ -29,7 +29,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import itemgetter
@@ -213,12 +213,6 @@ class OptimisticUpdates:
         scope) and each key's version, with its record unless it is the one held."""
         read_marks = read_marks and update.scope is not None and bool(update.checked)
         held = self._cache.held(update.field, update.keys)
-        replies, plain = self._read_plain(update, self._reads(update, held, read_marks))
-        return self._parse_read(update, held, read_marks, replies, plain)
-
-    def _reads(self, update: UpdateCall, held: list[Held | None],
-               read_marks: bool) -> list[bytes]:
-        """The read commands of :meth:`_read_for`."""
         reads = []
         if read_marks:
             reads.append(pack((b"ZMSCORE", update.marks_key, *update.checked)))
@@ -226,11 +220,7 @@ class OptimisticUpdates:
             reads.append(pack((b"EVAL", self._layout.read_script, len(update.script_keys),
                                *update.script_keys, *update.read_prefix,
                                *[b"" if h is None else h[0] for h in held])))
-        return reads
-
-    def _parse_read(self, update: UpdateCall, held: list[Held | None], read_marks: bool,
-                    replies: list[Any], plain: list[bytes | None] | None) -> _Read:
-        """What the replies of :meth:`_reads` say."""
+        replies, plain = self._read_plain(update, reads)
         marked: set[str] = set()
         if read_marks:
             oldest = time.time_ns() // 1_000 - self._retention_us
@@ -246,14 +236,6 @@ class OptimisticUpdates:
             current = [p if p is not None and (s is None or p[:20] >= s[:20]) else s
                        for p, s in zip(plain, stored, strict=True)]
         return _Read(flat[0::2], stored, current, marked)
-
-    def _send_reads(self, update: UpdateCall, commands: list[bytes]
-                    ) -> Callable[[], tuple[list[Any], list[bytes | None] | None]]:
-        """Send an update's read commands and return what receives their replies (as
-        :meth:`_read_plain` gives them). Here both happen now; a store with one node sends
-        now and receives when asked (:meth:`prefetch`)."""
-        result = self._read_plain(update, commands)
-        return lambda: result
 
     def _read_unheld(self, update: UpdateCall) -> _Read:
         """What a deferred update that needs no marks works on: the record held for each
@@ -290,37 +272,27 @@ class OptimisticUpdates:
                 current.append(stored[-1])
         return _Read(versions, stored, current, set())
 
-    def prefetch(self, view: str, keys: Sequence[bytes]) -> Callable[[], None]:
-        """Send the read of the records of ``keys`` this client does not hold; the function
-        returned receives it and holds them at their versions, or holds that there is none
-        (see :class:`~headwater.online.base.OnlineStore`). A record without a version (a
-        plain ``write``'s) or one that a plain record of the entity supersedes is left for
-        the update to read. What a commit held meanwhile stays: it is newer."""
+    def prefetch(self, view: str, keys: Sequence[bytes]) -> None:
+        """Read the records of ``keys`` this client does not hold, in one round trip, and
+        hold them at their versions, or hold that there is none (see
+        :class:`~headwater.online.base.OnlineStore`). A record without a version (a plain
+        ``write``'s) or one that a plain record of the entity supersedes is left for the
+        update to read. What a commit held meanwhile stays: it is newer."""
         field = view.encode()
-        unheld = list(dict.fromkeys(key for key, h in zip(
-            keys, self._cache.held(field, keys), strict=True) if h is None))
+        held = self._cache.held(field, keys)
+        unheld = list(dict.fromkeys(key for key, h in zip(keys, held, strict=True)
+                                    if h is None))
         if not unheld:
-            return _nothing
+            return
         update = self._update_call(view, unheld, _never, scope=None, checked=[],
                                    likely_unmarked=True)
-        held = self._cache.held(update.field, update.keys)
-        receive = self._send_reads(update, self._reads(update, held, False))
-        done: list[bool] = []
-
-        def hold() -> None:
-            if done:
-                return
-            done.append(True)
-            got = self._parse_read(update, held, False, *receive())
-            found = [(key, version or b"", data or b"")
-                     for key, version, data, current in zip(
-                         update.keys, got.versions, got.stored, got.current, strict=True)
-                     if current is data and (version is None) == (data is None)]
-            if found:
-                found_keys, versions, records = map(list, zip(*found, strict=True))
-                self._cache.keep_new(update.field, found_keys, versions, records)
-
-        return hold
+        got = self._read_for(update, read_marks=False)
+        found = [(key, version or b"", data or b"") for key, version, data, current in zip(
+            update.keys, got.versions, got.stored, got.current, strict=True)
+            if current is data and (version is None) == (data is None)]
+        if found:
+            found_keys, versions, records = map(list, zip(*found, strict=True))
+            self._cache.keep_new(update.field, found_keys, versions, records)
 
     def _prepare_commit(self, update: UpdateCall, read: _Read) -> Commit:
         """Run ``modify`` on what was read and pack the commit script's call."""
@@ -470,7 +442,3 @@ def _encoded(texts: list[str]) -> list[bytes]:
 def _never(marked: set[str], current: dict[bytes, bytes | None]) -> dict[bytes, bytes]:
     """The ``modify`` of a read that is not an update (:meth:`OptimisticUpdates.prefetch`)."""
     raise AssertionError("a prefetch modifies nothing")
-
-
-def _nothing() -> None:
-    """The receiving step of a prefetch that sent nothing."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from itertools import repeat
 from pathlib import Path
@@ -185,9 +185,8 @@ class SQLiteOnlineStore:
         """Always 0: updates here are never deferred."""
         return 0
 
-    def prefetch(self, view: str, keys: Sequence[bytes]) -> Callable[[], None]:
+    def prefetch(self, view: str, keys: Sequence[bytes]) -> None:
         """Nothing to read ahead: an update reads within its transaction."""
-        return _nothing
 
     def markers_present(self, scope: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are marked under ``scope`` within the retention."""
@@ -330,6 +329,3 @@ class SQLiteOnlineStore:
             "file and its folder are writable and not held locked by another process for "
             f"{_BUSY_TIMEOUT_S:.0f}s, or set 'online: path:' in headwater.yaml to another file")
 
-
-def _nothing() -> None:
-    """What :meth:`SQLiteOnlineStore.prefetch` returns."""

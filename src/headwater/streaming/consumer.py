@@ -323,22 +323,20 @@ class Consumer:
     def _read_ahead(self, count: int, wait_ms: int) -> tuple[list[Message], dict[str, Ahead]]:
         """Read the next batch and make it ready, on the read-ahead thread while the batch
         before it is applied (:class:`Ahead`: none of it depends on anything online), and
-        send the prefetch of the records its updates will read that the online store does
-        not hold (new entities, mostly): its turn takes the reply, and its update reads
-        nothing. A feed whose file schema is not known yet (no file so far: the batch
-        before may set it) is decoded later, by :meth:`process`."""
+        prefetch the records its updates will read that the online store does not hold
+        (new entities, mostly), so that its update reads nothing on this thread. A feed
+        whose file schema is not known yet (no file so far: the batch before may set it) is
+        decoded later, by :meth:`process`."""
         messages = self.reader.read(count, wait_ms)
         ready: dict[str, Ahead] = {}
         for topic, batch in _by_topic(messages).items():
             feed = self._feeds[topic]
             schema = self._schemas[feed.name]
             if schema is not None:
-                made = _ahead(feed, decode(feed, batch, schema, offline=True))
-                # the records the entities' updates will read: asked for now, taken by the
-                # applying thread when the batch's turn comes (the reply is there by then)
-                ready[topic] = dataclasses.replace(made, prefetched=tuple(
+                made = ready[topic] = _ahead(feed, decode(feed, batch, schema, offline=True))
+                for view, prepared in (made.prepared or {}).items():
+                    # the records the entities' update will read, read here and now
                     self.store.online.prefetch(view, prepared.whole.keys)
-                    for view, prepared in (made.prepared or {}).items()))
         return messages, ready
 
     def process(self, messages: Sequence[Message],
@@ -371,8 +369,6 @@ class Consumer:
         import pyarrow as pa
 
         folder = self._folders[feed.name]
-        for hold in ahead.prefetched if ahead is not None else ():
-            hold()  # before anything that may drop `ahead`
         decoded = (ahead.decoded if ahead is not None
                    else decode(feed, messages, self._schemas[feed.name], offline=True))
         if decoded.refused:
@@ -449,15 +445,12 @@ class Ahead:
     batch of first deliveries (nothing of it can be applied already) also ``planned``, the
     offline files and sequence numbers (:func:`~headwater.streaming.event_files.
     plan_files`), and ``prepared``, the partial states of each aggregated view
-    (:func:`~headwater.streaming.ingest.prepare_online`), and ``prefetched``, the steps
-    that take the replies of the online store's prefetches of those views' entities
-    (:meth:`~headwater.online.base.OnlineStore.prefetch`). When the batch turns out to hold
-    an applied or repeated event, its turn recomputes the rest for the events it keeps."""
+    (:func:`~headwater.streaming.ingest.prepare_online`). When the batch turns out to hold
+    an applied or repeated event, its turn recomputes them for the events it keeps."""
 
     decoded: Decoded
     planned: tuple[list[EventFile], np.ndarray] | None = None
     prepared: dict[str, ViewBatch] | None = None
-    prefetched: tuple[Callable[[], None], ...] = ()
 
 
 def _ahead(feed: Feed, decoded: Decoded) -> Ahead:

@@ -106,14 +106,9 @@ class UpdateSuite:
         view, keys, scope = new_view(), int_keys(3), new_view("scope")
         for returned, says in [({keys[0]: record(1), keys[2]: record(2)}, "did not read"),
                                ({keys[0]: record(1), keys[1]: b"short"}, "order header")]:
-
-            def modify(marked: set[str], current: dict[bytes, bytes | None],
-                       returned: dict[bytes, bytes] = returned) -> dict[bytes, bytes]:
-                return returned
-
             with pytest.raises(DataError, match=says):
-                store.update(view, keys[:2], modify, scope=scope, ids=["a"],
-                             likely_unmarked=True, defer=defer)
+                store.update(view, keys[:2], lambda marked, current, r=returned: r,
+                             scope=scope, ids=["a"], likely_unmarked=True, defer=defer)
             store.settle()
         assert store.read([ViewKeys(view, keys)]) == [[None, None, None]]
         assert store.markers_present(scope, ["a"]) == set()
@@ -283,7 +278,7 @@ class UpdateSuite:
                          scope=scope, ids=["a", "b"])
             other.write(view, [plain], [record(0, None, ["p"])])
             keys = [stored, absent, plain, changed, taken]
-            mine.prefetch(view, keys)()
+            mine.prefetch(view, keys)
             # after the prefetch, another writer changes one record and stores one that
             # was absent
             other.update(view, [changed, taken], append_unmarked([(changed, "c"),
