@@ -54,7 +54,7 @@ from pathlib import Path
 
 from benchmarks import online
 from benchmarks.historical import SIZES, VARIANTS, Size, prepare
-from benchmarks.measure import child_report, text_table
+from benchmarks.measure import CPU_CHECK_ADDITIONS, child_report, cpu_check_s, text_table
 
 SIDES = ("headwater", "baseline")
 SUITES = ("historical", "online", "http", "streaming", "aggregation", "models", "drift",
@@ -141,6 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     print("load average at the start (1, 5, 15 min; other work on the machine skews the "
           f"figures; {os.cpu_count()} cores): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(_cpu_check(), flush=True)
     suites = SUITES if args.suite == "all" else (args.suite,)
     repeat = args.repeat or (1 if args.size == "tiny" else 3)
     if "historical" in suites:
@@ -206,6 +207,7 @@ def main() -> None:
         failed = load.failures(rows_l)
     print(f"\nload average at the end (1, 5, 15 min; {os.cpu_count()} cores): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(_cpu_check())
     if failed:
         raise SystemExit(failed)
 
@@ -243,6 +245,12 @@ def run_online(size_name: str, suites: tuple[str, ...], repeat: int, redis_url: 
         out.append("floor rows: the same client against uvicorn answering the same bytes with "
                    "no store behind it, i.e. what the client and the transport cost alone")
     return "\n".join(out)
+
+
+
+def _cpu_check() -> str:
+    return (f"CPU check: a Python loop of {CPU_CHECK_ADDITIONS:,} additions took "
+            f"{cpu_check_s():.2f} s on one core (the figures scale with it)")
 
 
 if __name__ == "__main__":

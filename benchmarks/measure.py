@@ -6,11 +6,27 @@ import json
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+CPU_CHECK_ADDITIONS = 10_000_000
+
+
+def cpu_check_s() -> float:
+    """Seconds one core takes for a Python loop of :data:`CPU_CHECK_ADDITIONS` additions:
+    the speed of this machine now, printed beside the figures. On the machines this project
+    was measured on it varied from 0.8 s to 2.3 s between sessions and within one, so two
+    tables compare only next to this figure."""
+    began = time.perf_counter()
+    total = 0
+    for i in range(CPU_CHECK_ADDITIONS):
+        total += i
+    return time.perf_counter() - began
 
 
 def peak_mb() -> float:

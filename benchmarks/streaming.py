@@ -13,7 +13,9 @@ reading the whole backlog as one consumer of a fresh group, so on one core:
   Consumer`): decode and validate, offline Parquet file per batch (pending, then renamed),
   exactly-once tile update online with the events' ids marked, ``XACK``; while catching
   up it reads the next batch on a helper thread that waits on Redis while a batch is
-  applied (overlap of waiting, not a second worker).
+  applied (overlap of waiting, not a second worker), and there also prefetches the records
+  of that batch's entities it does not hold; the commit of a batch is deferred: it runs on
+  the server while the next batch is merged.
 * **baseline**: ``XREADGROUP COUNT`` + ``XACK`` of the same entries with the same client,
   nothing else: the floor of reading the stream.
 

@@ -6,7 +6,7 @@ counting: they form no cycles. Under the default thresholds (a young-generation 
 every 700 net allocations) the collector still runs some hundred times per batch, and the
 objects of a batch read ahead survive into the older generations, whose collections walk
 every container the process holds (the record cache's entries, the imported modules). On the
-streaming benchmark that was a fifth of the consumer's CPU time.
+streaming benchmark that was about a sixth of the consumer's CPU time (see below).
 
 :func:`paced_collector` raises the young generation's threshold to :data:`YOUNG_THRESHOLD`
 while at least one consumer runs in the process, and puts back the thresholds it found when
@@ -23,8 +23,9 @@ from contextlib import contextmanager
 
 YOUNG_THRESHOLD = 50_000
 """Net allocations between young-generation collections while a consumer runs (CPython's
-default is 700). The streaming benchmark's consumer CPU time fell from 8.1-9.9 s to
-6.7-7.2 s with it (issue 4 note); 10,000 gained less, 200,000 no more."""
+default is 700). On the streaming benchmark (full size, 2026-11-28, before the other changes
+made that day) the consumer's CPU time was 8.1-9.9 s in four runs with the default and
+6.7-8.3 s in three with this; 10,000 gave 8.2-9.0 s and 200,000 7.6 s (two runs each)."""
 
 
 
