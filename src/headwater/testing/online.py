@@ -41,6 +41,7 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -78,6 +79,18 @@ from headwater.testing.online_model import (
 _SUPPRESS = (HealthCheck.function_scoped_fixture, HealthCheck.too_slow)
 
 
+@contextmanager
+def two_stores(factory: StoreFactory) -> Iterator[tuple[OnlineStore, OnlineStore]]:
+    """Two instances on the same storage (this client's and another writer's), closed
+    after."""
+    mine, other = factory(), factory()
+    try:
+        yield mine, other
+    finally:
+        mine.close()
+        other.close()
+
+
 class UpdateSuite:
     """The exactly-once read-modify-write laws (``update`` and ``markers_present``), mixed
     into :class:`OnlineStoreSuite`. ``online_store_factory`` must also accept the keyword
@@ -106,9 +119,14 @@ class UpdateSuite:
         view, keys, scope = new_view(), int_keys(3), new_view("scope")
         for returned, says in [({keys[0]: record(1), keys[2]: record(2)}, "did not read"),
                                ({keys[0]: record(1), keys[1]: b"short"}, "order header")]:
+
+            def modify(marked: set[str], current: dict[bytes, bytes | None],
+                       returned: dict[bytes, bytes] = returned) -> dict[bytes, bytes]:
+                return returned
+
             with pytest.raises(DataError, match=says):
-                store.update(view, keys[:2], lambda marked, current, r=returned: r,
-                             scope=scope, ids=["a"], likely_unmarked=True, defer=defer)
+                store.update(view, keys[:2], modify, scope=scope, ids=["a"],
+                             likely_unmarked=True, defer=defer)
             store.settle()
         assert store.read([ViewKeys(view, keys)]) == [[None, None, None]]
         assert store.markers_present(scope, ["a"]) == set()
@@ -205,8 +223,7 @@ class UpdateSuite:
 
     def test_a_deferred_update_on_records_another_writer_changed_runs_again(
             self, online_store_factory: StoreFactory) -> None:
-        mine, other = online_store_factory(), online_store_factory()
-        try:
+        with two_stores(online_store_factory) as (mine, other):
             view, (key,), scope = new_view(), int_keys(1), new_view("scope")
             mine.update(view, [key], append_unmarked([(key, "a")]), scope=scope, ids=["a"])
             # another writer applies "b" and marks "c", unknown to `mine`
@@ -231,14 +248,10 @@ class UpdateSuite:
             assert applied_ids(other.read([ViewKeys(view, [key])])[0][0]) == [
                 "a", "b", "c", "d", "e"]
             assert mine.markers_present(scope, list("abcde")) == set("abcde")
-        finally:
-            mine.close()
-            other.close()
 
     def test_a_deferred_update_reads_the_records_it_does_not_hold(
             self, online_store_factory: StoreFactory) -> None:
-        mine, other = online_store_factory(), online_store_factory()
-        try:
+        with two_stores(online_store_factory) as (mine, other):
             view, (held, unheld, absent), scope = new_view(), int_keys(3), new_view("scope")
             mine.update(view, [held], append_unmarked([(held, "a")]), scope=scope, ids=["a"])
             # another writer stores a record `mine` never saw
@@ -263,14 +276,10 @@ class UpdateSuite:
             assert [applied_ids(r) for r in other.read([ViewKeys(view, [held, unheld,
                                                                         absent])])[0]] == [
                 ["a", "c"], ["b", "c2"], ["c3"]]
-        finally:
-            mine.close()
-            other.close()
 
     def test_a_prefetch_is_a_hint_the_commit_checks(
             self, online_store_factory: StoreFactory) -> None:
-        mine, other = online_store_factory(), online_store_factory()
-        try:
+        with two_stores(online_store_factory) as (mine, other):
             view, scope = new_view(), new_view("scope")
             stored, absent, plain, changed, taken = int_keys(5)
             other.update(view, [stored, changed], append_unmarked([(stored, "a"),
@@ -301,9 +310,6 @@ class UpdateSuite:
                 ["a", "d0"], ["d1"], ["p", "d2"], ["b", "c", "d3"], ["t", "d4"]]
             assert mine.markers_present(scope, [f"d{i}" for i in range(5)]) == {
                 f"d{i}" for i in range(5)}
-        finally:
-            mine.close()
-            other.close()
 
     @pytest.mark.parametrize("defer", [False, True], ids=["settled", "deferred"])
     def test_processes_updating_the_same_entities_lose_nothing_and_apply_once(
