@@ -209,6 +209,8 @@ def test_merge_positions_refuse_what_they_cannot_merge() -> None:
     # a stored record whose tiles are out of order, a batch out of order, a start off the
     # grid, and keys past an int64: the caller sorts the union instead
     assert _merge_positions(ints([0, 0]), ints([120, 60]), ints([0]), ints([60]), h) is None
+    empty = np.zeros(0, dtype=np.int64)
+    assert _merge_positions(ints([0, 0]), ints([120, 60]), empty, empty, h) is None
     assert _merge_positions(ints([0]), ints([60]), ints([1, 0]), ints([60, 60]), h) is None
     assert _merge_positions(ints([0]), ints([60]), ints([0]), ints([90]), h) is None
     assert _merge_positions(ints([0]), ints([0]), ints([2**40]), ints([2**62]), 1) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Callable
 
 import pytest
@@ -32,9 +33,10 @@ def test_any_change_forgets_them(change: Callable[[Items], object]) -> None:
     assert packed(cut) is None
 
 
-def test_a_copy_is_a_list_of_the_same_states() -> None:
+def test_a_copy_or_a_pickle_is_a_plain_list_of_the_same_states() -> None:
     cut = items(b"aabbcc", 2)
-    for other in (copy.copy(cut), copy.deepcopy(cut)):
-        assert list(other) == [b"aa", b"bb", b"cc"]
-        found = packed(other)
-        assert found is None or found == (2, b"aabbcc")
+    copies = [copy.copy(cut), copy.deepcopy(cut),
+              *(pickle.loads(pickle.dumps(cut, protocol)) for protocol in range(6))]
+    for other in copies:
+        assert type(other) is list and other == [b"aa", b"bb", b"cc"]
+        assert packed(other) is None

@@ -242,14 +242,14 @@ def _merge_positions(old_entity: npt.NDArray[np.intp], old_start: npt.NDArray[np
     (entity, start), a new row after a stored one of the same (entity, start); None when
     a side is not sorted, a start is off the tile grid, or the (entity, tile) key would
     not fit in an int64."""
-    if new_entity.shape[0] == 0:
-        return np.zeros(0, dtype=np.intp)
     starts = np.concatenate([old_start, new_start])
+    if starts.shape[0] == 0:
+        return np.zeros(0, dtype=np.intp)
     base = int(starts.min())
     if ((starts - base) % granularity).any():
         return None
     span = (int(starts.max()) - base) // granularity + 1
-    entities = int(max(old_entity.max(initial=0), new_entity.max())) + 1
+    entities = int(max(old_entity.max(initial=0), new_entity.max(initial=0))) + 1
     if entities * span >= 1 << 62:
         return None
     old_key = old_entity.astype(np.int64) * span + (old_start - base) // granularity

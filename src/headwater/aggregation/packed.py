@@ -17,8 +17,10 @@ import numpy.typing as npt
 
 class Items(list[bytes]):
     """Byte strings of one width cut from one buffer (:func:`items`) that remember both
-    while the list is unchanged: ``width`` (0 once anything changed it) and ``buffer``, so
-    a caller that wants their width, or the items back to back, need not look at each."""
+    while the list is unchanged: ``width`` (0 once anything changed it through its methods;
+    ``list.append(items, x)`` and C code such as ``heapq`` go around them) and ``buffer``,
+    so a caller that wants their width, or the items back to back, need not look at
+    each."""
 
     __slots__ = ("buffer", "width")
 
@@ -26,6 +28,10 @@ class Items(list[bytes]):
         super().__init__(values)
         self.buffer = buffer
         self.width = width
+
+    def __reduce__(self) -> tuple[type[list[bytes]], tuple[list[bytes]]]:
+        """Pickled and copied as a plain list (every protocol)."""
+        return list, (list(self),)
 
 
 def _forgetting(name: str) -> Any:

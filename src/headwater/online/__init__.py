@@ -82,5 +82,8 @@ def check_modified(view: str, keys: Sequence[bytes], records: dict[bytes, bytes]
         stray = next(key for key in records if key not in asked)
         raise DataError(f"online update of view '{view}': modify returned key {stray!r}, "
                         "which the update did not read. Fix: list every key in keys")
+    if not set(map(type, records.values())) <= {bytes}:
+        raise DataError(f"online update of view '{view}': modify returned a record that is "
+                        "not bytes. Fix: return each record as bytes")
     if records and min(map(len, records.values())) < ORDER_BYTES:
         check_write_batch(view, list(records), list(records.values()))  # names the error

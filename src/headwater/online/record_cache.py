@@ -28,8 +28,10 @@ from operator import itemgetter, not_
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 ENTRY_OVERHEAD = 200
-"""Bytes counted per entry besides its key, version and record (the entry's tuple, dict
-slot and bytes object headers, measured with sys.getsizeof on CPython 3.11)."""
+"""Bytes counted per entry besides its key, version and record: the entry's tuple, dict
+slot and bytes object headers, measured with sys.getsizeof on CPython 3.11 when entries
+were keyed by a (field, key) tuple; entries now take less, so the bound errs on the safe
+side."""
 
 Held = tuple[bytes, bytes, int]
 """A held record: (version, record, when it was learned: how many keeps came before)."""

@@ -10,8 +10,9 @@ streaming benchmark that was about a sixth of the consumer's CPU time (see below
 
 :func:`paced_collector` raises the young generation's threshold to :data:`YOUNG_THRESHOLD`
 while at least one consumer runs in the process, and puts back the thresholds it found when
-the last one ends. Collection still happens (every ``YOUNG_THRESHOLD`` net allocations, and
-the older generations as before), so memory held by real cycles stays bounded.
+the last one ends (thresholds the application set meanwhile are replaced by those).
+Collection still happens (every ``YOUNG_THRESHOLD`` net allocations, and the older
+generations as before), so memory held by real cycles stays bounded.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from itertools import groupby, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter, eq, itemgetter
 from typing import Any, cast
 
 import hiredis
@@ -109,7 +109,7 @@ class RedisStreamReader:
             topic = name.decode() if isinstance(name, bytes) else str(name)
             found = list(map(_SECOND, entries))
             if (None not in found and set(map(len, found)) == {2}
-                    and all(map(DATA_FIELD.__eq__, map(_FIRST, found)))):
+                    and all(map(eq, repeat(DATA_FIELD), map(_FIRST, found)))):
                 # the usual: every entry holds data only
                 messages += map(tuple.__new__, repeat(Message), zip(  # no call per message
                     repeat(topic), map(bytes.decode, map(_FIRST, entries)),

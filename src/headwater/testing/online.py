@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -117,11 +118,14 @@ class UpdateSuite:
     def test_what_modify_must_not_return_is_refused_and_nothing_stored(
             self, store: OnlineStore, defer: bool) -> None:
         view, keys, scope = new_view(), int_keys(3), new_view("scope")
-        for returned, says in [({keys[0]: record(1), keys[2]: record(2)}, "did not read"),
-                               ({keys[0]: record(1), keys[1]: b"short"}, "order header")]:
+        refused: list[tuple[dict[bytes, Any], str]] = [
+            ({keys[0]: record(1), keys[2]: record(2)}, "did not read"),
+            ({keys[0]: record(1), keys[1]: b"short"}, "order header"),
+            ({keys[0]: memoryview(record(1, None, "x" * 40)[:40]).cast("q")}, "not bytes")]
+        for returned, says in refused:
 
             def modify(marked: set[str], current: dict[bytes, bytes | None],
-                       returned: dict[bytes, bytes] = returned) -> dict[bytes, bytes]:
+                       returned: dict[bytes, Any] = returned) -> dict[bytes, bytes]:
                 return returned
 
             with pytest.raises(DataError, match=says):
