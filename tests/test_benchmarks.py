@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from benchmarks import online, scaling_data
 from benchmarks.__main__ import run, table
 from benchmarks.historical import SIZES, VARIANTS
+from benchmarks.measure import ROOT
 
 
 def test_tiny_benchmark_table(tmp_path: Path) -> None:
@@ -265,3 +268,13 @@ def test_load_client_counts_refusals_as_errors() -> None:
     assert message is not None and "zero errors" in message
     assert "headwater serve, POST /features, 2 connection(s), 1 worker(s)" in message
     assert "HTTP 401" in message
+
+
+def test_the_command_prints_the_cpu_check_at_the_start_and_the_end() -> None:
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--suite", "drift", "--size",
+                          "tiny"], cwd=ROOT, capture_output=True, text=True, check=True,
+                         timeout=600).stdout.splitlines()
+    checks = [i for i, line in enumerate(out) if line.startswith("CPU check: a Python loop")]
+    assert len(checks) == 2 and checks[0] == 1 and checks[1] == len(out) - 1
+    seconds = [float(out[i].split(" took ")[1].split()[0]) for i in checks]
+    assert all(s > 0 for s in seconds)
