@@ -123,6 +123,16 @@ def wait_for_lock(url: str, process: subprocess.Popen[bytes], log: Path) -> floa
     pytest.fail("apply did not take the project lock within 120 s")
 
 
+def wait_for_release(url: str) -> float:
+    """Poll until no session holds the project lock; returns the time it was seen free."""
+    deadline = time.monotonic() + 120
+    while project_lock_held(url):
+        if time.monotonic() > deadline:
+            pytest.fail("the apply held the project lock for over 120 s")
+        time.sleep(0.005)
+    return time.monotonic()
+
+
 def finish(process: subprocess.Popen[bytes]) -> int:
     try:
         return process.wait(120)
@@ -141,9 +151,7 @@ def test_restart_during_apply_leaves_the_old_or_the_new_registry_whole(
     write_round(repo, 0)
     first = start_apply(repo, log)
     locked = wait_for_lock(url, first, log)
-    while project_lock_held(url):
-        time.sleep(0.005)
-    held = time.monotonic() - locked  # how long an apply's transaction takes here
+    held = wait_for_release(url) - locked  # how long an apply's transaction takes here
     assert finish(first) == 0, log.read_text()
     check_round(read_state(url), 0)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,25 +132,26 @@ def test_a_file_another_consumer_published_is_not_an_error(tmp_path: Path) -> No
         publish([pending[0].parent / ".push-0000000000000000001-ab.parquet.pending-c1"])
 
 
+def commit(online: SQLiteOnlineStore, files: list[Path], *, left: list[Path]) -> None:
+    """Mark ``files`` committed (scope ``s``), and ``left`` unchanged for two minutes."""
+    online.update("v", (), lambda marked, current: {}, scope="s",
+                  markers=[marker_of(final_path(p).name) for p in files])
+    long_ago = time.time() - 120
+    for path in left:
+        os.utime(path, (long_ago, long_ago))
+
+
 def test_another_consumers_files_are_taken_once_left_for_the_claim_timeout(
         tmp_path: Path) -> None:
     """A running consumer sweeps with ``own=False``: the committed files a dead consumer
     left (unchanged for the claim timeout) become visible; a live one's recent files, and
     the sweeper's own in-flight files, are left alone."""
-    import os
-    import time
-
     online = SQLiteOnlineStore(tmp_path / "online.db")
     try:
         folder, mine = _batch(tmp_path, "c1")
         _, dead = _batch(tmp_path, "c2")
         _, live = _batch(tmp_path, "c3")
-        every = [*mine, *dead, *live]
-        online.update("v", (), lambda marked, current: {}, scope="s",
-                      markers=[marker_of(final_path(p).name) for p in every])
-        old = time.time() - 120
-        for path in dead:
-            os.utime(path, (old, old))
+        commit(online, [*mine, *dead, *live], left=dead)
 
         def present(markers: list[str]) -> set[str]:
             return online.markers_present("s", markers)
@@ -166,17 +169,10 @@ def test_another_consumers_files_are_taken_once_left_for_the_claim_timeout(
 def test_a_swept_file_its_live_writer_deleted_meanwhile_is_skipped(tmp_path: Path) -> None:
     """The writer was alive after all: it deleted its committed file (to rewrite it without
     events another consumer committed) between the sweep's look and its rename."""
-    import os
-    import time
-
     online = SQLiteOnlineStore(tmp_path / "online.db")
     try:
         folder, theirs = _batch(tmp_path, "slow")
-        online.update("v", (), lambda marked, current: {}, scope="s",
-                      markers=[marker_of(final_path(p).name) for p in theirs])
-        old = time.time() - 120
-        for path in theirs:
-            os.utime(path, (old, old))
+        commit(online, theirs, left=theirs)
 
         def present_then_deleted(markers: list[str]) -> set[str]:
             found = online.markers_present("s", markers)

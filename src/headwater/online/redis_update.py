@@ -252,10 +252,8 @@ class OptimisticUpdates:
                 records = [data or None for data in records]
                 versions = [version or None for version in versions]
             return _Read(versions, records, records, set())
-        unheld = [key for key, h in zip(update.keys, held, strict=True) if h is None]
-        got = self._read_for(self._update_call(update.view, unheld, update.modify,
-                                               scope=update.scope, checked=[],
-                                               likely_unmarked=True), read_marks=False)
+        _, got = self._read_alone(update.view, [key for key, h in zip(
+            update.keys, held, strict=True) if h is None], update.modify, update.scope)
         versions = []
         stored: list[bytes | None] = []
         current: list[bytes | None] = []
@@ -272,6 +270,13 @@ class OptimisticUpdates:
                 current.append(stored[-1])
         return _Read(versions, stored, current, set())
 
+    def _read_alone(self, view: str, keys: list[bytes], modify: Modify,
+                    scope: str | None) -> tuple[UpdateCall, _Read]:
+        """One round trip reading ``keys`` of ``view`` (no marks), and the call it made."""
+        update = self._update_call(view, keys, modify, scope=scope, checked=[],
+                                   likely_unmarked=True)
+        return update, self._read_for(update, read_marks=False)
+
     def prefetch(self, view: str, keys: Sequence[bytes]) -> None:
         """Read the records of ``keys`` this client does not hold, in one round trip, and
         hold them at their versions, or hold that there is none (see
@@ -284,9 +289,7 @@ class OptimisticUpdates:
                                     if h is None))
         if not unheld:
             return
-        update = self._update_call(view, unheld, _never, scope=None, checked=[],
-                                   likely_unmarked=True)
-        got = self._read_for(update, read_marks=False)
+        update, got = self._read_alone(view, unheld, _never, None)
         found = [(key, version or b"", data or b"") for key, version, data, current in zip(
             update.keys, got.versions, got.stored, got.current, strict=True)
             if current is data and (version is None) == (data is None)]
