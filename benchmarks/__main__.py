@@ -12,8 +12,8 @@ Each operation is compared with the fastest way to do the same work directly on 
   (:mod:`benchmarks.online`); needs Redis (``--redis-url``).
 * ``http``: ``POST /features`` against a real ``headwater serve`` subprocess
   (:mod:`benchmarks.http`), on the same data as ``online``.
-* ``streaming``: Redis Streams -> online tiles throughput on one consumer process next to
-  a raw read-and-ack baseline, and freshness (XADD -> visible online) p50/p99
+* ``streaming``: Redis Streams -> online tiles throughput on one consumer process, pinned
+  to one CPU, next to a raw read-and-ack baseline, and freshness (XADD -> visible online) p50/p99
   (:mod:`benchmarks.streaming`); needs Redis.
 * ``aggregation``: a backfill of windowed aggregation features (mean over 1 h, count over
   7 days) next to a hand-written DuckDB window query (:mod:`benchmarks.aggregation`); each
@@ -161,7 +161,7 @@ def main() -> None:
         print(f"\nstreaming, size {args.size}: {size_s.events:,} events of "
               f"{size_s.drivers:,} drivers from Redis Streams, batches of "
               f"{size_s.batch_size:,}, online store Redis; each throughput side in a fresh "
-              "process, one consumer")
+              "process pinned to one CPU (column CPU), one consumer")
         results, fresh = streaming.run(size_s, args.redis_url, args.workdir)
         print(streaming.table(results, fresh))
     if "aggregation" in suites:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -20,8 +21,9 @@ CPU_CHECK_ADDITIONS = 10_000_000
 def cpu_check_s() -> float:
     """Seconds one core takes for a Python loop of :data:`CPU_CHECK_ADDITIONS` additions:
     the speed of this machine now, printed beside the figures. On the machines this project
-    was measured on it varied from 0.8 s to 2.3 s between sessions and within one, so two
-    tables compare only next to this figure."""
+    was measured on it varied about 2x between sessions and within one (0.44 s to 0.73 s in
+    one session, 0.36 s to 0.47 s on the next day's machine), so two tables compare only next
+    to this figure."""
     began = time.perf_counter()
     total = 0
     for i in range(CPU_CHECK_ADDITIONS):
@@ -56,11 +58,34 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def child_report(module: str, *args: object) -> dict[str, Any]:
+# Pins the process to the CPU in argv[1] before it imports anything (so before any thread
+# starts: every thread it starts inherits the pin), then runs module argv[2] as __main__.
+_PINNED = ("import os, runpy, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); "
+           "sys.argv = sys.argv[2:]; runpy.run_module(sys.argv[0], run_name='__main__', "
+           "alter_sys=True)")
+
+
+def one_cpu() -> int | None:
+    """The CPU a benchmark that claims "one core" pins its child to: the highest one this
+    process may run on; None where CPU affinity cannot be set (not Linux)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return max(os.sched_getaffinity(0))
+
+
+def cpus() -> list[int]:
+    """The CPUs this process may run on, ascending (empty where that cannot be known)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def child_report(module: str, *args: object, cpu: int | None = None) -> dict[str, Any]:
     """Run ``python -m benchmarks.<module> ARGS...`` in a fresh process (from the project
-    folder) and return the JSON object it printed on its last line."""
-    done = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *map(str, args)],
-                          check=True, capture_output=True, text=True, cwd=ROOT)
+    folder) and return the JSON object it printed on its last line. With ``cpu`` the
+    process and every thread it starts run on that CPU only."""
+    command = ([sys.executable, "-m", f"benchmarks.{module}"] if cpu is None else
+               [sys.executable, "-c", _PINNED, str(cpu), f"benchmarks.{module}"])
+    done = subprocess.run([*command, *map(str, args)], check=True, capture_output=True,
+                          text=True, cwd=ROOT)
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
 

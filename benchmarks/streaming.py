@@ -6,8 +6,11 @@ has a ``StreamSource`` over that stream and one aggregated view (count, sum, mea
 the fare over 1 hour, 1-minute tiles), with the online store in Redis (``--online sqlite``
 for the embedded one).
 
-**Throughput**, each side in a fresh process (``python -m benchmarks.streaming throughput``)
-reading the whole backlog as one consumer of a fresh group, so on one core:
+**Throughput**, each side in a fresh process (``python -m benchmarks.streaming headwater``
+and ``baseline``) reading the whole backlog as one consumer of a fresh group, on one core:
+the process and all its threads are pinned to one CPU (the highest this process may use;
+``sched_setaffinity``, on Linux), and the table's "CPU" column shows the CPUs each side's
+process was allowed. The Redis server runs wherever the system puts it.
 
 * **headwater**: the ``headwater stream`` runtime (:class:`~headwater.streaming.consumer.
   Consumer`): decode and validate, offline Parquet file per batch (pending, then renamed),
@@ -49,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import ROOT, child_report, peak_mb, text_table
+from benchmarks.measure import ROOT, child_report, cpus, one_cpu, peak_mb, text_table
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 TARGET_EVENTS_S = 50_000
@@ -79,6 +82,7 @@ class ThroughputResult:
     seconds: float
     peak_mb: float
     cpu_seconds: float
+    cpus: tuple[int, ...]  # the CPUs its process was allowed to run on
 
     @property
     def rate(self) -> float:
@@ -162,7 +166,7 @@ def throughput_headwater(repo: Path, events: int) -> dict[str, float]:
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         reader.close()
     return {"events": counters.events, "seconds": seconds, "peak_mb": peak_mb(),
-            "cpu_seconds": cpu}
+            "cpu_seconds": cpu, "cpus": cpus()}
 
 
 def throughput_baseline(redis_url: str, topic: str, events: int,
@@ -184,7 +188,8 @@ def throughput_baseline(redis_url: str, topic: str, events: int,
         seen += len(entries)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     client.close()
-    return {"events": seen, "seconds": seconds, "peak_mb": peak_mb(), "cpu_seconds": cpu}
+    return {"events": seen, "seconds": seconds, "peak_mb": peak_mb(), "cpu_seconds": cpu,
+            "cpus": cpus()}
 
 
 def measure_freshness(repo: Path, redis_url: str, topic: str, samples: int) -> FreshnessResult:
@@ -230,8 +235,13 @@ def measure_freshness(repo: Path, redis_url: str, topic: str, samples: int) -> F
     return FreshnessResult(len(latencies), statistics.median(latencies), p99)
 
 
-def _child(args: list[str]) -> dict[str, float]:
-    return child_report("streaming", *args)
+def _child(args: list[str]) -> dict[str, Any]:
+    return child_report("streaming", *args, cpu=one_cpu())
+
+
+def _result(side: str, report: dict[str, Any]) -> ThroughputResult:
+    return ThroughputResult(side, int(report["events"]), report["seconds"],
+                            report["peak_mb"], report["cpu_seconds"], tuple(report["cpus"]))
 
 
 def run(size: StreamSize, redis_url: str = DEFAULT_REDIS_URL, workdir: Path | None = None,
@@ -250,10 +260,7 @@ def run(size: StreamSize, redis_url: str = DEFAULT_REDIS_URL, workdir: Path | No
             base = _child(["baseline", redis_url, topic, str(size.events),
                            str(size.batch_size)])
             mine = _child(["headwater", str(repo), str(size.events)])
-            results = [ThroughputResult("headwater", int(mine["events"]), mine["seconds"],
-                                        mine["peak_mb"], mine["cpu_seconds"]),
-                       ThroughputResult("baseline", int(base["events"]), base["seconds"],
-                                        base["peak_mb"], base["cpu_seconds"])]
+            results = [_result("headwater", mine), _result("baseline", base)]
             fresh = measure_freshness(repo, redis_url, topic, size.samples)
     finally:
         client.delete(topic, topic + ".dead")
@@ -268,15 +275,16 @@ def run(size: StreamSize, redis_url: str = DEFAULT_REDIS_URL, workdir: Path | No
 def table(results: list[ThroughputResult], fresh: FreshnessResult) -> str:
     """The results as a fixed-width text table."""
     header = ("measure", "events", "seconds", "events/s", "CPU s", "events/CPU-s",
-              "peak MB", "target")
+              "peak MB", "CPU", "target")
     hw_rate = results[0].rate
     lines = [[f"throughput, {r.side}", f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}",
               f"{r.cpu_seconds:.2f}", f"{r.cpu_rate:,.0f}", f"{r.peak_mb:,.0f}",
+              ",".join(map(str, r.cpus)) or "?",
               f">= {TARGET_EVENTS_S:,}/s" if r.side == "headwater" else
               f"headwater at {hw_rate / r.rate:.2f}x" if r.rate else "-"]
              for r in results]
     lines.append([f"freshness XADD -> online, p50 / p99 ({fresh.samples} events)", "",
-                  f"{fresh.p50_s:.3f} / {fresh.p99_s:.3f}", "", "", "", "",
+                  f"{fresh.p50_s:.3f} / {fresh.p99_s:.3f}", "", "", "", "", "",
                   f"p99 < {TARGET_P99_S:.0f} s"])
     return text_table(header, lines)
 

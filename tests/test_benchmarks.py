@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmarks import online, scaling_data
 from benchmarks.__main__ import run, table
 from benchmarks.historical import SIZES, VARIANTS
-from benchmarks.measure import ROOT
+from benchmarks.measure import ROOT, one_cpu
 
 
 def test_tiny_benchmark_table(tmp_path: Path) -> None:
@@ -100,11 +100,13 @@ def test_tiny_streaming_benchmark(tmp_path: Path, redis_url: str) -> None:
     size = streaming.SIZES["tiny"]
     results, fresh = streaming.run(size, redis_url, tmp_path)
     assert [r.side for r in results] == ["headwater", "baseline"]
-    for r in results:  # both sides read every event of the backlog once
+    for r in results:  # both sides read every event of the backlog once, on one CPU
         assert r.events == size.events and r.seconds > 0 and r.peak_mb > 0
+        assert r.cpus == (one_cpu(),)
     assert fresh.samples == size.samples and 0 < fresh.p50_s <= fresh.p99_s
-    _table_shape(streaming.table(results, fresh), 3,
-                 ("events/s", "seconds", "target"))
+    table = streaming.table(results, fresh)
+    _table_shape(table, 3, ("events/s", "seconds", "CPU", "target"))
+    assert f"  {one_cpu()}  " in table.splitlines()[2]
     assert list(tmp_path.iterdir()) == []
 
 
