@@ -106,6 +106,37 @@ def test_offline_push_fails_clearly_and_writes_nothing(fault: str, tmp_path: Pat
         assert len(listing(folder.folder)) == len(before) + 1
 
 
+def test_a_push_of_several_dates_writes_all_files_or_none(tmp_path: Path,
+                                                          faulty: Faulty) -> None:
+    """Events of two dates make two files; a disk with room for one of them fails the push
+    with nothing visible (the first file is not left behind to be pushed twice), and the
+    same push after the fault is cleared lands every event once."""
+    from datetime import UTC, datetime
+
+    repo = stream_repo.make_repo(tmp_path / "repo", stream_repo.unique_topic(),
+                                 project="log_faults_dates")
+    pushed = stream_repo.events(6, end=datetime(2024, 3, 2, 1, tzinfo=UTC), seed=4)
+    assert len({ts.date() for ts in pushed.column("ts").to_pylist()}) == 2
+    folder = faulty(repo / "data" / "trips")
+    before = listing(folder.folder)
+    with hw.FeatureStore(repo) as store:
+        folder.fill(leave=4096)  # one page: room for one small file, not two
+        with pytest.raises(StoreUnavailableError) as error:
+            store.push("trips", pushed, to="offline")
+        assert str(folder.folder) in str(error.value) and "Fix:" in str(error.value)
+        assert listing(folder.folder) == before  # no file of either date, no temporary file
+        assert stream_repo.offline_rows(repo).num_rows == 0
+
+        folder.free_space()
+        result = store.push("trips", pushed, to="offline")
+    assert len(result.offline_files) == 2
+    assert len(listing(folder.folder)) == len(before) + 2
+    got = stream_repo.offline_rows(repo)
+    want = pushed.sort_by([("ts", "ascending"), ("driver_id", "ascending"),
+                           ("fare", "ascending")])
+    assert got.select(want.column_names).to_pylist() == want.to_pylist()
+
+
 def pending_entries(url: str, topic: str) -> int:
     import redis
 

@@ -83,7 +83,7 @@ def test_online_only_seq_is_increasing_across_calls() -> None:
     assert both == sorted(both) and len(set(both)) == 5
 
 
-def _batch(tmp_path: Path, consumer: str) -> tuple[PushFolder, list[Path]]:
+def _batch(tmp_path: Path, consumer: str | None) -> tuple[PushFolder, list[Path]]:
     folder = PushFolder(tmp_path / "events", None)
     ts = times(DAY, DAY + timedelta(days=1))
     table = pa.table({"ts": ts, "v": [1, 2]})
@@ -188,3 +188,23 @@ def test_a_swept_file_its_live_writer_deleted_meanwhile_is_skipped(tmp_path: Pat
             publish([theirs[0]])
     finally:
         online.close()
+
+
+@pytest.mark.parametrize("pending", [None, "c1"])
+def test_a_failed_folder_sync_leaves_no_file_of_the_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pending: str | None) -> None:
+    """The folder fsync after the renames fails (an I/O error): the files already renamed
+    visible are removed again with the temporary ones, so a retry cannot write rows twice."""
+    from headwater.errors import StoreUnavailableError
+    from headwater.streaming import parquet_append
+
+    def failing_sync(folder: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(parquet_append, "sync_folder", failing_sync)
+    with pytest.raises(StoreUnavailableError, match=r"Input/output error.*Fix:"):
+        _batch(tmp_path, pending)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    _, written = _batch(tmp_path, pending)
+    assert len(written) == 2 and all(p.exists() for p in written)

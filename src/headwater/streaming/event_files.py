@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +43,7 @@ from headwater.streaming.parquet_append import (
     check_name,
     partition_name,
     sync_folder,
-    write_durably,
+    write_all_durably,
 )
 
 if TYPE_CHECKING:
@@ -134,24 +134,25 @@ def plan_seq(count: int, clock: SeqClock = CLOCK) -> np.ndarray:
 
 def write_files(target: PushFolder, table: pa.Table, files: Iterable[EventFile], *,
                 pending: str | None = None) -> list[Path]:
-    """Write each file's rows of ``table`` (the batch laid out as the source's files).
+    """Write each file's rows of ``table`` (the batch laid out as the source's files), all
+    or none (:func:`~headwater.streaming.parquet_append.write_all_durably`).
 
-    Without ``pending`` each file is renamed visible at once; with it (the consumer's name)
-    the files stay under their pending names for :func:`publish`. Returns the paths written
-    (final or pending)."""
+    Without ``pending`` the files are renamed visible once all are written; with it (the
+    consumer's name) they stay under their pending names for :func:`publish`. Returns the
+    paths written (final or pending)."""
     import pyarrow as pa
 
-    paths = []
-    for file in files:
-        final = check_name(target, file.parts)
-        rows = table.take(pa.array(file.rows))
-        if pending is None:
-            write_durably(final, final.parent / f".{file.name}.tmp", rows)
-            paths.append(final)
-        else:
-            temp = pending_path(final, pending)
-            write_durably(final, temp, rows, rename=False)
-            paths.append(temp)
+    paths: list[Path] = []
+
+    def laid_out() -> Iterator[tuple[Path, Path, pa.Table]]:
+        for file in files:
+            final = check_name(target, file.parts)
+            temp = (final.parent / f".{file.name}.tmp" if pending is None
+                    else pending_path(final, pending))
+            paths.append(final if pending is None else temp)
+            yield final, temp, table.take(pa.array(file.rows))
+
+    write_all_durably(laid_out(), rename=pending is None)
     return paths
 
 

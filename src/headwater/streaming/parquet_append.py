@@ -9,11 +9,15 @@ A push writes its file under a temporary name starting with ``.`` in the folder 
 source reads), fsyncs it, renames it atomically to ``push-<ns>-<id>.parquet``
 (:func:`~headwater.offline.file_order.push_file_name`, ``<ns>`` the push time in
 nanoseconds) and fsyncs the folder, so a reader sees the whole file or none of it and a
-crash leaves at most a temporary file. The offline reader orders pushed files by push time,
-after the source's other files (:mod:`~headwater.offline.file_order` owns the name
-pattern), so in ties of event and created time the later push wins offline as it does
-online. The file has the source's columns, in its order and with its types, so DuckDB reads
-all files as one table.
+crash leaves at most a temporary file. A push of several files (events of several dates,
+:mod:`~headwater.streaming.event_files`) renames them only once all are written, and a
+failure removes every one, renamed or not (:func:`write_all_durably`): a push that raised
+wrote nothing, so pushing it again writes each row once.
+
+The offline reader orders pushed files by push time, after the source's other files
+(:mod:`~headwater.offline.file_order` owns the name pattern), so in ties of event and
+created time the later push wins offline as it does online. The file has the source's
+columns, in its order and with its types, so DuckDB reads all files as one table.
 
 Other views may read the same source, and a pushed row is the newest row of its entity for
 all of them: a column left null would replace their values with nulls. So the pushed rows
@@ -30,7 +34,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from contextlib import suppress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
@@ -189,7 +193,7 @@ def append_file(target: PushFolder, table: pa.Table) -> Path:
     returns its path."""
     name = push_file_name(time.time_ns(), uuid.uuid4().hex[:8])
     final = check_name(target, (name,))
-    write_durably(final, final.parent / f".{name}.tmp", table)
+    write_all_durably([(final, final.parent / f".{name}.tmp", table)])
     return final
 
 
@@ -203,39 +207,60 @@ def check_name(target: PushFolder, parts: tuple[str, ...]) -> Path:
     return target.folder.joinpath(*parts)
 
 
-def write_durably(final: Path, temp: Path, table: pa.Table, *, rename: bool = True) -> None:
-    """Write ``table`` to ``temp``, fsync it, then (``rename``) move it to ``final`` and
-    fsync the folder; a failure removes ``temp`` and raises StoreUnavailableError. Without
-    ``rename`` the file stays at ``temp`` (a pending file, see
-    :mod:`~headwater.streaming.event_files`)."""
+def write_all_durably(files: Iterable[tuple[Path, Path, pa.Table]], *,
+                      rename: bool = True) -> None:
+    """Write each ``(final, temp, table)`` of ``files``: the table to ``temp``, fsynced;
+    then, once all are written, (``rename``) rename each temporary file to its ``final``
+    path and fsync their folders. Without ``rename`` the files stay at ``temp`` (pending
+    files, see :mod:`~headwater.streaming.event_files`) and their folders are fsynced.
+
+    All or nothing: on any failure (``files`` itself may raise, say a DataError for a name)
+    every file written is removed again, temporary or renamed, and the error is raised (an
+    OSError as a StoreUnavailableError naming the folder and the fix), so a retry writes
+    each row once. Should a renamed file fail to go away too, the error names it."""
     import pyarrow.parquet as pq
 
-    folder = temp.parent
-    done = False
+    written: list[tuple[Path, Path]] = []
+    shown: list[Path] = []
+    final = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(temp, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        for final, temp, table in files:
+            written.append((temp, final))
+            temp.parent.mkdir(parents=True, exist_ok=True)
+            with open(temp, "wb") as handle:
+                pq.write_table(table, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
         if rename:
-            os.replace(temp, final)
-        done = True
-        sync_folder(folder)
-    except OSError as exc:
-        raise StoreUnavailableError(
-            f"cannot write pushed rows to {final}: {exc}. Fix: check that the folder is "
-            "writable and the disk has free space") from exc
-    finally:
-        if not done:
+            for temp, final in written:
+                os.replace(temp, final)
+                shown.append(final)
+        for folder in dict.fromkeys(temp.parent for temp, _ in written):
+            sync_folder(folder)
+    except BaseException as exc:
+        left = [path for path in shown if not _remove(path)]
+        for temp, _ in written:
             _remove(temp)
+        if not isinstance(exc, OSError):
+            raise
+        where = final if final is not None else "the push folder"
+        also = (f" The rows of {', '.join(map(str, left))} are visible already and could "
+                "not be removed: delete those files before writing the rows again."
+                if left else "")
+        raise StoreUnavailableError(
+            f"cannot write pushed rows to {where}: {exc}. Fix: check that the folder is "
+            f"writable and the disk has free space.{also}") from exc
 
 
-def _remove(temp: Path) -> None:
-    """Delete a temporary file that may not exist. On a read-only folder even that raises
-    (EROFS), which must not replace the error being raised."""
-    with suppress(OSError):
-        temp.unlink(missing_ok=True)
+def _remove(path: Path) -> bool:
+    """Delete a file that may not exist; False when it exists and cannot be deleted. On a
+    read-only folder even that raises (EROFS), which must not replace the error being
+    raised."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        return False
+    return True
 
 
 def sync_folder(folder: Path) -> None:
