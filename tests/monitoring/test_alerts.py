@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from headwater.errors import ConfigError, DataError
-from headwater.monitoring.alerts import alert_payload, log_alert, send_webhook
+from headwater.monitoring.alerts import alert_payload, log_alert, redact_webhook, send_webhook
 from headwater.monitoring.findings import Finding
 
 T = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
@@ -136,7 +136,7 @@ def test_payload_is_received_exactly(receiver: Receiver) -> None:
     result = send_webhook(receiver.url, payload, headers={"X-Token": "t0k"}, backoff=FAST)
     assert (result.delivered, result.status, result.error, result.attempts) == (
         True, 200, None, 1)
-    assert result.url == receiver.url
+    assert result.url == receiver.url.replace("/hooks/monitor", "/hooks/***")
     ((path, headers, body),) = receiver.received
     assert path == "/hooks/monitor"
     assert headers["Content-Type"] == "application/json"
@@ -158,7 +158,7 @@ def test_5xx_every_time_gives_up_after_the_retries(receiver: Receiver) -> None:
     assert (result.delivered, result.status, result.attempts) == (False, 500, 4)
     assert len(receiver.received) == 4
     assert result.error is not None
-    assert result.error.startswith(f"POST {receiver.url}: HTTP 500 ")
+    assert result.error.startswith(f"POST {redact_webhook(receiver.url)}: HTTP 500 ")
     assert result.error.endswith("after 4 attempt(s)")
 
 
@@ -167,7 +167,8 @@ def test_a_400_is_not_retried(receiver: Receiver) -> None:
     result = send_webhook(receiver.url, {"a": 1}, retries=5, backoff=FAST)
     assert (result.delivered, result.status, result.attempts) == (False, 400, 1)
     assert len(receiver.received) == 1
-    assert result.error == f'POST {receiver.url}: HTTP 400 Bad Request: {{"error": "bad payload"}}'
+    assert result.error == (f'POST {redact_webhook(receiver.url)}: HTTP 400 Bad Request: '
+                            '{"error": "bad payload"}')
 
 
 def test_a_redirect_is_not_followed(receiver: Receiver) -> None:
@@ -178,13 +179,18 @@ def test_a_redirect_is_not_followed(receiver: Receiver) -> None:
     assert len(receiver.received) == 1
     assert result.error is not None and "redirected to http://u:***@elsewhere.invalid/x" \
         in result.error and "pw" not in result.error
+    receiver.statuses = [302]
+    receiver.headers[302] = {"Location": "https://hooks.slack.com/services/T0/B1/t0ken"}
+    result = send_webhook(receiver.url, {"a": 1}, retries=0, backoff=FAST)
+    assert result.error is not None and "t0ken" not in result.error
+    assert "redirected to https://hooks.slack.com/services/***" in result.error
 
 
 def test_unreachable_port_fails_without_raising() -> None:
     url = f"http://hook:s3cret@127.0.0.1:{dead_port()}/x"
     result = send_webhook(url, {"a": 1}, retries=2, backoff=FAST, timeout=2.0)
     assert (result.delivered, result.status, result.attempts) == (False, None, 3)
-    assert result.url == url.replace("s3cret", "***")
+    assert result.url == url.replace("s3cret", "***")  # a one-letter path is shown
     assert result.error is not None
     assert result.error.startswith(f"POST {result.url}: no answer (")
     assert "s3cret" not in result.error and "s3cret" not in repr(result)
@@ -194,9 +200,36 @@ def test_credentials_in_the_url_become_basic_auth(receiver: Receiver) -> None:
     url = receiver.url.replace("http://", "http://hook%40x:s3cret@")
     result = send_webhook(url, {"a": 1}, backoff=FAST)
     assert result.delivered and "s3cret" not in result.url
-    assert result.url == url.replace("s3cret", "***")
+    assert result.url == url.replace("s3cret", "***").replace("/monitor", "/***")
     ((_, headers, _),) = receiver.received
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"hook@x:s3cret").decode()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://hooks.slack.com/services/T00000000/B00000000/XXXXsecretXXXX",
+     "https://hooks.slack.com/services/***"),
+    ("https://discord.com/api/webhooks/123456/secret-token", "https://discord.com/api/***"),
+    ("https://webhook.site/6f1c1a2e-0000-4000-8000-secret000000", "https://webhook.site/***"),
+    ("https://ops:secret@hooks.example:8443/ml", "https://ops:***@hooks.example:8443/ml"),
+    ("https://hooks.example/ml/", "https://hooks.example/ml/"),
+    ("https://hooks.example", "https://hooks.example"),
+    ("https://hooks.example/in?token=secret&v=2#secret", "https://hooks.example/in?token=***&v=***#***"),
+])
+def test_webhook_urls_are_shown_without_their_secrets(url: str, shown: str) -> None:
+    assert redact_webhook(url) == shown
+    assert "secret" not in redact_webhook(url)
+
+
+def test_a_webhook_secret_in_the_path_is_not_in_the_result(receiver: Receiver) -> None:
+    url = receiver.url.replace("/hooks/monitor", "/services/T0/B1/t0ken")
+    receiver.statuses = [500]
+    result = send_webhook(url, {"a": 1}, retries=0, backoff=FAST)
+    assert not result.delivered and receiver.received[0][0] == "/services/T0/B1/t0ken"
+    assert result.url.endswith("/services/***")
+    assert "t0ken" not in repr(result)
+    with pytest.raises(ConfigError) as error:
+        send_webhook("ftp://hooks.example/services/T0/B1/t0ken", {"a": 1})
+    assert "t0ken" not in str(error.value)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/hook", "example.com/hook", "https://",

@@ -210,7 +210,7 @@ def test_the_page_draws_one_chart_per_series_with_failures_marked(
 
 def test_names_are_escaped_and_infinities_kept(store: hw.FeatureStore, tmp_path: Path) -> None:
     store.apply([hw.Monitor("odd", feature_view="customer_stats",
-                            webhooks=("https://ops:s3cret@hooks.example/x",))])
+                            webhooks=("https://ops:s3cret@hooks.example/x/t0ken",))])
     at = datetime(2024, 3, 1, tzinfo=UTC)
     weird = "<script>alert('x')</script>&co"
     findings = [
@@ -230,10 +230,11 @@ def test_names_are_escaped_and_infinities_kept(store: hw.FeatureStore, tmp_path:
     assert not [t for t, _ in page.tags if t == "script"]
     assert [s.attrs["data-target"] for s in page.svgs] == [weird, "a<b"]
     assert page.rows[0][1][2] == weird and page.rows[1][1][2] == "a<b"
-    # the webhook's password is not shown, in the page or the JSON
-    assert "s3cret" not in raw and "s3cret" not in json_path.read_text(encoding="utf-8")
+    # the webhook's password and path token are not shown, in the page or the JSON
+    for secret in ("s3cret", "t0ken"):
+        assert secret not in raw and secret not in json_path.read_text(encoding="utf-8")
     document = strict_load(json_path)
-    assert document["definition"]["webhooks"] == ["https://ops:***@hooks.example/x"]
+    assert document["definition"]["webhooks"] == ["https://ops:***@hooks.example/x/***"]
     (first, _) = document["series"]
     assert first["points"][0]["value"] == "inf"
     assert document["runs"][0]["findings"][1]["details"] == {"ratio": "-inf"}

@@ -12,9 +12,10 @@
   redirect (following it would turn the POST into a GET and drop the alert). Delivery
   failures never raise: they come back as an :class:`AlertResult` with ``delivered=False``
   and the error. Credentials in the URL (``https://user:secret@host/...``) are sent as
-  HTTP basic auth and never appear in the result or its error
-  (:func:`headwater.config.redact_url`); a secret in the URL's path, as some chat services
-  put it, cannot be told apart from the path and is shown.
+  HTTP basic auth. A webhook URL is shown in results, errors, logs and reports only as
+  :func:`redact_webhook` gives it: chat services put the secret in the path
+  (``https://hooks.slack.com/services/T0/B0/<token>``) or the query, so only the scheme,
+  host, port and a short first path segment are shown.
 - :func:`log_alert` writes one log line per failed finding: WARNING, or CRITICAL for a
   finding of severity ``"critical"``.
 
@@ -103,7 +104,7 @@ def send_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = 5.0,
     negative ``retries`` or ``backoff``; DataError when ``payload`` is not strict JSON.
     Never raises for a failed delivery."""
     target, auth = _target(url)
-    shown = redact_url(url)
+    shown = redact_webhook(url)
     if not timeout > 0:
         raise ConfigError(f"webhook {shown}: timeout must be > 0 seconds, not {timeout!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -135,7 +136,7 @@ def send_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = 5.0,
             error = f"HTTP {exc.code} {exc.reason}{_snippet(exc)}"
             if status < 500:
                 if 300 <= status < 400:
-                    error += (f"; redirected to {redact_url(exc.headers.get('Location', '?'))}"
+                    error += (f"; redirected to {redact_webhook(exc.headers.get('Location', '?'))}"
                               ", not followed: set the webhook URL to the final address")
                 return AlertResult(shown, False, status, f"POST {shown}: {error}", attempt)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -170,6 +171,32 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+SHOWN_SEGMENT = 16
+"""A first path segment shorter than this is shown by :func:`redact_webhook`."""
+
+
+def redact_webhook(url: str) -> str:
+    """``url`` as messages, logs, results and reports show a webhook: the scheme, host and
+    port; a password as ``***`` (:func:`~headwater.config.redact_url`); of the path only a
+    first segment shorter than :data:`SHOWN_SEGMENT` characters, every other segment as one
+    ``***`` (``https://hooks.slack.com/services/***``, ``https://hooks.example/ml``); every
+    query value and a fragment as ``***``.
+
+    >>> redact_webhook("https://u:pw@hooks.slack.com/services/T0/B1/xYz?token=a&v=2#f")
+    'https://u:***@hooks.slack.com/services/***?token=***&v=***#***'
+    """
+    parts = urlsplit(redact_url(url))
+    first, slash, rest = parts.path.lstrip("/").partition("/")
+    if len(first) >= SHOWN_SEGMENT:
+        path = "/***"
+    else:
+        path = f"/{first}" + ("/***" if rest else slash) if first else parts.path
+    query = "&".join(f"{pair.partition('=')[0]}=***" for pair in parts.query.split("&")
+                     if pair)
+    return urlunsplit((parts.scheme, parts.netloc, path, query,
+                       "***" if parts.fragment else ""))
+
+
 def check_webhook_url(url: str) -> None:
     """ConfigError naming the fix when ``url`` cannot be a webhook (not http(s), no host, a
     port that is not a number); what :func:`send_webhook` would refuse, checked early."""
@@ -182,12 +209,12 @@ def _target(url: str) -> tuple[str, dict[str, str] | None]:
         raise ConfigError(f"a webhook URL must be a string, not {type(url).__name__}")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"webhook URL {redact_url(url)!r} is not an http(s) URL with a "
+        raise ConfigError(f"webhook URL {redact_webhook(url)!r} is not an http(s) URL with a "
                           "host. Fix: write it as https://host/path")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise ConfigError(f"webhook URL {redact_url(url)!r}: {exc}. Fix: write the port as "
+        raise ConfigError(f"webhook URL {redact_webhook(url)!r}: {exc}. Fix: write the port as "
                           "a number, https://host:8443/path") from exc
     if "@" not in parts.netloc:
         return url, None

@@ -5,9 +5,10 @@
 after ``since``) and writes two files into a folder:
 
 * ``<name>.json``: :func:`headwater.monitoring.report_series.report_data`: the monitor's
-  spec (webhook credentials redacted), its runs oldest first (``MonitorRun.to_dict()``) and
-  one time series per ``(check, subject, target, model_version)`` of
-  ``(window_end, value, threshold, failed)``; strict JSON (non-finite floats as strings).
+  spec (webhook URLs redacted: alerts.redact_webhook), its runs oldest first
+  (``MonitorRun.to_dict()``) and one time series per
+  ``(check, subject, target, model_version)`` of ``(window_end, value, threshold, failed)``;
+  strict JSON (non-finite floats as strings).
 * ``<name>.html``: one page that opens offline (inline style and SVG drawn by
   :mod:`headwater.monitoring.report_svg`; no script, font, image or link): a header (the
   monitor, its subject, checks, thresholds and the last run's status), the latest run's
@@ -148,7 +149,7 @@ def render_monitor_html(project: str, monitor: Monitor, runs: Sequence[MonitorRu
 
 
 def _header(project: str, monitor: Monitor, runs: Sequence[MonitorRun]) -> str:
-    from headwater.config import redact_url
+    from headwater.monitoring.alerts import redact_webhook
 
     latest = runs[-1]
     thresholds = ", ".join(f"{k} = {number(v)}" for k, v in sorted(monitor.thresholds.items()))
@@ -158,7 +159,7 @@ def _header(project: str, monitor: Monitor, runs: Sequence[MonitorRun]) -> str:
             ("Thresholds", escape(thresholds or "the checks' defaults"))]
     if monitor.freshness is not None:
         rows.append(("Freshness SLO", escape(_duration(monitor.freshness))))
-    rows += [("Webhooks", escape(", ".join(redact_url(u) for u in monitor.webhooks)
+    rows += [("Webhooks", escape(", ".join(redact_webhook(u) for u in monitor.webhooks)
                                  or "none")),
              ("Retrain", "yes" if monitor.retrain else "no"),
              ("Runs shown", escape(f"{len(runs)}, started {moment(runs[0].started_at)} to "

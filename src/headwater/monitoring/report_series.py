@@ -131,17 +131,17 @@ def report_data(project: str, definition: Mapping[str, Any], runs: Sequence[Moni
     """The report's JSON document (strict)::
 
         {"format": 1, "project": ..., "monitor": name, "generated_at": ISO 8601,
-         "definition": the monitor's spec (webhook credentials redacted),
+         "definition": the monitor's spec (webhook URLs redacted: alerts.redact_webhook),
          "runs": [MonitorRun.to_dict(), ...]            # oldest first, as given
          "series": [{"check", "subject", "target", "model_version",
                      "points": [{"run_id", "window_end", "value", "threshold",
                                  "failed", "severity"}, ...]}, ...]}
     """
-    from headwater.config import redact_url
+    from headwater.monitoring.alerts import redact_webhook
 
     spec = dict(definition)
     if isinstance(spec.get("webhooks"), list | tuple):
-        spec["webhooks"] = [redact_url(str(u)) for u in spec["webhooks"]]
+        spec["webhooks"] = [redact_webhook(str(u)) for u in spec["webhooks"]]
     document = {
         "format": FORMAT_VERSION, "project": project, "monitor": spec.get("name"),
         "generated_at": generated_at.isoformat(), "definition": spec,
