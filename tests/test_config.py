@@ -55,6 +55,12 @@ def test_postgres_registry_and_connections_with_env_expansion(
          "download"),
         ("project: p\nregistry: {url: '${HW_NOT_SET_ANYWHERE}'}\n", "HW_NOT_SET_ANYWHERE"),
         ("project: [unclosed\n", "not valid YAML"),
+        ("project: p\nonline: {marker_retention_h: 0}\n", "positive number of hours"),
+        ("project: p\nonline: {marker_retention_h: a day}\n", "positive number of hours"),
+        ("project: p\nonline: {marker_retention_h: .nan}\n", "positive number of hours"),
+        ("project: p\nonline: {marker_retention_h: true}\n", "positive number of hours"),
+        ("project: p\nonline: {type: redis, marker_retention_h: 0.01}\n",
+         "must be longer than stream.claim_timeout_s (60 s)"),
     ],
 )
 def test_bad_settings_are_clear_errors(tmp_path: Path, text: str, words: str) -> None:

@@ -20,6 +20,7 @@ embedded default::
       path: .headwater/online.db              # sqlite only
       url: redis://127.0.0.1:6379/0           # redis only (with cluster: any node)
       cluster: false                          # redis only: true for Redis Cluster
+      marker_retention_h: 168                 # how long stream dedupe markers are kept
     server:                                   # headwater serve
       auth: true                              # false only for local work
       api_keys: ['${HEADWATER_API_KEY}']      # plus HEADWATER_API_KEYS (comma-separated)
@@ -43,11 +44,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headwater.errors import ConfigError
+from headwater.online.base import MARKER_RETENTION
 
 CONFIG_FILE = "headwater.yaml"
 STATE_DIR = ".headwater"
@@ -86,12 +89,20 @@ class OfflineSettings:
 class OnlineSettings:
     """The online store: an embedded SQLite file (default) or Redis; with ``cluster`` (Redis
     only) a Redis Cluster whose seed node is ``url``
-    (:mod:`headwater.online.redis_cluster`)."""
+    (:mod:`headwater.online.redis_cluster`).
+
+    ``marker_retention_h``: how long the exactly-once markers of streamed and pushed events
+    (one per event) are kept, in hours. A redelivered event is recognised only while its
+    marker is kept, so it must exceed the longest a committed batch may stay unacknowledged
+    (the longest outage of every consumer to recover from without double counting), and
+    the stream's ``claim_timeout_s``. Each marker costs Redis about 120 bytes (see
+    docs/deployment.md, "Sizing")."""
 
     type: str = "sqlite"
     path: str | None = None
     url: str | None = None
     cluster: bool = False
+    marker_retention_h: float = MARKER_RETENTION / timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -192,9 +203,15 @@ def parse_settings(raw: Mapping[str, Any], repo: Path) -> Settings:
             f"got {project!r}. Fix: add a line 'project: my_project'"
         )
     registry = _registry(raw.get("registry"), repo)
+    online, stream = _online(raw.get("online"), repo), _stream(raw.get("stream"))
+    if online.marker_retention_h * 3600 <= stream.claim_timeout_s:
+        raise ConfigError(
+            f"{CONFIG_FILE}: online.marker_retention_h ({online.marker_retention_h:g} h) must "
+            f"be longer than stream.claim_timeout_s ({stream.claim_timeout_s:g} s): an event "
+            "redelivered after its marker is pruned would count twice. Fix: raise "
+            "online.marker_retention_h (it must outlast any consumer outage to recover from)")
     return Settings(project, repo, registry, _offline(raw.get("offline")),
-                    _online(raw.get("online"), repo), _server(raw.get("server")),
-                    _stream(raw.get("stream")),
+                    online, _server(raw.get("server")), stream,
                     ModelSettings(_folder(raw, "artifacts", repo, f"{STATE_DIR}/artifacts"),
                                   _folder(raw, "predictions", repo, "data/predictions")))
 
@@ -281,8 +298,15 @@ def _online(value: Any, repo: Path) -> OnlineSettings:
         return OnlineSettings(path=default_path)
     if not isinstance(value, dict):
         raise ConfigError(f"{CONFIG_FILE}: 'online' must be a mapping, e.g. 'type: redis'")
-    _known(value, {"type", "path", "url", "cluster"}, "online")
+    _known(value, {"type", "path", "url", "cluster", "marker_retention_h"}, "online")
     kind = value.get("type", "sqlite")
+    retention = value.get("marker_retention_h", OnlineSettings.marker_retention_h)
+    if isinstance(retention, bool) or not isinstance(retention, int | float) or not (
+            0 < retention < float("inf")):
+        raise ConfigError(f"{CONFIG_FILE}: online.marker_retention_h must be a positive "
+                          f"number of hours, got {retention!r}. Fix: e.g. "
+                          "'marker_retention_h: 24'")
+    retention = float(retention)
     cluster = value.get("cluster", False)
     if not isinstance(cluster, bool):
         raise ConfigError(f"{CONFIG_FILE}: online.cluster must be true or false, got "
@@ -295,7 +319,7 @@ def _online(value: Any, repo: Path) -> OnlineSettings:
         path = str(value.get("path") or default_path)
         if not Path(path).is_absolute():
             path = str(repo / path)
-        return OnlineSettings("sqlite", path=path)
+        return OnlineSettings("sqlite", path=path, marker_retention_h=retention)
     if kind == "redis":
         url = value.get("url", "redis://127.0.0.1:6379/0")
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
@@ -304,7 +328,7 @@ def _online(value: Any, repo: Path) -> OnlineSettings:
             raise ConfigError(f"{CONFIG_FILE}: online.cluster needs a redis:// URL of a "
                               f"cluster node (host and port), got {url!r}. Fix: 'url: "
                               "redis://127.0.0.1:7000/0'")
-        return OnlineSettings("redis", url=url, cluster=cluster)
+        return OnlineSettings("redis", url=url, cluster=cluster, marker_retention_h=retention)
     raise ConfigError(f"{CONFIG_FILE}: online store type '{kind}' is not available. "
                       "Fix: use 'type: sqlite' or 'type: redis'")
 

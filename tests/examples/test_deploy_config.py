@@ -38,6 +38,7 @@ def test_the_sample_configuration_picks_the_production_backends(repo: Path) -> N
     assert settings.online.type == "redis"
     assert settings.online.url == "redis://:redis-secret-2@redis-online.internal:6379/0"
     assert settings.online.cluster is False
+    assert settings.online.marker_retention_h == 48
     assert settings.offline.engine == "spark"
     assert settings.offline.master == "spark://spark-master.internal:7077"
     assert settings.offline.spark_conf["spark.sql.shuffle.partitions"] == "64"

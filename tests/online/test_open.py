@@ -84,3 +84,31 @@ def test_importing_the_online_package_loads_no_backend_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_marker_retention_comes_from_the_settings(tmp_path: Path, kind: str,
+                                                      redis_url: str,
+                                                      redis_project: str) -> None:
+    """``online: marker_retention_h`` reaches the store: a marker is there at once and gone
+    once the retention (1.8 s here) has passed; the default keeps markers 7 days."""
+    import time
+
+    online: dict[str, object] = {"type": kind, "marker_retention_h": 0.0005}
+    if kind == "redis":
+        online["url"] = redis_url
+    settings = parse_settings({"project": redis_project, "online": online,
+                               "stream": {"claim_timeout_s": 1}}, tmp_path)
+    assert parse_settings({"project": "p"}, tmp_path).online.marker_retention_h == 168
+    store = open_online_store(settings)
+    try:
+        marked_at = time.monotonic()
+        store.update("v", int_keys(1), lambda marked, current: {}, scope="s",
+                     ids=["e1", "e2"])
+        assert store.markers_present("s", ["e1", "e2", "e3"]) == {"e1", "e2"}
+        time.sleep(max(0.0, marked_at + 0.0005 * 3600 + 0.3 - time.monotonic()))
+        assert store.markers_present("s", ["e1", "e2"]) == set()
+    finally:
+        store.close()
+        if kind == "redis":
+            delete_project_keys(redis_url, redis_project)

@@ -9,6 +9,7 @@ is :class:`headwater.online.base.OnlineStore`; keys and records are made by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from headwater.errors import ConfigError, DataError
@@ -33,10 +34,12 @@ def open_online_store(settings: Settings) -> OnlineStore:
     (:mod:`headwater.online.redis_cluster`).
     """
     online = settings.online
+    retention = timedelta(hours=online.marker_retention_h)
     if online.type == "sqlite":
         from headwater.online.sqlite import SQLiteOnlineStore
 
-        return SQLiteOnlineStore(online.path or settings.state_dir / "online.db")
+        return SQLiteOnlineStore(online.path or settings.state_dir / "online.db",
+                                 marker_retention=retention)
     if online.type == "redis":
         try:
             from headwater.online.redis import RedisOnlineStore
@@ -47,8 +50,9 @@ def open_online_store(settings: Settings) -> OnlineStore:
                 "installed. Fix: pip install 'headwater[redis]'") from exc
         if online.cluster:
             return RedisClusterOnlineStore(online.url or DEFAULT_REDIS_URL,
-                                           project=settings.project)
-        return RedisOnlineStore(online.url or DEFAULT_REDIS_URL, project=settings.project)
+                                           project=settings.project, marker_retention=retention)
+        return RedisOnlineStore(online.url or DEFAULT_REDIS_URL, project=settings.project,
+                                marker_retention=retention)
     raise ConfigError(f"headwater.yaml: online store type '{online.type}' is not available. "
                       "Fix: use 'type: sqlite' or 'type: redis'")
 
