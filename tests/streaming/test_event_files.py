@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from headwater.offline.file_order import ingestion_sorted, push_time
 from headwater.online.sqlite import SQLiteOnlineStore
 from headwater.streaming.event_files import (
     ROW_BITS,
+    EventFile,
     SeqClock,
     final_path,
     marker_of,
@@ -25,6 +27,7 @@ from headwater.streaming.event_files import (
     plan_seq,
     publish,
     recover_pending,
+    rewrite_pending,
     write_files,
 )
 from headwater.streaming.parquet_append import PushFolder
@@ -208,3 +211,41 @@ def test_a_failed_folder_sync_leaves_no_file_of_the_batch(
     monkeypatch.undo()
     _, written = _batch(tmp_path, pending)
     assert len(written) == 2 and all(p.exists() for p in written)
+
+
+def _rows(path: Path) -> list[int]:
+    return list(pq.read_table(path).column("v").to_pylist())
+
+
+def _rewrite_setup(tmp_path: Path) -> tuple[pa.Table, list[EventFile], list[Path]]:
+    ts = times(DAY, DAY + timedelta(days=1), DAY + timedelta(days=1))
+    table = pa.table({"ts": ts, "v": [1, 2, 3]})
+    files, _ = plan_files(ts, SeqClock())
+    return table, files, write_files(PushFolder(tmp_path / "events", None), table, files,
+                                     pending="c1")
+
+
+def test_a_rewrite_keeps_the_rows_left_and_deletes_an_emptied_file(tmp_path: Path) -> None:
+    table, files, pending = _rewrite_setup(tmp_path)
+    assert [_rows(p) for p in pending] == [[1], [2, 3]]
+    kept = [dataclasses.replace(files[0], rows=files[0].rows[:0]),
+            dataclasses.replace(files[1], rows=files[1].rows[1:])]
+    assert rewrite_pending(table, kept, pending) == [pending[1]]
+    assert not pending[0].exists() and _rows(pending[1]) == [3]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [pending[1].name]
+
+
+def test_a_failed_rewrite_leaves_every_pending_file_whole(tmp_path: Path) -> None:
+    """The second file's new content cannot be written (its temporary path is taken by a
+    folder): no file is lost or emptied, each holds its old rows, no temporary file stays."""
+    from headwater.errors import StoreUnavailableError
+
+    table, files, pending = _rewrite_setup(tmp_path)
+    blocker = pending[1].parent / f".{final_path(pending[1]).name}.tmp"
+    blocker.mkdir()
+    kept = [files[0], dataclasses.replace(files[1], rows=files[1].rows[1:])]
+    with pytest.raises(StoreUnavailableError, match="Fix:"):
+        rewrite_pending(table, kept, pending)
+    assert [_rows(p) for p in pending] == [[1], [2, 3]]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        p.name for p in pending)

@@ -48,10 +48,10 @@ from headwater.streaming.collector import paced_collector
 from headwater.streaming.event_files import (
     EventFile,
     Recovery,
-    discard,
     plan_files,
     publish,
     recover_pending,
+    rewrite_pending,
 )
 from headwater.streaming.event_files import write_files as write_event_files
 from headwater.streaming.ingest import (
@@ -415,9 +415,9 @@ class Consumer:
             paths = writing.result()
         if self._schemas[feed.name] is None:
             self._schemas[feed.name] = offline.schema
-        return partial(self._finish, folder, offline, files, ids=ids, paths=paths, sent=sent)
+        return partial(self._finish, offline, files, ids=ids, paths=paths, sent=sent)
 
-    def _finish(self, folder: PushFolder, offline: pa.Table, files: list[EventFile], *,
+    def _finish(self, offline: pa.Table, files: list[EventFile], *,
                 ids: list[str], paths: list[Path], sent: Callable[[], OnlineEffect]) -> None:
         """Once a batch's online commit is confirmed: count it and make its files visible
         (keeping only the rows of events no other consumer committed first)."""
@@ -433,9 +433,7 @@ class Consumer:
             # whose markers are committed).
             ours = np.fromiter((i not in effect.taken for i in ids), np.bool_, len(ids))
             kept = [dataclasses.replace(f, rows=f.rows[ours[f.rows]]) for f in files]
-            discard(paths)
-            paths = write_event_files(folder, offline, [f for f in kept if len(f.rows)],
-                                      pending=self.consumer)
+            paths = rewrite_pending(offline, kept, paths)
         publish(paths)
 
 

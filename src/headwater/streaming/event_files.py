@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,18 +142,32 @@ def write_files(target: PushFolder, table: pa.Table, files: Iterable[EventFile],
     paths written (final or pending)."""
     import pyarrow as pa
 
-    paths: list[Path] = []
+    files = list(files)
+    finals = [check_name(target, file.parts) for file in files]  # every name before any I/O
+    temps = [final.parent / f".{final.name}.tmp" if pending is None
+             else pending_path(final, pending) for final in finals]
+    write_all_durably(((final, temp, table.take(pa.array(file.rows)))
+                       for final, temp, file in zip(finals, temps, files, strict=True)),
+                      rename=pending is None)
+    return finals if pending is None else temps
 
-    def laid_out() -> Iterator[tuple[Path, Path, pa.Table]]:
-        for file in files:
-            final = check_name(target, file.parts)
-            temp = (final.parent / f".{file.name}.tmp" if pending is None
-                    else pending_path(final, pending))
-            paths.append(final if pending is None else temp)
-            yield final, temp, table.take(pa.array(file.rows))
 
-    write_all_durably(laid_out(), rename=pending is None)
-    return paths
+def rewrite_pending(table: pa.Table, files: Sequence[EventFile],
+                    paths: Sequence[Path]) -> list[Path]:
+    """Replace each pending file of ``paths`` (written by :func:`write_files` for
+    ``files``, in order) with the rows of its file in ``files`` now (fewer: those of events
+    another consumer committed first are dropped), and delete one left with no row.
+    Returns the pending files that remain. Each file is replaced atomically, after its new
+    content is durable: a failure leaves every file whole, old or new, so no row is lost
+    (an old file still holds rows another consumer wrote too)."""
+    import pyarrow as pa
+
+    kept = [(file, path) for file, path in zip(files, paths, strict=True) if len(file.rows)]
+    write_all_durably(((path, path.parent / f".{final_path(path).name}.tmp",
+                        table.take(pa.array(file.rows))) for file, path in kept),
+                      replacing=True)
+    discard(path for file, path in zip(files, paths, strict=True) if not len(file.rows))
+    return [path for _, path in kept]
 
 
 def pending_path(final: Path, consumer: str) -> Path:

@@ -208,7 +208,7 @@ def check_name(target: PushFolder, parts: tuple[str, ...]) -> Path:
 
 
 def write_all_durably(files: Iterable[tuple[Path, Path, pa.Table]], *,
-                      rename: bool = True) -> None:
+                      rename: bool = True, replacing: bool = False) -> None:
     """Write each ``(final, temp, table)`` of ``files``: the table to ``temp``, fsynced;
     then, once all are written, (``rename``) rename each temporary file to its ``final``
     path and fsync their folders. Without ``rename`` the files stay at ``temp`` (pending
@@ -217,39 +217,55 @@ def write_all_durably(files: Iterable[tuple[Path, Path, pa.Table]], *,
     All or nothing: on any failure (``files`` itself may raise, say a DataError for a name)
     every file written is removed again, temporary or renamed, and the error is raised (an
     OSError as a StoreUnavailableError naming the folder and the fix), so a retry writes
-    each row once. Should a renamed file fail to go away too, the error names it."""
+    each row once. Should a renamed file fail to go away too, the error names it.
+
+    ``replacing``: each ``final`` exists and is replaced (a rewrite): a failure removes the
+    temporary files only, so every ``final`` holds its old or its new content, never
+    nothing."""
     import pyarrow.parquet as pq
 
-    written: list[tuple[Path, Path]] = []
+    written: list[tuple[Path, Path]] = []  # (final, temp)
     shown: list[Path] = []
-    final = None
+    where: Path | None = None
+    done = False
     try:
         for final, temp, table in files:
-            written.append((temp, final))
+            written.append((final, temp))
+            where = final
             temp.parent.mkdir(parents=True, exist_ok=True)
             with open(temp, "wb") as handle:
                 pq.write_table(table, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-        if rename:
-            for temp, final in written:
-                os.replace(temp, final)
-                shown.append(final)
-        for folder in dict.fromkeys(temp.parent for temp, _ in written):
+        for final, temp in written if rename else ():
+            where = final
+            os.replace(temp, final)
+            shown.append(final)
+        for folder in dict.fromkeys(temp.parent for _, temp in written):
+            where = folder
             sync_folder(folder)
-    except BaseException as exc:
-        left = [path for path in shown if not _remove(path)]
-        for temp, _ in written:
-            _remove(temp)
-        if not isinstance(exc, OSError):
-            raise
-        where = final if final is not None else "the push folder"
+        done = True
+    except OSError as exc:
+        left = _undo(written, [] if replacing else shown)
+        done = True
         also = (f" The rows of {', '.join(map(str, left))} are visible already and could "
                 "not be removed: delete those files before writing the rows again."
                 if left else "")
         raise StoreUnavailableError(
-            f"cannot write pushed rows to {where}: {exc}. Fix: check that the folder is "
-            f"writable and the disk has free space.{also}") from exc
+            f"cannot write pushed rows to {where or 'the push folder'}: {exc}. Fix: check "
+            f"that the folder is writable and the disk has free space.{also}") from exc
+    finally:
+        if not done:  # not an OSError: a name refused, an interrupt
+            _undo(written, [] if replacing else shown)
+
+
+def _undo(written: list[tuple[Path, Path]], shown: list[Path]) -> list[Path]:
+    """Remove the files ``shown`` (renamed visible) and every temporary file of
+    ``written``; the shown ones that could not be removed."""
+    left = [path for path in shown if not _remove(path)]
+    for _, temp in written:
+        _remove(temp)
+    return left
 
 
 def _remove(path: Path) -> bool:
