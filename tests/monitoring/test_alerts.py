@@ -136,7 +136,8 @@ def test_payload_is_received_exactly(receiver: Receiver) -> None:
     result = send_webhook(receiver.url, payload, headers={"X-Token": "t0k"}, backoff=FAST)
     assert (result.delivered, result.status, result.error, result.attempts) == (
         True, 200, None, 1)
-    assert result.url == receiver.url.replace("/hooks/monitor", "/hooks/***")
+    assert result.url == redact_webhook(receiver.url) == receiver.url.replace(
+        "/hooks/monitor", "/hooks/***")
     ((path, headers, body),) = receiver.received
     assert path == "/hooks/monitor"
     assert headers["Content-Type"] == "application/json"
@@ -177,20 +178,25 @@ def test_a_redirect_is_not_followed(receiver: Receiver) -> None:
     result = send_webhook(receiver.url, {"a": 1}, retries=2, backoff=FAST)
     assert (result.delivered, result.status, result.attempts) == (False, 302, 1)
     assert len(receiver.received) == 1
-    assert result.error is not None and "redirected to http://u:***@elsewhere.invalid/x" \
+    assert result.error is not None and "redirected to http://***@elsewhere.invalid/***" \
         in result.error and "pw" not in result.error
     receiver.statuses = [302]
     receiver.headers[302] = {"Location": "https://hooks.slack.com/services/T0/B1/t0ken"}
     result = send_webhook(receiver.url, {"a": 1}, retries=0, backoff=FAST)
     assert result.error is not None and "t0ken" not in result.error
     assert "redirected to https://hooks.slack.com/services/***" in result.error
+    receiver.statuses = [302]
+    receiver.headers[302] = {}
+    result = send_webhook(receiver.url, {"a": 1}, retries=0, backoff=FAST)
+    assert result.error is not None and "redirected (no Location header), not followed" \
+        in result.error
 
 
 def test_unreachable_port_fails_without_raising() -> None:
     url = f"http://hook:s3cret@127.0.0.1:{dead_port()}/x"
     result = send_webhook(url, {"a": 1}, retries=2, backoff=FAST, timeout=2.0)
     assert (result.delivered, result.status, result.attempts) == (False, None, 3)
-    assert result.url == url.replace("s3cret", "***")  # a one-letter path is shown
+    assert result.url == url.replace("hook:s3cret", "***").replace("/x", "/***")
     assert result.error is not None
     assert result.error.startswith(f"POST {result.url}: no answer (")
     assert "s3cret" not in result.error and "s3cret" not in repr(result)
@@ -200,7 +206,7 @@ def test_credentials_in_the_url_become_basic_auth(receiver: Receiver) -> None:
     url = receiver.url.replace("http://", "http://hook%40x:s3cret@")
     result = send_webhook(url, {"a": 1}, backoff=FAST)
     assert result.delivered and "s3cret" not in result.url
-    assert result.url == url.replace("s3cret", "***").replace("/monitor", "/***")
+    assert result.url == url.replace("hook%40x:s3cret", "***").replace("/monitor", "/***")
     ((_, headers, _),) = receiver.received
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"hook@x:s3cret").decode()
 
@@ -210,10 +216,14 @@ def test_credentials_in_the_url_become_basic_auth(receiver: Receiver) -> None:
      "https://hooks.slack.com/services/***"),
     ("https://discord.com/api/webhooks/123456/secret-token", "https://discord.com/api/***"),
     ("https://webhook.site/6f1c1a2e-0000-4000-8000-secret000000", "https://webhook.site/***"),
-    ("https://ops:secret@hooks.example:8443/ml", "https://ops:***@hooks.example:8443/ml"),
-    ("https://hooks.example/ml/", "https://hooks.example/ml/"),
+    ("https://ntfy.sh/secrettopic", "https://ntfy.sh/***"),
+    ("https://ops:secret@hooks.example:8443/ml", "https://***@hooks.example:8443/***"),
+    ("https://secret@hooks.example/", "https://***@hooks.example/"),
     ("https://hooks.example", "https://hooks.example"),
-    ("https://hooks.example/in?token=secret&v=2#secret", "https://hooks.example/in?token=***&v=***#***"),
+    ("https://[::1]:8443/in/secret", "https://[::1]:8443/in/***"),
+    ("https://[::1/in/secret", "***"),
+    ("https://hooks.example/in?token=secret&secret&v=2#secret",
+     "https://hooks.example/***?token=***&***&v=***#***"),
 ])
 def test_webhook_urls_are_shown_without_their_secrets(url: str, shown: str) -> None:
     assert redact_webhook(url) == shown
@@ -227,9 +237,13 @@ def test_a_webhook_secret_in_the_path_is_not_in_the_result(receiver: Receiver) -
     assert not result.delivered and receiver.received[0][0] == "/services/T0/B1/t0ken"
     assert result.url.endswith("/services/***")
     assert "t0ken" not in repr(result)
-    with pytest.raises(ConfigError) as error:
-        send_webhook("ftp://hooks.example/services/T0/B1/t0ken", {"a": 1})
-    assert "t0ken" not in str(error.value)
+    for bad in ("ftp://hooks.example/services/T0/B1/t0ken",
+                "https://hooks.example/services/T0/B1/t0 ken",
+                "https://hooks.example/services/T0/B1/t0k\u00e9n",
+                "https://[::1/services/T0/B1/t0ken"):
+        with pytest.raises(ConfigError) as error:
+            send_webhook(bad, {"a": 1})
+        assert "t0k" not in str(error.value) and "Fix:" in str(error.value)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/hook", "example.com/hook", "https://",

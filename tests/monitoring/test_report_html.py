@@ -234,7 +234,7 @@ def test_names_are_escaped_and_infinities_kept(store: hw.FeatureStore, tmp_path:
     for secret in ("s3cret", "t0ken"):
         assert secret not in raw and secret not in json_path.read_text(encoding="utf-8")
     document = strict_load(json_path)
-    assert document["definition"]["webhooks"] == ["https://ops:***@hooks.example/x/***"]
+    assert document["definition"]["webhooks"] == ["https://***@hooks.example/x/***"]
     (first, _) = document["series"]
     assert first["points"][0]["value"] == "inf"
     assert document["runs"][0]["findings"][1]["details"] == {"ratio": "-inf"}

@@ -15,7 +15,8 @@
   HTTP basic auth. A webhook URL is shown in results, errors, logs and reports only as
   :func:`redact_webhook` gives it: chat services put the secret in the path
   (``https://hooks.slack.com/services/T0/B0/<token>``) or the query, so only the scheme,
-  host, port and a short first path segment are shown.
+  host, port and a leading route segment are shown. A URL with a space, a control or a
+  non-ASCII character is a ConfigError (it would reach the error text unredacted).
 - :func:`log_alert` writes one log line per failed finding: WARNING, or CRITICAL for a
   finding of severity ``"critical"``.
 
@@ -38,7 +39,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from headwater.config import redact_url
 from headwater.errors import ConfigError, DataError
 from headwater.monitoring.findings import SEVERITIES, Finding, json_safe
 
@@ -136,8 +136,10 @@ def send_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = 5.0,
             error = f"HTTP {exc.code} {exc.reason}{_snippet(exc)}"
             if status < 500:
                 if 300 <= status < 400:
-                    error += (f"; redirected to {redact_webhook(exc.headers.get('Location', '?'))}"
-                              ", not followed: set the webhook URL to the final address")
+                    location = exc.headers.get("Location")
+                    error += (f"; redirected to {redact_webhook(location)}" if location else
+                              "; redirected (no Location header)")
+                    error += ", not followed: set the webhook URL to the final address"
                 return AlertResult(shown, False, status, f"POST {shown}: {error}", attempt)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             status = None
@@ -171,29 +173,27 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-SHOWN_SEGMENT = 16
-"""A first path segment shorter than this is shown by :func:`redact_webhook`."""
-
-
 def redact_webhook(url: str) -> str:
     """``url`` as messages, logs, results and reports show a webhook: the scheme, host and
-    port; a password as ``***`` (:func:`~headwater.config.redact_url`); of the path only a
-    first segment shorter than :data:`SHOWN_SEGMENT` characters, every other segment as one
-    ``***`` (``https://hooks.slack.com/services/***``, ``https://hooks.example/ml``); every
-    query value and a fragment as ``***``.
+    port; user info as ``***@``; of the path only a first segment that more segments follow
+    (a route such as Slack's ``/services``), the rest as one ``***``, and a lone segment as
+    ``***`` (ntfy's topic is the secret); every query parameter's value (a bare parameter
+    whole) and a fragment as ``***``. A URL that cannot be split is ``***``.
 
-    >>> redact_webhook("https://u:pw@hooks.slack.com/services/T0/B1/xYz?token=a&v=2#f")
-    'https://u:***@hooks.slack.com/services/***?token=***&v=***#***'
+    >>> redact_webhook("https://u:pw@hooks.slack.com/services/T0/B1/xYz?token=a&v2#f")
+    'https://***@hooks.slack.com/services/***?token=***&***#***'
     """
-    parts = urlsplit(redact_url(url))
-    first, slash, rest = parts.path.lstrip("/").partition("/")
-    if len(first) >= SHOWN_SEGMENT:
-        path = "/***"
-    else:
-        path = f"/{first}" + ("/***" if rest else slash) if first else parts.path
-    query = "&".join(f"{pair.partition('=')[0]}=***" for pair in parts.query.split("&")
-                     if pair)
-    return urlunsplit((parts.scheme, parts.netloc, path, query,
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an IPv6 host without its closing bracket, say
+        return "***"
+    _, at, host = parts.netloc.rpartition("@")
+    first, _, rest = parts.path.lstrip("/").partition("/")
+    path = (f"/{first}/***" if rest else "/***") if first else parts.path
+    query = "&".join(f"{name}=***" if sep else "***"
+                     for name, sep, _ in (pair.partition("=")
+                                          for pair in parts.query.split("&") if pair))
+    return urlunsplit((parts.scheme, f"***@{host}" if at else host, path, query,
                        "***" if parts.fragment else ""))
 
 
@@ -207,7 +207,14 @@ def _target(url: str) -> tuple[str, dict[str, str] | None]:
     """The URL to request (user info removed) and the basic-auth header it carried."""
     if not isinstance(url, str):
         raise ConfigError(f"a webhook URL must be a string, not {type(url).__name__}")
-    parts = urlsplit(url)
+    if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
+        raise ConfigError(f"webhook URL {redact_webhook(url)!r} holds a space, a control or a "
+                          "non-ASCII character. Fix: percent-encode it (a space as %20)")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"webhook URL {redact_webhook(url)!r} cannot be read ({exc}). Fix: "
+                          "write it as https://host/path") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"webhook URL {redact_webhook(url)!r} is not an http(s) URL with a "
                           "host. Fix: write it as https://host/path")
