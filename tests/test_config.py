@@ -59,6 +59,7 @@ def test_postgres_registry_and_connections_with_env_expansion(
         ("project: p\nonline: {marker_retention_h: a day}\n", "positive number of hours"),
         ("project: p\nonline: {marker_retention_h: .nan}\n", "positive number of hours"),
         ("project: p\nonline: {marker_retention_h: true}\n", "positive number of hours"),
+        ("project: p\nonline: {marker_retention_h: 1e11}\n", "up to 87,600 (10 years)"),
         ("project: p\nonline: {type: redis, marker_retention_h: 0.01}\n",
          "must be longer than stream.claim_timeout_s (60 s)"),
     ],

@@ -20,7 +20,7 @@ embedded default::
       path: .headwater/online.db              # sqlite only
       url: redis://127.0.0.1:6379/0           # redis only (with cluster: any node)
       cluster: false                          # redis only: true for Redis Cluster
-      marker_retention_h: 168                 # how long stream dedupe markers are kept
+      marker_retention_h: 168                 # hours the stream's dedupe markers are kept
     server:                                   # headwater serve
       auth: true                              # false only for local work
       api_keys: ['${HEADWATER_API_KEY}']      # plus HEADWATER_API_KEYS (comma-separated)
@@ -56,6 +56,7 @@ CONFIG_FILE = "headwater.yaml"
 STATE_DIR = ".headwater"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROJECT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_MARKER_RETENTION_H = 87_600
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,11 @@ class OnlineSettings:
     (:mod:`headwater.online.redis_cluster`).
 
     ``marker_retention_h``: how long the exactly-once markers of streamed and pushed events
-    (one per event) are kept, in hours. A redelivered event is recognised only while its
-    marker is kept, so it must exceed the longest a committed batch may stay unacknowledged
-    (the longest outage of every consumer to recover from without double counting), and
-    the stream's ``claim_timeout_s``. Each marker costs Redis about 120 bytes (see
-    docs/deployment.md, "Sizing")."""
+    (one per event and view it feeds online) are kept, in hours. A redelivered event is
+    recognised only while its marker is kept, so it must exceed the longest a committed
+    batch may stay unacknowledged (the longest outage of every consumer to recover from
+    without double counting), and the stream's ``claim_timeout_s``. Each marker costs Redis
+    about 120 bytes (see docs/deployment.md, "Sizing")."""
 
     type: str = "sqlite"
     path: str | None = None
@@ -302,10 +303,10 @@ def _online(value: Any, repo: Path) -> OnlineSettings:
     kind = value.get("type", "sqlite")
     retention = value.get("marker_retention_h", OnlineSettings.marker_retention_h)
     if isinstance(retention, bool) or not isinstance(retention, int | float) or not (
-            0 < retention < float("inf")):
+            0 < retention <= MAX_MARKER_RETENTION_H):
         raise ConfigError(f"{CONFIG_FILE}: online.marker_retention_h must be a positive "
-                          f"number of hours, got {retention!r}. Fix: e.g. "
-                          "'marker_retention_h: 24'")
+                          f"number of hours up to {MAX_MARKER_RETENTION_H:,} (10 years), got "
+                          f"{retention!r}. Fix: e.g. 'marker_retention_h: 24'")
     retention = float(retention)
     cluster = value.get("cluster", False)
     if not isinstance(cluster, bool):
