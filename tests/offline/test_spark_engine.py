@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -15,8 +16,10 @@ from headwater.config import parse_settings
 from headwater.errors import ConfigError, HeadwaterError
 from headwater.offline import open_engine as open_configured
 from headwater.offline.spark import SparkEngine
+from headwater.offline.spark_rows import PRUNE_KEYS
 from tests.offline.conftest import entity_rows, hours, request, stats_view
 from tests.offline.engines import open_engine, spark_session
+from tests.offline.test_aggregate import HOUR, frame, txn_view, write_txns
 
 
 @pytest.fixture
@@ -100,3 +103,38 @@ def test_to_spark_on_duckdb_says_which_engine_has_it(repo: Path) -> None:
             job.to_spark()
     finally:
         engine.close()
+
+
+def _plan(job: Any) -> str:
+    return str(job.to_spark()._jdf.queryExecution().executedPlan().toString())
+
+
+def test_only_the_rows_of_the_entity_keys_reach_the_join(spark_engine: SparkEngine) -> None:
+    """A local entity frame of few keys: the view's rows are semi-joined to its keys,
+    broadcast, before the sort (a 1-row retrieval no longer sorts the whole view). Many
+    keys, or a Spark frame: no pruning (it cost more than it saved). The values are the
+    same either way."""
+    entity = entity_rows([hours(3), hours(2)], [1, 1])
+    job = spark_engine.get_historical_features(entity, [request(stats_view())])
+    plan = _plan(job)
+    assert "LeftSemi" in plan and "BroadcastExchange" in plan, plan
+    assert job.to_arrow().column("trips").to_pylist() == [30, 30]
+    given = spark_engine.spark.createDataFrame(entity.to_pylist(), schema=(
+        "driver_id long, event_timestamp timestamp, label long"))
+    job = spark_engine.get_historical_features(given, [request(stats_view())])
+    assert "LeftSemi" not in _plan(job)
+    assert job.to_arrow().column("trips").to_pylist() == [30, 30]
+    many = entity_rows([hours(3)] * (PRUNE_KEYS + 1), range(PRUNE_KEYS + 1))
+    job = spark_engine.get_historical_features(many, [request(stats_view())])
+    assert "LeftSemi" not in _plan(job)
+    assert job.to_arrow().column("trips").to_pylist()[:3] == [None, 30, 90]
+
+
+def test_only_the_events_of_the_entity_keys_reach_the_window_join(
+        repo: Path, spark_engine: SparkEngine) -> None:
+    write_txns(repo, [(1, 0, 1.0), (1, 0.5, 4.0), (2, 0.5, 100.0)])
+    view = txn_view([hw.Aggregation("amount", "sum", 2 * HOUR, HOUR, name="total")])
+    job = spark_engine.get_historical_features(frame([1.75]), [request(view)])
+    plan = _plan(job)
+    assert "LeftSemi" in plan and "BroadcastExchange" in plan, plan
+    assert job.to_arrow().column("total").to_pylist() == [5.0]

@@ -61,7 +61,12 @@ from headwater.offline.spark_entity import (
     spark_range,
 )
 from headwater.offline.spark_join import join_view, key_type
-from headwater.offline.spark_rows import events_frame, latest_frame, view_rows
+from headwater.offline.spark_rows import (
+    PRUNE_KEYS,
+    events_frame,
+    latest_frame,
+    view_rows,
+)
 from headwater.offline.spark_session import open_session
 from headwater.offline.spark_sources import SEQ, SparkSources, col, instant, to_spark_frame
 from headwater.offline.sql_names import ROW, TIME
@@ -253,17 +258,18 @@ class SparkEngine:
                                                       strict=True)):
             view = request.view
             keys_as = [key_type(key_class(schema.field(k).type)) for k in view.join_keys]
+            few = _few_keys(plan.table, view.join_keys)
             if view.is_aggregated:
                 fields = input_fields(view, requested(view, request.features))
                 source_rows, _ = view_rows(self._sources, view, fields)
                 part = aggregate_view(rows, source_rows, view=view, features=request.features,
                                       fields=fields, keys_as=keys_as, index=index,
-                                      entity_range=entity_range)
+                                      entity_range=entity_range, few_keys=few)
             else:
                 source_rows, _ = view_rows(self._sources, view, request.features)
                 part = join_view(rows, source_rows, keys=view.join_keys, key_types=keys_as,
                                  width=len(request.features), index=index, ttl=view.ttl,
-                                 entity_range=entity_range)
+                                 entity_range=entity_range, few_keys=few)
             result = part if result is None else result.join(part, on=ROW, how="left")
         return rows.select(col(ROW)) if result is None else result
 
@@ -344,6 +350,19 @@ class SparkEngine:
         import pyarrow as pa
 
         return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+def _few_keys(table: pa.Table | None, keys: Sequence[str]) -> bool:
+    """Whether a local (Arrow) entity frame has at most
+    :data:`~headwater.offline.spark_rows.PRUNE_KEYS` distinct ``keys`` (counted with Arrow),
+    so that the view's rows are pruned to them; False for a Spark frame."""
+    if table is None:
+        return False
+    if table.num_rows <= PRUNE_KEYS:
+        return True
+    names = list(dict.fromkeys(keys))
+    distinct: int = table.select(names).group_by(names).aggregate([]).num_rows
+    return distinct <= PRUNE_KEYS
 
 
 def _unsigned(table: pa.Table, stored: Mapping[str, pa.DataType]) -> pa.Table:

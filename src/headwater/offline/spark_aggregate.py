@@ -32,7 +32,7 @@ from typing import Any
 from headwater.definitions import Aggregation, FeatureView, Field
 from headwater.offline.aggregate import requested
 from headwater.offline.pit_join import feature_column
-from headwater.offline.spark_rows import TS, order_struct, value_column
+from headwater.offline.spark_rows import TS, of_entity_keys, order_struct, value_column
 from headwater.offline.spark_sources import col
 from headwater.offline.sql_names import ROW, TIME
 from headwater.types import Bool, DType, Float32, Float64, to_micros
@@ -101,11 +101,14 @@ def _function(agg: Aggregation, value: str, dtype: DType, within: str) -> str:
 
 def aggregate_view(entity: Any, rows: Any, *, view: FeatureView, features: Sequence[Field],
                    fields: Sequence[Field], keys_as: Sequence[str], index: int,
-                   entity_range: tuple[datetime | None, datetime | None]) -> Any:
+                   entity_range: tuple[datetime | None, datetime | None],
+                   few_keys: bool = False) -> Any:
     """The aggregation features ``features`` of ``view`` for every entity row: ``__hw_row``
     then ``__hw_v{index}_{j}``. ``rows`` comes from
     :func:`~headwater.offline.spark_rows.view_rows` with ``fields`` (the aggregated
-    columns); ``keys_as`` are the Spark types the keys are compared as."""
+    columns); ``keys_as`` are the Spark types the keys are compared as. With ``few_keys``
+    only events of the entity rows' keys take part
+    (:func:`~headwater.offline.spark_rows.of_entity_keys`)."""
     from pyspark.sql import functions as F
 
     keys = view.join_keys
@@ -129,6 +132,8 @@ def aggregate_view(entity: Any, rows: Any, *, view: FeatureView, features: Seque
                               (col(_EVENT) < F.lit(to_micros(latest))))
     for k in keys:
         events = events.where(col(k).isNotNull())
+    if few_keys:
+        events = of_entity_keys(events, keys, probes.select(*(col(k) for k in keys)))
     tails = {(a.window_us, a.granularity_us): _tail(a.window_us, a.granularity_us)
              for a in aggregations}
     probe_tails = [_tail(w, h, f"p.{_PROBE}") for w, h in tails]

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headwater.offline.pit_join import feature_column
-from headwater.offline.spark_rows import CREATED, TS, value_column
+from headwater.offline.spark_rows import CREATED, TS, of_entity_keys, value_column
 from headwater.offline.spark_sources import SEQ, col
 from headwater.offline.sql_names import ROW, TIME
 
@@ -41,10 +41,13 @@ def key_type(arrow_class: str | None) -> str:
 
 def join_view(entity: Any, rows: Any, *, keys: Sequence[str], key_types: Sequence[str],
               width: int, index: int, ttl: timedelta | None,
-              entity_range: tuple[datetime | None, datetime | None]) -> Any:
+              entity_range: tuple[datetime | None, datetime | None],
+              few_keys: bool = False) -> Any:
     """The point-in-time join of one view (``rows`` from
     :func:`~headwater.offline.spark_rows.view_rows` with ``width`` value columns) to the
-    entity rows (``__hw_row``, keys, ``__hw_t`` as a TIMESTAMP)."""
+    entity rows (``__hw_row``, keys, ``__hw_t`` as a TIMESTAMP). With ``few_keys`` only
+    rows of the entity rows' keys take part
+    (:func:`~headwater.offline.spark_rows.of_entity_keys`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -62,6 +65,8 @@ def join_view(entity: Any, rows: Any, *, keys: Sequence[str], key_types: Sequenc
                        *(col(value_column(j)).alias(f"c{j}") for j in range(width)))
     features = usable.select(*casts, col(TS).alias(_ORDER_TIME), F.lit(0).alias(_KIND),
                              col(CREATED), col(SEQ), payload.alias(_PICKED))
+    if few_keys:
+        features = of_entity_keys(features, keys, entity.select(*casts))
     probes = entity.select(*casts, col(TIME).alias(_ORDER_TIME), F.lit(1).alias(_KIND),
                            col(ROW))
     union = features.unionByName(probes, allowMissingColumns=True)

@@ -36,6 +36,24 @@ def value_column(position: int) -> str:
     return f"__hw_c{position}"
 
 
+PRUNE_KEYS = 10_000
+"""A view's rows are pruned to the entity keys (:func:`of_entity_keys`) when a local (Arrow)
+entity frame has at most this many distinct keys. With more, the semi join cost more than it
+saved when measured: 31.6 s against 23.1 s for 1,000,000 entity rows of 100,000 drivers over
+10,000,000 feature rows (local[2])."""
+
+
+def of_entity_keys(rows: Any, keys: Sequence[str], entity_keys: Any) -> Any:
+    """``rows`` of a view (its ``keys`` cast as the entity rows' are) limited to the keys
+    some entity row has: a left semi join with the distinct ``entity_keys``, broadcast, so
+    Spark filters the view's rows with a hash table of the entity keys as they are scanned,
+    before any shuffle: a retrieval for a few entities no longer sorts every row of the
+    view. For few keys only (:data:`PRUNE_KEYS`)."""
+    from pyspark.sql import functions as F
+
+    return rows.join(F.broadcast(entity_keys.distinct()), on=list(keys), how="left_semi")
+
+
 def view_rows(sources: SparkSources, view: FeatureView,
               fields: Sequence[Field]) -> tuple[Any, pa.Schema]:
     """The view's rows (see the module docstring) and the source's Arrow schema."""
