@@ -68,9 +68,7 @@ _PINNED = ("import os, runpy, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); 
 def one_cpu() -> int | None:
     """The CPU a benchmark that claims "one core" pins its child to: the highest one this
     process may run on; None where CPU affinity cannot be set (not Linux)."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    return max(os.sched_getaffinity(0))
+    return max(cpus(), default=None)
 
 
 def cpus() -> list[int]:

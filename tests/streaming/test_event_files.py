@@ -30,7 +30,7 @@ from headwater.streaming.event_files import (
     rewrite_pending,
     write_files,
 )
-from headwater.streaming.parquet_append import PushFolder
+from headwater.streaming.parquet_append import PushFolder, temp_path
 
 STAMP = pa.timestamp("us", "UTC")
 DAY = datetime(2024, 3, 9, 23, 59, tzinfo=UTC)
@@ -241,7 +241,7 @@ def test_a_failed_rewrite_leaves_every_pending_file_whole(tmp_path: Path) -> Non
     from headwater.errors import StoreUnavailableError
 
     table, files, pending = _rewrite_setup(tmp_path)
-    blocker = pending[1].parent / f".{final_path(pending[1]).name}.tmp"
+    blocker = temp_path(final_path(pending[1]))
     blocker.mkdir()
     kept = [files[0], dataclasses.replace(files[1], rows=files[1].rows[1:])]
     with pytest.raises(StoreUnavailableError, match="Fix:"):

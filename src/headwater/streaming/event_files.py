@@ -43,6 +43,7 @@ from headwater.streaming.parquet_append import (
     check_name,
     partition_name,
     sync_folder,
+    temp_path,
     write_all_durably,
 )
 
@@ -144,8 +145,8 @@ def write_files(target: PushFolder, table: pa.Table, files: Iterable[EventFile],
 
     files = list(files)
     finals = [check_name(target, file.parts) for file in files]  # every name before any I/O
-    temps = [final.parent / f".{final.name}.tmp" if pending is None
-             else pending_path(final, pending) for final in finals]
+    temps = [temp_path(final) if pending is None else pending_path(final, pending)
+             for final in finals]
     write_all_durably(((final, temp, table.take(pa.array(file.rows)))
                        for final, temp, file in zip(finals, temps, files, strict=True)),
                       rename=pending is None)
@@ -163,9 +164,8 @@ def rewrite_pending(table: pa.Table, files: Sequence[EventFile],
     import pyarrow as pa
 
     kept = [(file, path) for file, path in zip(files, paths, strict=True) if len(file.rows)]
-    write_all_durably(((path, path.parent / f".{final_path(path).name}.tmp",
-                        table.take(pa.array(file.rows))) for file, path in kept),
-                      replacing=True)
+    write_all_durably(((path, temp_path(final_path(path)), table.take(pa.array(file.rows)))
+                       for file, path in kept), replacing=True)
     discard(path for file, path in zip(files, paths, strict=True) if not len(file.rows))
     return [path for _, path in kept]
 

@@ -193,7 +193,7 @@ def append_file(target: PushFolder, table: pa.Table) -> Path:
     returns its path."""
     name = push_file_name(time.time_ns(), uuid.uuid4().hex[:8])
     final = check_name(target, (name,))
-    write_all_durably([(final, final.parent / f".{name}.tmp", table)])
+    write_all_durably([(final, temp_path(final), table)])
     return final
 
 
@@ -205,6 +205,12 @@ def check_name(target: PushFolder, parts: tuple[str, ...]) -> Path:
                         f"glob {'/'.join(target.pattern)}, so no read would see it. Fix: "
                         f"{_FIX}")
     return target.folder.joinpath(*parts)
+
+
+def temp_path(final: Path) -> Path:
+    """Where the file ``final`` is written before it is renamed there: a hidden name no
+    source and no recovery reads."""
+    return final.parent / f".{final.name}.tmp"
 
 
 def write_all_durably(files: Iterable[tuple[Path, Path, pa.Table]], *,
@@ -240,13 +246,14 @@ def write_all_durably(files: Iterable[tuple[Path, Path, pa.Table]], *,
         for final, temp in written if rename else ():
             where = final
             os.replace(temp, final)
-            shown.append(final)
+            if not replacing:  # a replaced file is not removed on a failure
+                shown.append(final)
         for folder in dict.fromkeys(temp.parent for _, temp in written):
             where = folder
             sync_folder(folder)
         done = True
     except OSError as exc:
-        left = _undo(written, [] if replacing else shown)
+        left = _undo(written, shown)
         done = True
         also = (f" The rows of {', '.join(map(str, left))} are visible already and could "
                 "not be removed: delete those files before writing the rows again."
@@ -256,7 +263,7 @@ def write_all_durably(files: Iterable[tuple[Path, Path, pa.Table]], *,
             f"that the folder is writable and the disk has free space.{also}") from exc
     finally:
         if not done:  # not an OSError: a name refused, an interrupt
-            _undo(written, [] if replacing else shown)
+            _undo(written, shown)
 
 
 def _undo(written: list[tuple[Path, Path]], shown: list[Path]) -> list[Path]:
