@@ -20,6 +20,7 @@ from headwater.streaming.messages import Message
 from tests.streaming.stream_repo import (
     RedisPublisher,
     close_enough,
+    definitions,
     events,
     expected,
     make_repo,
@@ -234,34 +235,79 @@ class _NoReader:
         return None
 
 
-def test_events_a_second_consumer_commits_meanwhile_reach_the_offline_copy_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """B checks which of its messages are applied, then A (which took two of them over)
-    commits those two before B's transaction: B's files must drop them."""
+def _takeover(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, last: str
+              ) -> tuple[pa.Table, list[Message], Path, Consumer, Consumer, hw.FeatureStore]:
+    """Two consumers A and B of one repo; B's next check of which of its messages are
+    applied lets A commit the first two of them (A took them over) right after. ``last``:
+    the feed's last view (whose transaction commits the marks) is aggregated, or, with the
+    aggregated view removed, plain."""
     from datetime import UTC, datetime
 
     t0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
     table = events(4, end=t0, drivers=1)
     messages = [Message("trips", f"1-{i}", data=p) for i, p in enumerate(payloads(table))]
     repo = make_repo(tmp_path / "repo", "trips")
-    with hw.FeatureStore(repo) as a, hw.FeatureStore(repo) as b:
-        first = Consumer(a, stream_feeds(a), _NoReader(), consumer="A")
-        second = Consumer(b, stream_feeds(b), _NoReader(), consumer="B")
-        checked = b.online.markers_present
+    if last == "plain":
+        driver, _, latest = definitions("trips")
+        with hw.FeatureStore(repo) as store:
+            store.apply([driver, latest], prune=True)
+    a, b = hw.FeatureStore(repo), hw.FeatureStore(repo)
+    first = Consumer(a, stream_feeds(a), _NoReader(), consumer="A")
+    second = Consumer(b, stream_feeds(b), _NoReader(), consumer="B")
+    checked = b.online.markers_present
 
-        def a_commits_meanwhile(scope: str, ids: list[str]) -> set[str]:
-            found = checked(scope, ids)
-            monkeypatch.setattr(b.online, "markers_present", checked)
-            first.process(messages[:2])
-            return found
+    def a_commits_meanwhile(scope: str, ids: list[str]) -> set[str]:
+        found = checked(scope, ids)
+        monkeypatch.setattr(b.online, "markers_present", checked)
+        first.process(messages[:2])
+        return found
 
-        monkeypatch.setattr(b.online, "markers_present", a_commits_meanwhile)
+    monkeypatch.setattr(b.online, "markers_present", a_commits_meanwhile)
+    return table, messages, repo, first, second, a
+
+
+def _offline_once(repo: Path, table: pa.Table) -> None:
+    stored = offline_rows(repo)
+    assert stored.num_rows == 4
+    assert sorted(stored.column("fare").to_pylist()) == sorted(
+        table.column("fare").to_pylist())
+
+
+@pytest.mark.parametrize("last", ["aggregated", "plain"])
+def test_events_a_second_consumer_commits_meanwhile_reach_the_offline_copy_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        last: str) -> None:
+    """B checks which of its messages are applied, then A (which took two of them over)
+    commits those two before B's transaction: B's files must drop them."""
+    table, messages, repo, first, second, a = _takeover(tmp_path, monkeypatch, last)
+    try:
         second.process(messages)
         assert (first.counters.events, second.counters.events) == (2, 2)
-        stored = offline_rows(repo)
-        assert stored.num_rows == 4
-        assert sorted(stored.column("fare").to_pylist()) == sorted(
-            table.column("fare").to_pylist())
+    finally:
+        a.close()
+        second.store.close()
+    _offline_once(repo, table)
+
+
+@pytest.mark.parametrize("last", ["aggregated", "plain"])
+def test_a_consumer_dying_after_such_a_commit_leaves_files_that_match_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        last: str) -> None:
+    """As above, but B dies once its commit is confirmed, before it makes its files
+    visible: its pending files already left A's two events out (they were rewritten before
+    the commit), so B restarted publishes them and every event is offline once."""
+    table, messages, repo, _, second, a = _takeover(tmp_path, monkeypatch, last)
+    try:
+        second._commit(stream_feeds(second.store)[0], messages)  # not finished: B dies
+        second.store.online.settle()
+    finally:
+        a.close()
+        second.store.close()
+    with hw.FeatureStore(repo) as restarted:
+        recovery = Consumer(restarted, stream_feeds(restarted), _NoReader(),
+                            consumer="B").recover()
+    assert recovery.published == 1
+    _offline_once(repo, table)
 
 
 class _Batches:

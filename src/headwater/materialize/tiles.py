@@ -121,11 +121,15 @@ def send_events(online: OnlineStore, view: FeatureView, generation: int, events:
                 markers: Sequence[str] = (),
                 before_commit: Callable[[], object] | None = None,
                 batch: ViewBatch | None = None, likely_unmarked: bool = False,
-                defer: bool = False) -> Callable[[], ApplyResult]:
+                defer: bool = False,
+                on_marked: Callable[[frozenset[str]], object] | None = None
+                ) -> Callable[[], ApplyResult]:
     """:func:`apply_events`, returning the function that gives its result. With ``defer``
     the online update is deferred (:meth:`~headwater.online.base.OnlineStore.update`):
     call the function only after ``online.settle`` confirmed it, since a commit run again
-    merges again and may find other ids marked."""
+    merges again and may find other ids marked. ``on_marked`` is called with the ids found
+    marked each time the update is about to commit (after ``before_commit``), so what is
+    committed along with it can leave them out first."""
     import numpy as np
 
     from headwater.aggregation.grouped import partials
@@ -150,6 +154,8 @@ def send_events(online: OnlineStore, view: FeatureView, generation: int, events:
         outcome_marked.update(i for i in ids or () if i in marked)
         if before_commit is not None:
             before_commit()
+        if on_marked is not None:
+            on_marked(frozenset(outcome_marked))
         return records
 
     online.update(view.name, whole.keys, modify, scope=scope, ids=list(ids or ()),

@@ -397,44 +397,66 @@ class Consumer:
         else:  # planned here; also when the batch before was planned after this one's plan
             (files, seq), prepared = plan_files(events.column(LATEST_TS)), None
         self._planned_ms = max(self._planned_ms, *(f.ms for f in files))
+        batch_files = _BatchFiles(offline, files, ids)
         if self._file_writer is None:
-            paths = write_event_files(folder, offline, files, pending=self.consumer)
+            batch_files.paths = write_event_files(folder, offline, files, pending=self.consumer)
             sent = send_online(self.store, feed, events, seq, ids=ids,
                                markers=[f.marker for f in files], prepared=prepared,
-                               likely_unmarked=fresh, defer=defer)
+                               likely_unmarked=fresh, defer=defer, on_taken=batch_files.drop)
         else:
             writing = self._file_writer.submit(write_event_files, folder, offline, files,
                                                pending=self.consumer)
+
+            def written() -> None:
+                batch_files.paths = writing.result()
+
             try:
                 sent = send_online(self.store, feed, events, seq, ids=ids,
-                                   markers=[f.marker for f in files],
-                                   before_commit=writing.result, prepared=prepared,
-                                   likely_unmarked=fresh, defer=defer)
+                                   markers=[f.marker for f in files], before_commit=written,
+                                   prepared=prepared, likely_unmarked=fresh, defer=defer,
+                                   on_taken=batch_files.drop)
             finally:
                 wait([writing])  # a failed batch leaves no file being written behind it
-            paths = writing.result()
+            if batch_files.paths is None:
+                batch_files.paths = writing.result()
         if self._schemas[feed.name] is None:
             self._schemas[feed.name] = offline.schema
-        return partial(self._finish, offline, files, ids=ids, paths=paths, sent=sent)
+        return partial(self._finish, batch_files, sent=sent)
 
-    def _finish(self, offline: pa.Table, files: list[EventFile], *,
-                ids: list[str], paths: list[Path], sent: Callable[[], OnlineEffect]) -> None:
+    def _finish(self, batch_files: _BatchFiles, *, sent: Callable[[], OnlineEffect]) -> None:
         """Once a batch's online commit is confirmed: count it and make its files visible
-        (keeping only the rows of events no other consumer committed first)."""
-        import numpy as np
-
+        (they hold only the rows of events no other consumer committed first:
+        :meth:`_BatchFiles.drop` ran before the commit)."""
         effect = sent()
         self.counters.events += effect.applied
         self.counters.duplicates += effect.duplicates
-        if effect.taken:
-            # Another consumer committed some of these events after this one checked (it
-            # took them over past the claim timeout): their rows are in its files, so this
-            # batch's files keep only the others (rewritten under the same pending names,
-            # whose markers are committed).
-            ours = np.fromiter((i not in effect.taken for i in ids), np.bool_, len(ids))
-            kept = [dataclasses.replace(f, rows=f.rows[ours[f.rows]]) for f in files]
-            paths = rewrite_pending(offline, kept, paths)
-        publish(paths)
+        publish(batch_files.paths or [])
+
+
+class _BatchFiles:
+    """A batch's pending files (``paths``, set once written) and what they were written
+    from, so that :meth:`drop` can leave events out of them before the batch's commit."""
+
+    def __init__(self, offline: pa.Table, files: list[EventFile], ids: list[str]) -> None:
+        self.offline, self.files, self.ids = offline, files, ids
+        self.paths: list[Path] | None = None
+        self._dropped: frozenset[str] = frozenset()
+
+    def drop(self, taken: frozenset[str]) -> None:
+        """Rewrite the pending files without the events ``taken`` (another consumer
+        committed them after this one checked: their rows are in its files). Called from
+        inside the commit's transaction, before the files' markers are committed, so a
+        consumer that dies after its commit leaves files that match it; the commit may run
+        again with more ids taken, and each run rewrites from the batch's rows."""
+        import numpy as np
+
+        if not taken or taken == self._dropped or self.paths is None:
+            return
+        ours = np.fromiter((i not in taken for i in self.ids), np.bool_, len(self.ids))
+        kept = [dataclasses.replace(f, rows=f.rows[ours[f.rows]]) for f in self.files]
+        self.paths = rewrite_pending(self.offline, kept, self.paths)
+        self.files = [f for f in kept if len(f.rows)]
+        self._dropped = taken
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,12 @@ effect together with one marker per file (``file:<name>``), then renames them vi
 without a marker is deleted (its events were not acknowledged and will be delivered again).
 A running consumer sweeps up the same way every claim timeout, so the committed files of a
 consumer that died and never came back become visible too.
+
+Events another consumer committed after this one checked (it took them over past the claim
+timeout) are in that consumer's files. The commit that finds them marked calls back before
+it commits (``on_taken`` of :func:`~headwater.streaming.ingest.send_online`) and the
+pending files are rewritten without them (:func:`rewrite_pending`), so a committed marker's
+file holds exactly the events its commit applied, even when its consumer dies right after.
 """
 
 from __future__ import annotations
@@ -159,8 +165,9 @@ def rewrite_pending(table: pa.Table, files: Sequence[EventFile],
     ``files``, in order) with the rows of its file in ``files`` now (fewer: those of events
     another consumer committed first are dropped), and delete one left with no row.
     Returns the pending files that remain. Each file is replaced atomically, after its new
-    content is durable: a failure leaves every file whole, old or new, so no row is lost
-    (an old file still holds rows another consumer wrote too)."""
+    content is durable: a failure leaves every file whole, old or new, and raises, so the
+    commit it was called from does not run (its files are deleted at recovery and its
+    events delivered again)."""
     import pyarrow as pa
 
     kept = [(file, path) for file, path in zip(files, paths, strict=True) if len(file.rows)]
@@ -184,8 +191,8 @@ def final_path(pending: Path) -> Path:
 def publish(paths: Iterable[Path], *, missing_ok: bool = False) -> None:
     """Rename pending files visible, durably. A file another process already renamed (its
     marker was seen committed) is fine; with ``missing_ok`` so is one that is gone (its
-    writer, alive after all, deleted it to rewrite it or because another consumer had
-    committed all of its events)."""
+    writer, alive after all, deleted it: another consumer had committed all of its
+    events)."""
     folders = set()
     for path in paths:
         try:
@@ -222,9 +229,8 @@ def recover_pending(folder: Path, consumer: str,
     markers and returns those present online.
 
     Another consumer's files are taken only once unchanged for ``others_after`` seconds:
-    a live consumer renames its committed files within moments (or rewrites them first,
-    when another consumer took some of its events), so an older one was left by a
-    consumer that died after its commit. With ``own`` False this consumer's files are left
+    a live consumer renames its committed files within moments, so an older one was left
+    by a consumer that died after its commit. With ``own`` False this consumer's files are left
     alone (a running consumer sweeping up after dead ones: its own are in flight)."""
     mine = f"{_PENDING}{consumer}"
     oldest = time.time() - others_after

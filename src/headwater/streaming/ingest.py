@@ -223,10 +223,15 @@ def send_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarr
                 before_commit: Callable[[], object] | None = None,
                 prepared: Mapping[str, ViewBatch] | None = None,
                 likely_unmarked: bool = False,
-                defer: bool = False) -> Callable[[], OnlineEffect]:
+                defer: bool = False,
+                on_taken: Callable[[frozenset[str]], object] | None = None
+                ) -> Callable[[], OnlineEffect]:
     """:func:`apply_online`, returning the function that gives its effect. With ``defer``
     the aggregated views' updates are deferred (:meth:`~headwater.online.base.OnlineStore.
-    update`): call the function only after the online store's ``settle`` confirmed them."""
+    update`): call the function only after the online store's ``settle`` confirmed them.
+    ``on_taken`` is called with the ids found marked each time the last view's transaction
+    is about to commit the ids and ``markers`` (it may run again): the stream consumer
+    drops those events from its pending files there, before their markers are committed."""
     target = online if online is not None else store.online
     pending = before_commit
 
@@ -251,6 +256,8 @@ def send_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarr
                 def note_marked(marked: set[str], current: dict[bytes, bytes | None]
                                 ) -> dict[bytes, bytes]:
                     taken.update(i for i in ids or () if i in marked)
+                    if on_taken is not None:
+                        on_taken(frozenset(taken))
                     return {}
 
                 target.update(view.name, (), note_marked, scope=feed.scope(view), ids=ids,
@@ -262,11 +269,12 @@ def send_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarr
             target, view, generation, table, scope=None if ids is None else feed.scope(view),
             ids=ids, markers=markers if view is last else (), before_commit=wait,
             batch=(prepared or {}).get(view.name), likely_unmarked=likely_unmarked,
-            defer=defer))
+            defer=defer, on_marked=on_taken if view is last else None))
 
     def effect() -> OnlineEffect:
         if not last.is_aggregated:
-            return OnlineEffect(stored, events.num_rows, 0, frozenset(taken))
+            return OnlineEffect(stored, events.num_rows - len(taken), len(taken),
+                                frozenset(taken))
         result = results[-1]()  # the last view's
         return OnlineEffect(stored, result.applied, result.duplicates, result.marked)
 
