@@ -399,3 +399,30 @@ def test_first_deliveries_already_applied_change_nothing(redis_url: str,
     assert (again.events, again.duplicates) == (0, 400)
     check_online(repo, published)
     check_offline(repo, published)  # every event once, not twice
+
+
+def test_fewer_events_taken_on_a_later_run_of_the_commit_refuse_it(tmp_path: Path) -> None:
+    """A commit run again finds more events taken and its files drop them too; finding
+    fewer (a mark lost) raises before anything is committed, the files unchanged."""
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+
+    from headwater.errors import StoreUnavailableError
+    from headwater.streaming.consumer import _BatchFiles
+    from headwater.streaming.event_files import SeqClock, plan_files, write_files
+    from headwater.streaming.parquet_append import PushFolder
+
+    ts = pa.array([datetime(2024, 5, 1, h, tzinfo=UTC) for h in range(4)],
+                  pa.timestamp("us", "UTC"))
+    offline = pa.table({"ts": ts, "v": [0, 1, 2, 3]})
+    files, _ = plan_files(ts, SeqClock())
+    batch = _BatchFiles(offline, files, ["i0", "i1", "i2", "i3"])
+    batch.paths = write_files(PushFolder(tmp_path, None), offline, files, pending="B")
+    batch.drop(frozenset({"i0"}))
+    batch.drop(frozenset({"i0", "i2"}))
+    (path,) = batch.paths
+    assert pq.read_table(path).column("v").to_pylist() == [1, 3]
+    with pytest.raises(StoreUnavailableError, match="delivered again"):
+        batch.drop(frozenset({"i2"}))
+    assert pq.read_table(path).column("v").to_pylist() == [1, 3]

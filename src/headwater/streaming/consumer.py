@@ -42,7 +42,13 @@ from typing import TYPE_CHECKING
 
 from headwater.config import StreamSettings
 from headwater.definitions import StreamSource
-from headwater.errors import ConfigError, DefinitionError, NotFoundError
+from headwater.errors import (
+    ConfigError,
+    DefinitionError,
+    HeadwaterError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from headwater.offline.base import LATEST_TS
 from headwater.streaming.collector import paced_collector
 from headwater.streaming.event_files import (
@@ -446,12 +452,23 @@ class _BatchFiles:
         """Rewrite the pending files without the events ``taken`` (another consumer
         committed them after this one checked: their rows are in its files). Called from
         inside the commit's transaction, before the files' markers are committed, so a
-        consumer that dies after its commit leaves files that match it; the commit may run
-        again with more ids taken, and each run rewrites from the batch's rows."""
+        consumer that dies after its commit leaves files that match it. The commit may run
+        again with more ids taken: each run leaves out the new ones too. Marks never go
+        away within their retention, so fewer ids taken than before means a mark was lost:
+        that raises, nothing is committed and the batch comes again."""
         import numpy as np
 
-        if not taken or taken == self._dropped or self.paths is None:
+        if taken == self._dropped:
             return
+        if self.paths is None:
+            raise HeadwaterError("a batch's offline files were not written before its commit "
+                                 "(a bug: please report it)")
+        if not self._dropped <= taken:
+            raise StoreUnavailableError(
+                "the online store no longer marks events this consumer saw marked moments "
+                "ago (a lost write: eviction or a failover?); the batch is not committed "
+                "and will be delivered again. Fix: keep the online store from evicting keys "
+                "(maxmemory-policy noeviction)")
         ours = np.fromiter((i not in taken for i in self.ids), np.bool_, len(self.ids))
         kept = [dataclasses.replace(f, rows=f.rows[ours[f.rows]]) for f in self.files]
         self.paths = rewrite_pending(self.offline, kept, self.paths)

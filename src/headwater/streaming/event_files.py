@@ -173,7 +173,10 @@ def rewrite_pending(table: pa.Table, files: Sequence[EventFile],
     kept = [(file, path) for file, path in zip(files, paths, strict=True) if len(file.rows)]
     write_all_durably(((path, temp_path(final_path(path)), table.take(pa.array(file.rows)))
                        for file, path in kept), replacing=True)
-    discard(path for file, path in zip(files, paths, strict=True) if not len(file.rows))
+    emptied = [path for file, path in zip(files, paths, strict=True) if not len(file.rows)]
+    discard(emptied)
+    for folder in dict.fromkeys(path.parent for path in emptied):
+        sync_folder(folder)  # durably gone before the commit marks them
     return [path for _, path in kept]
 
 

@@ -182,7 +182,8 @@ def view_events(view: FeatureView, events: pa.Table, seq: np.ndarray) -> pa.Tabl
 class OnlineEffect:
     """What applying a batch online did: ``stored`` latest-value records kept (plain
     views); ``applied`` and ``duplicates``: events of the last view, the one whose marks
-    say an event is fully applied (every event is applied to a plain last view); ``taken``
+    say an event is fully applied (those another consumer committed first count as
+    duplicates); ``taken``
     the ids of the batch that were marked when the last view's transaction ran: another
     consumer committed them after this one checked (it took them over)."""
 
