@@ -158,3 +158,40 @@ def test_a_consumer_catching_up_defers_each_commit_and_settles_it_exactly_once(
     check_online(repo, published)
     check_offline(repo, published)
     assert consume(repo).events == 0  # all acknowledged
+
+
+def test_only_the_last_views_commit_is_deferred(tmp_path: Path, redis_url: str) -> None:
+    """A feed of two aggregated views: the first view's update commits before the last's
+    is sent deferred, so a consumer that dies before settling cannot leave the first view
+    without events the last view's marks say are applied."""
+    from tests.streaming.stream_repo import DRIVER, definitions, events, payloads
+    from tests.streaming.test_consumer import _NoReader
+
+    online = f"online: {{type: redis, url: '{redis_url}'}}\n"
+    repo = make_repo(tmp_path / "repo", "trips", "", online,
+                     project=f"two_views_{uuid.uuid4().hex[:12]}")
+    _, aggregated, latest = definitions("trips")
+    longer = hw.FeatureView("driver_trips_2h", entities=[DRIVER], source=aggregated.source,
+                            aggregations=[hw.Aggregation("fare", "sum", timedelta(hours=2),
+                                                         name="fare_sum_2h")])
+    table = events(6, end=datetime(2024, 5, 1, 10, 0, tzinfo=UTC), drivers=2)
+    messages = [Message("trips", f"1-{i}", data=p) for i, p in enumerate(payloads(table))]
+    with hw.FeatureStore(repo) as store:
+        store.apply([DRIVER, aggregated, latest, longer])
+        calls: list[tuple[str, bool]] = []
+        update = store.online.update
+
+        def watched(view: str, *args: Any, **kwargs: Any) -> int:
+            calls.append((view, bool(kwargs.get("defer"))))
+            return update(view, *args, **kwargs)
+
+        store.online.update = watched  # type: ignore[method-assign]
+        (feed,) = stream_feeds(store)
+        finish = Consumer(store, [feed], _NoReader(), consumer="c1")._commit(
+            feed, messages, defer=True)
+        assert [view for view, _ in calls if view != "driver_last_trip"] == [
+            "driver_trips", "driver_trips_2h"]
+        assert dict(calls)["driver_trips"] is False and dict(calls)["driver_trips_2h"] is True
+        assert store.online.pending() == 1
+        store.online.settle()
+        finish()

@@ -228,8 +228,11 @@ def send_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarr
                 on_taken: Callable[[frozenset[str]], object] | None = None
                 ) -> Callable[[], OnlineEffect]:
     """:func:`apply_online`, returning the function that gives its effect. With ``defer``
-    the aggregated views' updates are deferred (:meth:`~headwater.online.base.OnlineStore.
-    update`): call the function only after the online store's ``settle`` confirmed them.
+    the last view's update is deferred (:meth:`~headwater.online.base.OnlineStore.update`):
+    call the function only after the online store's ``settle`` confirmed it. Earlier views
+    commit before it is sent: a deferred commit of theirs that failed its checks would run
+    again only in ``settle``, and a consumer dying before then would leave their events
+    unapplied while the last view's marks say the events are applied.
     ``on_taken`` is called with the ids found marked each time the last view's transaction
     is about to commit the ids and ``markers`` (it may run again): the stream consumer
     drops those events from its pending files there, before their markers are committed."""
@@ -270,7 +273,7 @@ def send_online(store: FeatureStore, feed: Feed, events: pa.Table, seq: np.ndarr
             target, view, generation, table, scope=None if ids is None else feed.scope(view),
             ids=ids, markers=markers if view is last else (), before_commit=wait,
             batch=(prepared or {}).get(view.name), likely_unmarked=likely_unmarked,
-            defer=defer, on_marked=on_taken if view is last else None))
+            defer=defer and view is last, on_marked=on_taken if view is last else None))
 
     def effect() -> OnlineEffect:
         if not last.is_aggregated:
